@@ -1,0 +1,44 @@
+# fleetbench: two commands on a fresh machine.
+#   make demo  - create .venv, install fleetbench, run the built-in demo plan
+#   make test  - create/update .venv with test dependencies, run ruff, mypy and the tests
+# The first install compiles llama.cpp (about 6 minutes on 2 cores; pip caches the wheel).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# A portable llama.cpp build (no -march=native), so the cached wheel runs on any x86_64.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+
+.PHONY: demo test install install-dev lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(BIN)/fleetbench run
+
+lint: install-dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/embedded_overhead.py
+
+clean:
+	rm -rf $(VENV) fleetbench-results .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,3 @@
+from fleetbench.cli import main
+
+main()

@@ -1,0 +1,60 @@
+"""Backends, registered by name.
+
+Built-in backends are listed in ``_BUILTIN`` as ``module:Class`` strings so that
+looking one up never imports another's heavy SDK. A model may also name any
+importable class as ``backend: package.module:ClassName`` (a plugin).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from fleetbench.backends.base import (
+    Backend,
+    GenerationRequest,
+    GenerationResult,
+    GenerationSettings,
+    LoadInfo,
+    Message,
+)
+from fleetbench.errors import ConfigError
+
+__all__ = [
+    "Backend",
+    "GenerationRequest",
+    "GenerationResult",
+    "GenerationSettings",
+    "LoadInfo",
+    "Message",
+    "backend_names",
+    "get_backend_class",
+]
+
+_BUILTIN: dict[str, str] = {
+    "llamacpp": "fleetbench.backends.llamacpp:LlamaCppBackend",
+}
+
+
+def backend_names() -> list[str]:
+    return sorted(_BUILTIN)
+
+
+def get_backend_class(name: str) -> Any:
+    """Resolve a backend name (or ``module:Class``) to its class; ConfigError if unknown."""
+    target = _BUILTIN.get(name, name)
+    if ":" not in target:
+        raise ConfigError(
+            f"unknown backend {name!r}; valid: {', '.join(backend_names())} "
+            "or an importable 'package.module:ClassName'"
+        )
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        cls = getattr(module, class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import backend {name!r}: {exc}") from None
+    for attr in ("name", "Options", "load", "generate", "close"):
+        if not hasattr(cls, attr):
+            raise ConfigError(f"backend {name!r} lacks {attr!r}; see fleetbench.backends.Backend")
+    return cls

@@ -1,0 +1,87 @@
+"""The backend interface: load a model, generate a batch of requests, close.
+
+A backend measures what only it can see (time to first token, token counts) and
+classifies its own errors as retryable or not. The runner never imports a backend
+module directly: it asks the registry (``fleetbench.backends.get_backend``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GenerationSettings(BaseModel):
+    """Sampling parameters, always passed explicitly: backends' defaults differ."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(0.0, ge=0.0, le=5.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0, description="0 disables top-k")
+    min_p: float = Field(0.0, ge=0.0, le=1.0)
+    max_tokens: int = Field(128, ge=1)
+    seed: int = 42
+    repeat_penalty: float = Field(1.0, gt=0.0)
+    stop: list[str] = Field(default_factory=list)
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: str
+    content: str
+
+
+class GenerationRequest(BaseModel):
+    """One prompt to generate for; ``index`` ties the result back to its sample."""
+
+    index: int
+    messages: list[Message]
+    settings: GenerationSettings
+    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class GenerationResult(BaseModel):
+    """What a backend measured for one request. Times are seconds, client side."""
+
+    index: int
+    text: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class LoadInfo(BaseModel):
+    """Facts a backend learns while loading, recorded with the run."""
+
+    load_time_s: float
+    model_path: str | None = None
+    model_size_bytes: int | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every backend implements. ``Options`` validates the model's ``options:``."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[BaseModel]]
+
+    def load(self) -> LoadInfo: ...
+
+    def generate(self, requests: Iterable[GenerationRequest]) -> Iterator[GenerationResult]:
+        """Yield one result per request as each completes (order may differ)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,168 @@
+"""``llamacpp``: a GGUF model in-process through llama-cpp-python.
+
+Prompts are rendered with the model's own chat template, tokenised once, and decoded
+token by token through ``Llama.generate`` so that token counts are exact and the time
+to first token is the time until the first sampled token, prompt processing included.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fleetbench.backends.base import GenerationRequest, GenerationResult, LoadInfo
+from fleetbench.backends.chat_template import ChatTemplate
+from fleetbench.catalog.embedded import embedded_model_path
+from fleetbench.errors import BackendError, BackendUnavailable
+
+# Used when a GGUF carries no chat template of its own.
+_CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+class LlamaCppOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_path: Path | None = Field(None, description="GGUF file; default: embedded SmolLM2")
+    n_ctx: int = Field(2048, ge=64)
+    n_threads: int | None = Field(None, ge=1, description="default: all cores")
+    n_batch: int = Field(512, ge=1)
+    n_gpu_layers: int = 0
+
+
+class LlamaCppBackend:
+    name: ClassVar[str] = "llamacpp"
+    Options: ClassVar[type[BaseModel]] = LlamaCppOptions
+
+    def __init__(self, options: LlamaCppOptions) -> None:
+        self.options = options
+        self._llm: Any = None
+        self._template: ChatTemplate | None = None
+
+    def load(self) -> LoadInfo:
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise BackendUnavailable(
+                "llama-cpp-python is not installed; run: pip install llama-cpp-python==0.3.36"
+            ) from None
+        path = self.options.model_path or embedded_model_path()
+        if not path.is_file():
+            raise BackendError(f"model file not found: {path}")
+        start = time.perf_counter()
+        self._llm = Llama(
+            model_path=str(path),
+            n_ctx=self.options.n_ctx,
+            n_threads=self.options.n_threads or os.cpu_count(),
+            n_batch=self.options.n_batch,
+            n_gpu_layers=self.options.n_gpu_layers,
+            verbose=False,
+        )
+        load_time = time.perf_counter() - start
+        self._template = self._chat_template()
+        return LoadInfo(
+            load_time_s=load_time,
+            model_path=str(path),
+            model_size_bytes=path.stat().st_size,
+            details={"n_ctx": self._llm.n_ctx(), "n_threads": self._llm.n_threads},
+        )
+
+    def _chat_template(self) -> ChatTemplate:
+        llm = self._llm
+        meta: dict[str, str] = llm.metadata
+        template = meta.get("tokenizer.chat_template") or _CHATML
+        return ChatTemplate(
+            template,
+            bos_token=_token_text(llm, llm.token_bos()),
+            eos_token=_token_text(llm, llm.token_eos()),
+        )
+
+    def generate(self, requests: Iterable[GenerationRequest]) -> Iterator[GenerationResult]:
+        for request in requests:
+            try:
+                yield self._generate_one(request)
+            except (ValueError, RuntimeError) as exc:  # e.g. prompt longer than the context
+                yield GenerationResult(index=request.index, error=f"{type(exc).__name__}: {exc}")
+
+    def _generate_one(self, request: GenerationRequest) -> GenerationResult:
+        import llama_cpp
+
+        llm, template = self._llm, self._template
+        if llm is None or template is None:
+            raise BackendError("generate() called before load()")
+        s = request.settings
+        start = time.perf_counter()
+        prompt = template.render(request.messages, **request.chat_template_kwargs)
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        if len(tokens) + s.max_tokens > llm.n_ctx():
+            raise ValueError(
+                f"prompt ({len(tokens)} tokens) + max_tokens ({s.max_tokens}) "
+                f"exceeds n_ctx ({llm.n_ctx()})"
+            )
+        llm.set_seed(s.seed)
+        out: list[int] = []
+        ttft: float | None = None
+        finish = "length"
+        stream = llm.generate(
+            tokens,
+            top_k=s.top_k,
+            top_p=s.top_p,
+            min_p=s.min_p,
+            temp=s.temperature,
+            repeat_penalty=s.repeat_penalty,
+            reset=True,
+        )
+        vocab = llm._model.vocab
+        for token in stream:
+            if ttft is None:
+                ttft = time.perf_counter() - start
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                finish = "stop"
+                break
+            out.append(token)
+            if s.stop and _hit_stop(llm, out, s.stop):
+                finish = "stop"
+                break
+            if len(out) >= s.max_tokens:
+                break
+        latency = time.perf_counter() - start
+        text = llm.detokenize(out).decode("utf-8", errors="replace")
+        if s.stop:
+            text = _cut_at_stop(text, s.stop)
+        return GenerationResult(
+            index=request.index,
+            text=text,
+            prompt_tokens=len(tokens),
+            completion_tokens=len(out),
+            latency_s=latency,
+            ttft_s=ttft,
+            finish_reason=finish,
+        )
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+
+
+def _token_text(llm: Any, token: int) -> str:
+    if token < 0:
+        return ""
+    return str(llm.detokenize([token], special=True).decode("utf-8", errors="ignore"))
+
+
+def _hit_stop(llm: Any, out: list[int], stops: list[str]) -> bool:
+    tail = llm.detokenize(out[-16:]).decode("utf-8", errors="ignore")
+    return any(stop in tail for stop in stops)
+
+
+def _cut_at_stop(text: str, stops: list[str]) -> str:
+    cut = min((text.find(s) for s in stops if s in text), default=-1)
+    return text[:cut] if cut >= 0 else text

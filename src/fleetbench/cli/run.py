@@ -1,0 +1,119 @@
+"""``fleetbench run``: execute a plan (or the built-in demo) and write the results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fleetbench.cli.progress import ProgressObserver
+from fleetbench.cli.tables import plan_table, summary_table
+from fleetbench.errors import ConfigError
+from fleetbench.report import MASTER_FILE
+from fleetbench.runner import SKIP, BatchOptions, load_plan, plan_batch, run_batch
+
+DEFAULT_OUTPUT = Path("fleetbench-results")
+
+
+def run(
+    plan: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Plan YAML file. Without one, runs the built-in demo plan "
+            "(the embedded SmolLM2 on ~20 built-in prompts).",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Only models whose name contains this (case-insensitive); repeat for several.",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="At most N samples per run (default: plan's).")
+    ] = None,
+    smoke: Annotated[
+        bool, typer.Option("--smoke", help="1 sample per run: catch loading/config errors fast.")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Show the runs that would execute or be skipped "
+            "(and why); load nothing, write nothing.",
+        ),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help=f"Results folder (default: the plan's 'output', else ./{DEFAULT_OUTPUT}).",
+            show_default=False,
+        ),
+    ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Discard earlier results of the selected runs and "
+            "run them again (default: resume).",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=1,
+            help="Seconds per run before its process group is "
+            "killed (default: plan's timeout_s, 1800).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run every model of a plan through every task, resumably.
+
+    Results go to OUTPUT/fleetbench.db (SQLite, one row per sample),
+    OUTPUT/master_results.csv (one row per run) and OUTPUT/runs/<run_id>/
+    (summary.json, results.jsonl, run.log). Re-running the same plan into the same
+    folder skips what is done and resumes interrupted runs.
+
+    Exit codes: 0 all runs completed; 1 some run failed; 2 bad input; 130 interrupted.
+    """
+    console = Console(highlight=False)
+    if smoke and limit is not None:
+        raise ConfigError("--smoke and --limit exclude each other (--smoke means --limit 1)")
+    loaded = load_plan(plan)
+    options = BatchOptions(
+        output=(output or loaded.plan.output or DEFAULT_OUTPUT).resolve(),
+        model_filters=list(model or []),
+        limit=1 if smoke else (limit or loaded.plan.limit),
+        timeout_s=timeout or loaded.plan.timeout_s,
+        fresh=fresh,
+    )
+    runs = plan_batch(loaded, options)
+    if (
+        not any(r.action != SKIP for r in runs)
+        and options.model_filters
+        and not any(r.reason.startswith("completed") for r in runs)
+    ):
+        raise ConfigError(
+            f"--model {' / '.join(options.model_filters)} matches no model of {loaded.source}; "
+            f"models: {', '.join(m.name for m in loaded.plan.models)}"
+        )
+    if dry_run:
+        console.print(plan_table(runs))
+        console.print(f"output: {options.output}  (dry run: nothing loaded or written)")
+        return
+    console.print(f"plan: {loaded.source} → {options.output}")
+    with ProgressObserver(console) as observer:
+        summaries = run_batch(loaded, options, runs, observer)
+    console.print(summary_table(summaries))
+    console.print(f"results: {options.output / MASTER_FILE}")
+    if any(s["status"] != "completed" for s in summaries):
+        raise typer.Exit(1)

@@ -1,0 +1,62 @@
+"""Terminal tables: the dry-run plan and the end-of-batch summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from fleetbench.cli.progress import fmt
+from fleetbench.runner import PlannedRun
+
+
+def plan_table(runs: list[PlannedRun]) -> Table:
+    table = Table(title="Runs of this batch", title_justify="left")
+    for col in ("run_id", "model", "task", "backend", "samples", "stored", "action", "why"):
+        table.add_column(col, overflow="fold")
+    for run in runs:
+        colour = {"run": "green", "resume": "yellow", "skip": "dim"}[run.action]
+        table.add_row(
+            run.run_id,
+            run.spec.model.name,
+            run.spec.task.name,
+            run.spec.model.backend,
+            str(run.planned),
+            str(run.stored),
+            f"[{colour}]{run.action}[/{colour}]",
+            run.reason,
+        )
+    return table
+
+
+def summary_table(summaries: list[dict[str, Any]]) -> Table:
+    table = Table(title="Results", title_justify="left")
+    headers = [
+        "model",
+        "task",
+        "status",
+        "ok/total",
+        "latency s",
+        "TTFT s",
+        "tok/s",
+        "energy Wh",
+        "method",
+        "error",
+    ]
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for s in summaries:
+        colour = "green" if s["status"] == "completed" else "red"
+        table.add_row(
+            s["model_name"],
+            s["task"],
+            f"[{colour}]{s['status']}[/{colour}]",
+            f"{s['successful_prompts']}/{s['total_prompts']}",
+            fmt(s["avg_latency_seconds"]),
+            fmt(s["avg_ttft_seconds"]),
+            fmt(s["throughput_tokens_per_second"], ".1f"),
+            fmt(s["energy_wh"], ".4f"),
+            s["energy_method"],
+            s["error_message"],
+        )
+    return table

@@ -1,0 +1,84 @@
+"""Per-run aggregates computed from the stored samples: the numbers every output shows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+from datetime import UTC, datetime
+from typing import Any
+
+from fleetbench.meters.energy import NONE, co2_grams
+from fleetbench.store import Store
+
+
+def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
+    """Aggregate a run over the samples of its current plan (index < planned_samples)."""
+    carbon_g_per_kwh = json.loads(run["config_json"])["energy"]["carbon_intensity_g_per_kwh"]
+    planned = int(run["planned_samples"])
+    samples = store.samples(run["run_id"], below=planned)
+    ok = [s for s in samples if s["error"] is None]
+    attempts = store.attempts(run["run_id"])
+
+    prompt_tokens = sum(s["prompt_tokens"] or 0 for s in samples)
+    completion_tokens = sum(s["completion_tokens"] or 0 for s in samples)
+    latencies = [s["latency_s"] for s in ok if s["latency_s"] is not None]
+    ttfts = [s["ttft_s"] for s in ok if s["ttft_s"] is not None]
+    ok_completion = sum(s["completion_tokens"] or 0 for s in ok)
+
+    energies = [s["energy_wh"] for s in samples if s["energy_wh"] is not None]
+    energy_wh = sum(energies) if energies else None
+    methods = sorted({s["energy_method"] for s in samples if s["energy_wh"] is not None})
+    gpu_wh = energy_wh if energy_wh is not None and _is_gpu(methods) else None
+    joules = energy_wh * 3600.0 if energy_wh else None
+
+    loads = [a["load_time_s"] for a in attempts if a["load_time_s"] is not None]
+    rss = [a["peak_rss_mb"] for a in attempts if a["peak_rss_mb"] is not None]
+    return {
+        "model_name": run["model_name"],
+        "model_class": run["model_class"],
+        "task": run["task"],
+        "reasoning_state": run["reasoning_state"],
+        "total_prompts": planned,
+        "successful_prompts": len(ok),
+        "failed_prompts": planned - len(ok),
+        "total_duration_seconds": _duration(attempts),
+        "avg_latency_seconds": _mean(latencies),
+        "total_tokens": prompt_tokens + completion_tokens,
+        "total_prompt_tokens": prompt_tokens,
+        "total_completion_tokens": completion_tokens,
+        "throughput_tokens_per_second": ok_completion / sum(latencies) if latencies else None,
+        "gpu_energy_wh": gpu_wh,
+        "co2_emissions_g": co2_grams(energy_wh, carbon_g_per_kwh),
+        "tokens_per_joule": completion_tokens / joules if joules else None,
+        "avg_energy_per_prompt_wh": energy_wh / len(samples) if energy_wh is not None else None,
+        "timestamp": datetime.fromtimestamp(run["updated_at"], UTC).isoformat(timespec="seconds"),
+        "error_message": run["error_message"] or "",
+        "run_id": run["run_id"],
+        "backend": run["backend"],
+        "avg_ttft_seconds": _mean(ttfts),
+        "energy_method": "+".join(methods) if methods else NONE,
+        "status": run["status"],
+        "settings_label": run["settings_label"],
+        "samples_stored": len(samples),
+        "samples_with_error": len(samples) - len(ok),
+        "energy_wh": energy_wh,
+        "cpu_energy_wh": energy_wh if energy_wh is not None and not _is_gpu(methods) else None,
+        "cpu_seconds": sum(s["cpu_seconds"] or 0.0 for s in samples),
+        "load_time_seconds": loads[-1] if loads else None,
+        "peak_rss_mb": max(rss) if rss else None,
+        "attempts": len(attempts),
+    }
+
+
+def _is_gpu(methods: list[str]) -> bool:
+    return bool(methods) and all(m.startswith("nvml") for m in methods)
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _duration(attempts: list[sqlite3.Row]) -> float:
+    """Wall time over all attempts; a killed attempt counts until its last stored sample."""
+    return float(sum((a["finished_at"] or a["last_seen_at"]) - a["started_at"] for a in attempts))

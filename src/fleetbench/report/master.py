@@ -1,0 +1,70 @@
+"""``master_results.csv``: one row per run, in the column order users' scripts expect."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from fleetbench.fsutil import atomic_write_text
+
+MASTER_FILE = "master_results.csv"
+
+# The first 19 columns follow AI Energy Score's batch runner; ours come after.
+MASTER_COLUMNS: list[str] = [
+    "model_name",
+    "model_class",
+    "task",
+    "reasoning_state",
+    "total_prompts",
+    "successful_prompts",
+    "failed_prompts",
+    "total_duration_seconds",
+    "avg_latency_seconds",
+    "total_tokens",
+    "total_prompt_tokens",
+    "total_completion_tokens",
+    "throughput_tokens_per_second",
+    "gpu_energy_wh",
+    "co2_emissions_g",
+    "tokens_per_joule",
+    "avg_energy_per_prompt_wh",
+    "timestamp",
+    "error_message",
+    "run_id",
+    "backend",
+    "avg_ttft_seconds",
+    "energy_method",
+    "status",
+    "settings_label",
+    "samples_stored",
+    "samples_with_error",
+    "energy_wh",
+    "cpu_energy_wh",
+    "cpu_seconds",
+    "load_time_seconds",
+    "peak_rss_mb",
+    "attempts",
+]
+
+
+def format_cell(value: Any) -> str:
+    """Empty for unknown (never 0); floats to 6 significant digits."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def write_master_csv(output: Path, summaries: Iterable[dict[str, Any]]) -> Path:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(MASTER_COLUMNS)
+    for summary in summaries:
+        writer.writerow([format_cell(summary.get(col)) for col in MASTER_COLUMNS])
+    path = output / MASTER_FILE
+    atomic_write_text(path, buf.getvalue())
+    return path

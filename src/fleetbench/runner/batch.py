@@ -1,0 +1,217 @@
+"""A batch: plan -> planned runs (run / resume / skip, and why) -> executor -> outputs.
+
+Everything that can be checked is checked before the first byte is written: a bad
+plan, an unknown backend or a missing prompts file fails with a one-line error and an
+untouched output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from fleetbench.meters import host_info
+from fleetbench.report import summarize_run, write_master_csv
+from fleetbench.runner.executor import Executor, SequentialExecutor
+from fleetbench.runner.job import Event, RunJob, RunOutcome
+from fleetbench.runner.plan import LoadedPlan, RunSpec
+from fleetbench.store import COMPLETED, DB_NAME, FAILED, Store
+from fleetbench.store.exports import write_run_files
+from fleetbench.tasks import get_task_class
+
+RUN = "run"
+RESUME = "resume"
+SKIP = "skip"
+
+
+@dataclass
+class BatchOptions:
+    output: Path
+    model_filters: list[str] = field(default_factory=list)
+    limit: int | None = None
+    timeout_s: float = 1800.0
+    fresh: bool = False
+
+
+@dataclass
+class PlannedRun:
+    spec: RunSpec
+    planned: int
+    stored: int
+    action: str
+    reason: str
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+
+class BatchObserver(Protocol):
+    """What the batch tells its display (the CLI's progress bars, or nothing)."""
+
+    def batch_started(self, runs: list[PlannedRun]) -> None: ...
+
+    def run_started(self, run: PlannedRun) -> None: ...
+
+    def run_event(self, run_id: str, event: Event) -> None: ...
+
+    def run_finished(self, run: PlannedRun, outcome: RunOutcome) -> None: ...
+
+
+def plan_batch(loaded: LoadedPlan, options: BatchOptions) -> list[PlannedRun]:
+    """Decide, for every run of the plan, whether to run, resume or skip it. Loads no model."""
+    db = options.output / DB_NAME
+    store = Store(db) if db.exists() else None
+    counts: dict[str, int] = {}
+    planned: list[PlannedRun] = []
+    try:
+        for spec in loaded.runs:
+            key = json.dumps([spec.task.name, spec.task_options], sort_keys=True)
+            if key not in counts:
+                task_cls = get_task_class(spec.task.name)
+                counts[key] = len(
+                    task_cls(task_cls.Options.model_validate(spec.task_options)).samples()
+                )
+            n = min(counts[key], options.limit) if options.limit else counts[key]
+            stored = _stored_count(store, spec.run_id, n, options.fresh)
+            planned.append(_decide(spec, n, stored, options.model_filters))
+    finally:
+        if store is not None:
+            store.close()
+    return planned
+
+
+def _stored_count(store: Store | None, run_id: str, planned: int, fresh: bool) -> int:
+    if store is None or fresh:
+        return 0
+    return len([i for i in store.done_indices(run_id) if i < planned])
+
+
+def _decide(spec: RunSpec, planned: int, stored: int, filters: list[str]) -> PlannedRun:
+    name = spec.model.name.lower()
+    if filters and not any(f.lower() in name for f in filters):
+        reason = f"model not matched by --model {' / '.join(filters)}"
+        return PlannedRun(spec, planned, stored, SKIP, reason)
+    if stored >= planned:
+        return PlannedRun(spec, planned, stored, SKIP, f"completed ({stored}/{planned} stored)")
+    if stored:
+        return PlannedRun(spec, planned, stored, RESUME, f"{stored}/{planned} stored")
+    return PlannedRun(spec, planned, stored, RUN, "")
+
+
+def run_batch(
+    loaded: LoadedPlan,
+    options: BatchOptions,
+    runs: list[PlannedRun],
+    observer: BatchObserver,
+    executor: Executor | None = None,
+) -> list[dict[str, object]]:
+    """Execute the planned runs; returns the summaries of this batch's runs."""
+    selected = [r for r in runs if r.action != SKIP or r.reason.startswith("completed")]
+    todo = [r for r in runs if r.action != SKIP]
+    store = Store.in_dir(options.output)
+    batch_id = f"b-{uuid.uuid4().hex[:12]}"
+    try:
+        store.begin_batch(
+            batch_id,
+            loaded.plan.name,
+            loaded.source,
+            loaded.plan.model_dump(mode="json"),
+            {**options.__dict__, "output": str(options.output)},
+            host_info(),
+        )
+        for run in selected:
+            store.upsert_run(_run_record(run.spec), batch_id, run.planned)
+        if options.fresh:
+            _forget(store, options.output, [r.run_id for r in todo])
+        by_id = {r.run_id: r for r in todo}
+        jobs = [
+            RunJob(
+                spec=r.spec,
+                planned_samples=r.planned,
+                batch_id=batch_id,
+                db_path=store.path,
+                run_dir=run_dir(options.output, r.run_id),
+                timeout_s=options.timeout_s,
+                parent_pid=os.getpid(),
+            )
+            for r in todo
+        ]
+
+        def finished(outcome: RunOutcome) -> None:
+            _export(store, options.output, [outcome.run_id])
+            observer.run_finished(by_id[outcome.run_id], outcome)
+
+        observer.batch_started(runs)
+        status = FAILED
+        try:
+            (executor or SequentialExecutor()).execute(
+                jobs,
+                store,
+                on_start=lambda job: observer.run_started(by_id[job.spec.run_id]),
+                on_event=observer.run_event,
+                on_outcome=finished,
+            )
+            status = COMPLETED
+        except KeyboardInterrupt:
+            status = "interrupted"
+            _mark_interrupted(store, [r.run_id for r in todo])
+            raise
+        finally:
+            store.finish_batch(batch_id, status)
+            _export(store, options.output, [])
+        return [_summary(store, r.run_id) for r in selected]
+    finally:
+        store.close()
+
+
+def run_dir(output: Path, run_id: str) -> Path:
+    return output / "runs" / run_id
+
+
+def _run_record(spec: RunSpec) -> dict[str, object]:
+    return {
+        "run_id": spec.run_id,
+        "model_name": spec.model.name,
+        "model_class": spec.model.model_class,
+        "task": spec.task.name,
+        "reasoning_state": spec.model.reasoning_state,
+        "backend": spec.model.backend,
+        "settings_label": spec.settings_label,
+        "config": spec.model_dump(mode="json"),
+    }
+
+
+def _forget(store: Store, output: Path, run_ids: list[str]) -> None:
+    store.delete_results(run_ids)
+    for run_id in run_ids:
+        shutil.rmtree(run_dir(output, run_id), ignore_errors=True)
+
+
+def _mark_interrupted(store: Store, run_ids: list[str]) -> None:
+    for run_id in run_ids:
+        row = store.get_run(run_id)
+        if row is not None and row["status"] == "running":
+            store.set_run_status(run_id, FAILED, "interrupted by the user; re-run to resume")
+
+
+def _summary(store: Store, run_id: str) -> dict[str, object]:
+    row = store.get_run(run_id)
+    assert row is not None
+    return summarize_run(store, row)
+
+
+def _export(store: Store, output: Path, run_ids: list[str]) -> None:
+    """Rewrite the given runs' files (all runs if empty) and the master CSV."""
+    summaries = []
+    for row in store.runs():
+        summary = summarize_run(store, row)
+        summaries.append(summary)
+        if not run_ids or row["run_id"] in run_ids:
+            write_run_files(store, row, summary, run_dir(output, row["run_id"]))
+    write_master_csv(output, summaries)

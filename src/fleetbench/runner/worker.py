@@ -1,0 +1,172 @@
+"""The worker: executes one run attempt in its own process.
+
+Started as ``python -m fleetbench.runner.worker JOB.json`` in a new process group, so
+a timeout can kill it with everything it spawned. It writes each sample to the store
+as soon as it is generated (one transaction each) and reports progress as JSON lines
+on stdout; logs and native library output go to the run's ``run.log``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fleetbench.backends import GenerationRequest, GenerationResult, get_backend_class
+from fleetbench.meters import CpuTimeEstimate, host_info, peak_rss_mb
+from fleetbench.runner.job import RunJob
+from fleetbench.store import Store
+from fleetbench.tasks import Sample, get_task_class
+
+log = logging.getLogger("fleetbench.worker")
+
+
+def emit(event: str, **data: Any) -> None:
+    sys.stdout.write(json.dumps({"event": event, **data}) + "\n")
+    sys.stdout.flush()
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Never outlive the batch: a ``kill -9`` of fleetbench must not leave writers behind."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def run_job(job: RunJob) -> None:
+    spec = job.spec
+    store = Store(job.db_path)
+    task = get_task_class(spec.task.name)(
+        get_task_class(spec.task.name).Options.model_validate(spec.task_options)
+    )
+    samples = task.samples()[: job.planned_samples]
+    done = store.done_indices(spec.run_id)
+    todo = [s for s in samples if s.index not in done]
+    emit("start", planned=len(samples), done=len(samples) - len(todo))
+    log.info("attempt %d: %d samples planned, %d to do", job.attempt, len(samples), len(todo))
+    if not todo:
+        return
+
+    backend_cls = get_backend_class(spec.model.backend)
+    backend = backend_cls(backend_cls.Options.model_validate(spec.backend_options))
+    info = backend.load()
+    store.update_attempt(
+        spec.run_id,
+        job.attempt,
+        load_time_s=info.load_time_s,
+        details_json=info.model_dump_json(),
+        peak_rss_mb=peak_rss_mb(),
+    )
+    emit("loaded", load_time_s=info.load_time_s)
+    log.info("loaded %s in %.2f s", info.model_path or spec.model.name, info.load_time_s)
+
+    by_index = {s.index: s for s in todo}
+    requests = {
+        s.index: GenerationRequest(
+            index=s.index,
+            messages=task.messages(s, spec.model.system_prompt),
+            settings=spec.generation,
+            chat_template_kwargs=spec.model.chat_template_kwargs,
+        )
+        for s in todo
+    }
+    meter = CpuTimeEstimate(spec.energy.watts_per_core)
+    try:
+        for result in _metered(backend.generate(requests.values()), meter):
+            sample = by_index[result.index]
+            reading = meter.end()
+            row = _sample_row(job, sample, requests[result.index], result)
+            row.update(
+                cpu_seconds=reading.cpu_seconds,
+                energy_wh=reading.energy_wh,
+                energy_method=reading.method,
+                scores_json=_json_or_none(task.score(sample, result)),
+            )
+            stored = store.add_sample(row)
+            if not stored:
+                log.warning("sample %d was already stored; kept the earlier one", sample.index)
+            emit(
+                "sample",
+                index=sample.index,
+                ok=result.ok,
+                completion_tokens=result.completion_tokens or 0,
+                latency_s=result.latency_s or 0.0,
+            )
+            if result.error:
+                log.warning("sample %d failed: %s", sample.index, result.error)
+    finally:
+        backend.close()
+        store.update_attempt(spec.run_id, job.attempt, peak_rss_mb=peak_rss_mb())
+        store.close()
+
+
+def _metered(
+    results: Iterator[GenerationResult], meter: CpuTimeEstimate
+) -> Iterator[GenerationResult]:
+    """Open a meter window before each result is produced; the consumer closes it."""
+    while True:
+        meter.begin()
+        try:
+            result = next(results)
+        except StopIteration:
+            return
+        yield result
+
+
+def _sample_row(
+    job: RunJob, sample: Sample, request: GenerationRequest, result: GenerationResult
+) -> dict[str, Any]:
+    return {
+        "run_id": job.spec.run_id,
+        "sample_index": sample.index,
+        "sample_id": sample.id,
+        "attempt": job.attempt,
+        "input_json": json.dumps(
+            {"prompt": sample.prompt, "messages": [m.model_dump() for m in request.messages]}
+        ),
+        "output_text": result.text,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "latency_s": result.latency_s,
+        "ttft_s": result.ttft_s,
+        "finish_reason": result.finish_reason,
+        "error": result.error,
+    }
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def main(argv: list[str]) -> int:
+    job = RunJob.model_validate_json(Path(argv[1]).read_text(encoding="utf-8"))
+    die_with_parent(job.parent_pid)
+    logging.basicConfig(
+        filename=job.run_dir / "run.log",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    log.info(
+        "worker pid %d for run %s; host %s", os.getpid(), job.spec.run_id, json.dumps(host_info())
+    )
+    try:
+        run_job(job)
+    except Exception as exc:
+        log.error("run failed:\n%s", traceback.format_exc())
+        emit("error", message=f"{type(exc).__name__}: {exc}")
+        return 1
+    emit("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

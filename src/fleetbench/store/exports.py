@@ -1,0 +1,66 @@
+"""Per-run files derived from the store: ``summary.json`` and ``results.jsonl``.
+
+They are regenerated from the store after every batch, so they are always consistent
+with it, and written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from fleetbench.fsutil import atomic_write_text
+from fleetbench.store.sqlite import Store
+
+RESULTS_FILE = "results.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+def sample_record(row: sqlite3.Row) -> dict[str, Any]:
+    inputs = json.loads(row["input_json"])
+    return {
+        "run_id": row["run_id"],
+        "sample_index": row["sample_index"],
+        "sample_id": row["sample_id"],
+        "prompt": inputs.get("prompt"),
+        "messages": inputs.get("messages"),
+        "output_text": row["output_text"],
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "latency_s": row["latency_s"],
+        "ttft_s": row["ttft_s"],
+        "finish_reason": row["finish_reason"],
+        "cpu_seconds": row["cpu_seconds"],
+        "energy_wh": row["energy_wh"],
+        "energy_method": row["energy_method"],
+        "scores": json.loads(row["scores_json"]) if row["scores_json"] else None,
+        "error": row["error"],
+        "attempt": row["attempt"],
+    }
+
+
+def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], run_dir: Path) -> None:
+    samples = store.samples(run["run_id"], below=int(run["planned_samples"]))
+    lines = "".join(json.dumps(sample_record(s), ensure_ascii=False) + "\n" for s in samples)
+    atomic_write_text(run_dir / RESULTS_FILE, lines)
+    attempts = [
+        {
+            k: a[k]
+            for k in a.keys()  # noqa: SIM118 (sqlite3.Row iterates values)
+            if k not in ("host_json", "details_json")
+        }
+        | {"host": _loads(a["host_json"]), "load": _loads(a["details_json"])}
+        for a in store.attempts(run["run_id"])
+    ]
+    document = {
+        "summary": summary,
+        "config": json.loads(run["config_json"]),
+        "attempts": attempts,
+    }
+    atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(document, indent=2, default=str) + "\n")
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else None

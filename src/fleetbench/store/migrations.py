@@ -1,0 +1,77 @@
+"""Schema migrations, applied in order; each runs once and is recorded by name.
+
+Never edit a migration that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "001_initial",
+        """
+        CREATE TABLE batches (
+            batch_id     TEXT PRIMARY KEY,
+            plan_name    TEXT NOT NULL,
+            plan_source  TEXT NOT NULL,
+            plan_json    TEXT NOT NULL,
+            options_json TEXT NOT NULL,
+            host_json    TEXT NOT NULL,
+            started_at   REAL NOT NULL,
+            finished_at  REAL,
+            status       TEXT NOT NULL
+        );
+        CREATE TABLE runs (
+            run_id          TEXT PRIMARY KEY,
+            seq             INTEGER NOT NULL,
+            batch_id        TEXT NOT NULL REFERENCES batches(batch_id),
+            model_name      TEXT NOT NULL,
+            model_class     TEXT NOT NULL,
+            task            TEXT NOT NULL,
+            reasoning_state TEXT NOT NULL,
+            backend         TEXT NOT NULL,
+            settings_label  TEXT NOT NULL,
+            config_json     TEXT NOT NULL,
+            planned_samples INTEGER NOT NULL,
+            status          TEXT NOT NULL,
+            error_message   TEXT,
+            created_at      REAL NOT NULL,
+            updated_at      REAL NOT NULL
+        );
+        CREATE TABLE attempts (
+            run_id        TEXT NOT NULL REFERENCES runs(run_id),
+            attempt       INTEGER NOT NULL,
+            batch_id      TEXT NOT NULL,
+            started_at    REAL NOT NULL,
+            last_seen_at  REAL NOT NULL,
+            finished_at   REAL,
+            status        TEXT NOT NULL,
+            error_message TEXT,
+            load_time_s   REAL,
+            peak_rss_mb   REAL,
+            host_json     TEXT,
+            details_json  TEXT,
+            PRIMARY KEY (run_id, attempt)
+        );
+        CREATE TABLE samples (
+            run_id            TEXT NOT NULL REFERENCES runs(run_id),
+            sample_index      INTEGER NOT NULL,
+            sample_id         TEXT NOT NULL,
+            attempt           INTEGER NOT NULL,
+            input_json        TEXT NOT NULL,
+            output_text       TEXT NOT NULL,
+            prompt_tokens     INTEGER,
+            completion_tokens INTEGER,
+            latency_s         REAL,
+            ttft_s            REAL,
+            finish_reason     TEXT,
+            cpu_seconds       REAL,
+            energy_wh         REAL,
+            energy_method     TEXT NOT NULL,
+            scores_json       TEXT,
+            error             TEXT,
+            created_at        REAL NOT NULL,
+            PRIMARY KEY (run_id, sample_index)
+        );
+        """,
+    ),
+]

@@ -1,0 +1,269 @@
+"""The SQLite results store: batches, runs, attempts and one row per sample.
+
+Durability: WAL mode and one transaction per sample, so a ``kill -9`` of any process
+at any moment loses no committed sample; ``(run_id, sample_index)`` is the primary
+key, so a sample can never be stored twice. Several processes (the batch and its run
+workers) write to the same file; SQLite's locking and ``busy_timeout`` serialise them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fleetbench.errors import StoreError
+from fleetbench.store.migrations import MIGRATIONS
+
+DB_NAME = "fleetbench.db"
+
+# Run statuses. "running" left behind by a killed batch simply means "resume me".
+PENDING, RUNNING, COMPLETED, FAILED, TIMEOUT = (
+    "pending",
+    "running",
+    "completed",
+    "failed",
+    "timeout",
+)
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot open results store: {exc}") from None
+
+    @classmethod
+    def in_dir(cls, output: Path) -> Store:
+        return cls(output / DB_NAME)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- schema -----------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            applied = {r[0] for r in db.execute("SELECT name FROM schema_migrations")}
+            known = {name for name, _ in MIGRATIONS}
+            unknown = applied - known
+            if unknown:
+                raise StoreError(
+                    f"{self.path}: written by a newer fleetbench (migrations "
+                    f"{', '.join(sorted(unknown))}); upgrade fleetbench or use another --output"
+                )
+            for name, sql in MIGRATIONS:
+                if name in applied:
+                    continue
+                for statement in filter(str.strip, sql.split(";")):
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, _now()))
+
+    def schema_version(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+    # -- batches ----------------------------------------------------------------------
+    def begin_batch(
+        self, batch_id: str, plan_name: str, source: str, plan: Any, options: Any, host: Any
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                (
+                    batch_id,
+                    plan_name,
+                    source,
+                    _dumps(plan),
+                    _dumps(options),
+                    _dumps(host),
+                    _now(),
+                    RUNNING,
+                ),
+            )
+
+    def finish_batch(self, batch_id: str, status: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE batches SET finished_at = ?, status = ? WHERE batch_id = ?",
+                (_now(), status, batch_id),
+            )
+
+    # -- runs -------------------------------------------------------------------------
+    def upsert_run(self, run: dict[str, Any], batch_id: str, planned_samples: int) -> None:
+        """Register a run of this batch; an existing run keeps its samples and history."""
+        now = _now()
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT status FROM runs WHERE run_id = ?", (run["run_id"],)
+            ).fetchone()
+            if row is None:
+                seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs").fetchone()[0]
+                db.execute(
+                    "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?)",
+                    (
+                        run["run_id"],
+                        seq,
+                        batch_id,
+                        run["model_name"],
+                        run["model_class"],
+                        run["task"],
+                        run["reasoning_state"],
+                        run["backend"],
+                        run["settings_label"],
+                        _dumps(run["config"]),
+                        planned_samples,
+                        PENDING,
+                        now,
+                        now,
+                    ),
+                )
+            else:
+                db.execute(
+                    "UPDATE runs SET batch_id = ?, planned_samples = ?, updated_at = ? "
+                    "WHERE run_id = ?",
+                    (batch_id, planned_samples, now, run["run_id"]),
+                )
+
+    def set_run_status(self, run_id: str, status: str, error: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, error_message = ?, updated_at = ? WHERE run_id = ?",
+                (status, error, _now(), run_id),
+            )
+
+    def get_run(self, run_id: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(
+            "SELECT * FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return row
+
+    def runs(self, run_ids: Iterable[str] | None = None) -> list[sqlite3.Row]:
+        rows = self.conn.execute("SELECT * FROM runs ORDER BY seq").fetchall()
+        if run_ids is None:
+            return rows
+        wanted = set(run_ids)
+        return [r for r in rows if r["run_id"] in wanted]
+
+    def done_indices(self, run_id: str) -> set[int]:
+        rows = self.conn.execute("SELECT sample_index FROM samples WHERE run_id = ?", (run_id,))
+        return {r[0] for r in rows}
+
+    def delete_results(self, run_ids: Iterable[str]) -> None:
+        """``--fresh``: forget earlier samples and attempts of these runs, atomically."""
+        with self.transaction() as db:
+            for run_id in run_ids:
+                db.execute("DELETE FROM samples WHERE run_id = ?", (run_id,))
+                db.execute("DELETE FROM attempts WHERE run_id = ?", (run_id,))
+                db.execute(
+                    "UPDATE runs SET status = ?, error_message = NULL WHERE run_id = ?",
+                    (PENDING, run_id),
+                )
+
+    # -- attempts ---------------------------------------------------------------------
+    def start_attempt(self, run_id: str, batch_id: str, host: Any) -> int:
+        now = _now()
+        with self.transaction() as db:
+            attempt = db.execute(
+                "SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
+            db.execute(
+                "INSERT INTO attempts (run_id, attempt, batch_id, started_at, last_seen_at, "
+                "status, host_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, attempt, batch_id, now, now, RUNNING, _dumps(host)),
+            )
+            db.execute(
+                "UPDATE runs SET status = ?, error_message = NULL, updated_at = ? WHERE run_id = ?",
+                (RUNNING, now, run_id),
+            )
+        return int(attempt)
+
+    def update_attempt(self, run_id: str, attempt: int, **fields: Any) -> None:
+        allowed = {"load_time_s", "peak_rss_mb", "details_json", "last_seen_at"}
+        if not fields.keys() <= allowed:
+            raise ValueError(f"cannot update {sorted(fields.keys() - allowed)}")
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction() as db:
+            db.execute(
+                f"UPDATE attempts SET {sets} WHERE run_id = ? AND attempt = ?",
+                (*fields.values(), run_id, attempt),
+            )
+
+    def finish_attempt(self, run_id: str, attempt: int, status: str, error: str | None) -> None:
+        now = _now()
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE attempts SET finished_at = ?, last_seen_at = ?, status = ?, "
+                "error_message = ? WHERE run_id = ? AND attempt = ?",
+                (now, now, status, error, run_id, attempt),
+            )
+            db.execute(
+                "UPDATE runs SET status = ?, error_message = ?, updated_at = ? WHERE run_id = ?",
+                (status, error, now, run_id),
+            )
+
+    def attempts(self, run_id: str) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT * FROM attempts WHERE run_id = ? ORDER BY attempt", (run_id,)
+        ).fetchall()
+
+    # -- samples ----------------------------------------------------------------------
+    def add_sample(self, row: dict[str, Any]) -> bool:
+        """Store one sample and mark its attempt alive, in one transaction.
+
+        Returns False (and stores nothing) if the sample is already stored.
+        """
+        now = _now()
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO samples VALUES "
+                "(:run_id, :sample_index, :sample_id, :attempt, :input_json, :output_text, "
+                ":prompt_tokens, :completion_tokens, :latency_s, :ttft_s, :finish_reason, "
+                ":cpu_seconds, :energy_wh, :energy_method, :scores_json, :error, :created_at)",
+                {**row, "created_at": now},
+            )
+            db.execute(
+                "UPDATE attempts SET last_seen_at = ? WHERE run_id = ? AND attempt = ?",
+                (now, row["run_id"], row["attempt"]),
+            )
+        return cur.rowcount == 1
+
+    def samples(self, run_id: str, below: int | None = None) -> list[sqlite3.Row]:
+        """The run's samples in index order; ``below`` keeps those of the current plan."""
+        limit = below if below is not None else 2**62
+        return self.conn.execute(
+            "SELECT * FROM samples WHERE run_id = ? AND sample_index < ? ORDER BY sample_index",
+            (run_id, limit),
+        ).fetchall()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

@@ -33,6 +33,8 @@ class YamlDocument:
             mark = exc.problem_mark or exc.context_mark
             where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
             problem = exc.problem or exc.context or "syntax error"
+            if exc.context and exc.context_mark and exc.problem_mark:
+                problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
             raise PlanError(f"{where}: invalid YAML: {problem}") from None
         except yaml.YAMLError as exc:
             raise PlanError(f"{path}: invalid YAML: {exc}") from None

@@ -111,8 +111,12 @@ def run(
         console.print(f"output: {options.output}  (dry run: nothing loaded or written)")
         return
     console.print(f"plan: {loaded.source} → {options.output}")
-    with ProgressObserver(console) as observer:
-        summaries = run_batch(loaded, options, runs, observer)
+    try:
+        with ProgressObserver(console) as observer:
+            summaries = run_batch(loaded, options, runs, observer)
+    except KeyboardInterrupt:
+        console.print("interrupted: completed samples are stored; run again to resume")
+        raise typer.Exit(130) from None
     console.print(summary_table(summaries))
     console.print(f"results: {options.output / MASTER_FILE}")
     if any(s["status"] != "completed" for s in summaries):

@@ -1,0 +1,153 @@
+"""The CLI end to end on the real embedded model."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from conftest import PROMPTS, PlanWriter, db_rows, run_cli
+
+from fleetbench.report import MASTER_COLUMNS
+
+REQUIRED_PREFIX = [
+    "model_name", "model_class", "task", "reasoning_state", "total_prompts",
+    "successful_prompts", "failed_prompts", "total_duration_seconds", "avg_latency_seconds",
+    "total_tokens", "total_prompt_tokens", "total_completion_tokens",
+    "throughput_tokens_per_second", "gpu_energy_wh", "co2_emissions_g", "tokens_per_joule",
+    "avg_energy_per_prompt_wh", "timestamp", "error_message",
+]
+
+
+def read_master(output: Path) -> list[dict[str, str]]:
+    with open(output / "master_results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_writes_consistent_outputs(tmp_path: Path, write_plan: PlanWriter) -> None:
+    plan = write_plan(extra_models=[{"name": "smollm2-t05", "backend": "llamacpp",
+                                     "generation": {"temperature": 0.5}}])
+    out = tmp_path / "out"
+    proc = run_cli("run", str(plan), "--output", str(out), "--limit", "4", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+
+    with open(out / "master_results.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert header[: len(REQUIRED_PREFIX)] == REQUIRED_PREFIX
+    for extra in ("run_id", "backend", "avg_ttft_seconds", "energy_method", "status"):
+        assert extra in header
+    assert header == MASTER_COLUMNS
+
+    rows = read_master(out)
+    assert [r["model_name"] for r in rows] == ["smollm2", "smollm2-t05"]
+    for row in rows:
+        assert row["status"] == "completed"
+        assert int(row["total_prompts"]) == 4
+        assert int(row["successful_prompts"]) + int(row["failed_prompts"]) == 4
+        assert row["energy_method"] == "estimate"
+        assert row["gpu_energy_wh"] == ""  # no GPU here: empty, never 0
+        assert float(row["avg_ttft_seconds"]) < float(row["avg_latency_seconds"])
+
+        run_dir = out / "runs" / row["run_id"]
+        samples = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+        summary = json.loads((run_dir / "summary.json").read_text())
+        stored = db_rows(out, "SELECT * FROM samples WHERE run_id = ? ORDER BY sample_index",
+                         row["run_id"])
+        assert (run_dir / "run.log").read_text().strip()
+
+        assert [s["sample_index"] for s in samples] == [0, 1, 2, 3]
+        assert [s["prompt"] for s in samples] == PROMPTS[:4]
+        assert [s["output_text"] for s in samples] == [r["output_text"] for r in stored]
+        completion = sum(s["completion_tokens"] for s in samples)
+        prompt = sum(s["prompt_tokens"] for s in samples)
+        assert completion == sum(r["completion_tokens"] for r in stored)
+        assert int(row["total_completion_tokens"]) == completion
+        assert int(row["total_prompt_tokens"]) == prompt
+        assert int(row["total_tokens"]) == prompt + completion
+        assert summary["summary"]["total_completion_tokens"] == completion
+        assert summary["config"]["generation"]["max_tokens"] == 12
+        assert summary["attempts"][0]["host"]["cpu_count"] >= 1
+        for s in samples:
+            assert 0 < s["completion_tokens"] <= 12
+            assert s["output_text"].strip()
+            assert s["error"] is None
+            assert 0 < s["ttft_s"] < s["latency_s"]
+
+    runs = db_rows(out, "SELECT * FROM runs")
+    assert {r["status"] for r in runs} == {"completed"}
+    assert json.loads(runs[1]["config_json"])["generation"]["temperature"] == 0.5
+    batches = db_rows(out, "SELECT * FROM batches")
+    assert len(batches) == 1 and batches[0]["status"] == "completed"
+    assert "Results" in proc.stdout
+
+
+def test_rerun_skips_completed_and_extends_limit(tmp_path: Path, write_plan: PlanWriter) -> None:
+    plan = write_plan(max_tokens=4)
+    out = tmp_path / "out"
+    assert run_cli("run", str(plan), "-o", str(out), "--smoke", cwd=tmp_path).returncode == 0
+    first = db_rows(out, "SELECT sample_index, output_text, created_at FROM samples")
+    assert len(first) == 1
+
+    again = run_cli("run", str(plan), "-o", str(out), "--smoke", cwd=tmp_path)
+    assert again.returncode == 0
+    assert "completed (1/1 stored)" in again.stdout
+    assert [tuple(r) for r in db_rows(out, "SELECT sample_index, output_text, created_at "
+                                          "FROM samples")] == [tuple(r) for r in first]
+
+    more = run_cli("run", str(plan), "-o", str(out), "--limit", "3", cwd=tmp_path)
+    assert more.returncode == 0, more.stderr
+    rows = db_rows(out, "SELECT sample_index, attempt FROM samples ORDER BY sample_index")
+    assert [(r[0], r[1]) for r in rows] == [(0, 1), (1, 2), (2, 2)]
+    assert int(read_master(out)[0]["total_prompts"]) == 3
+
+    fresh = run_cli("run", str(plan), "-o", str(out), "--limit", "2", "--fresh", cwd=tmp_path)
+    assert fresh.returncode == 0
+    rows = db_rows(out, "SELECT sample_index, attempt FROM samples ORDER BY sample_index")
+    assert [(r[0], r[1]) for r in rows] == [(0, 1), (1, 1)]
+
+
+def test_dry_run_loads_and_writes_nothing(tmp_path: Path, write_plan: PlanWriter) -> None:
+    plan = write_plan(extra_models=[{"name": "other", "backend": "llamacpp"}])
+    out = tmp_path / "out"
+    proc = run_cli("run", str(plan), "-o", str(out), "--dry-run", "--model", "SMOL",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not out.exists()
+    assert "smollm2" in proc.stdout and "run" in proc.stdout
+    assert "not matched by --model SMOL" in proc.stdout
+
+
+def test_model_filter_runs_only_matching(tmp_path: Path, write_plan: PlanWriter) -> None:
+    plan = write_plan(extra_models=[{"name": "other", "backend": "llamacpp"}], max_tokens=4)
+    out = tmp_path / "out"
+    proc = run_cli("run", str(plan), "-o", str(out), "--smoke", "-m", "oth", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["model_name"] for r in read_master(out)] == ["other"]
+
+    none = run_cli("run", str(plan), "-o", str(out), "-m", "nomatch", cwd=tmp_path)
+    assert none.returncode == 2
+    assert "matches no model" in none.stderr
+
+
+def test_failed_samples_and_failed_runs_are_recorded(tmp_path: Path, write_plan: PlanWriter) -> None:
+    plan = write_plan(
+        extra_models=[
+            {"name": "crashes", "backend": "fakebackends:CrashingBackend"},
+            {"name": "flaky", "backend": "fakebackends:FlakyEchoBackend",
+             "options": {"fail_on": [1]}},
+        ],
+        max_tokens=4,
+    )
+    out = tmp_path / "out"
+    proc = run_cli("run", str(plan), "-o", str(out), "--limit", "3", cwd=tmp_path)
+    assert proc.returncode == 1  # some run failed, the batch went on
+    rows = {r["model_name"]: r for r in read_master(out)}
+    assert rows["smollm2"]["status"] == "completed"
+    assert rows["crashes"]["status"] == "failed"
+    assert "weights are corrupt (injected)" in rows["crashes"]["error_message"]
+    assert rows["crashes"]["failed_prompts"] == "3"
+    assert rows["flaky"]["status"] == "completed"
+    assert (rows["flaky"]["successful_prompts"], rows["flaky"]["failed_prompts"]) == ("2", "1")
+    log = (out / "runs" / rows["crashes"]["run_id"] / "run.log").read_text()
+    assert "Traceback" in log and "RuntimeError" in log
+    assert "Traceback" not in proc.stderr

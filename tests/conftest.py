@@ -35,15 +35,20 @@ def cli_env() -> dict[str, str]:
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fleetbench", *args],
-        cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 @pytest.fixture
 def prompts_file(tmp_path: Path) -> Path:
     path = tmp_path / "prompts.jsonl"
-    path.write_text("".join(json.dumps({"id": f"p{i}", "prompt": p}) + "\n"
-                            for i, p in enumerate(PROMPTS)))
+    path.write_text(
+        "".join(json.dumps({"id": f"p{i}", "prompt": p}) + "\n" for i, p in enumerate(PROMPTS))
+    )
     return path
 
 
@@ -52,10 +57,12 @@ PlanWriter = Callable[..., Path]
 
 @pytest.fixture
 def write_plan(tmp_path: Path, prompts_file: Path) -> PlanWriter:
-    """Write a plan of SmolLM2 (plus ``extra_models``) on the small prompt set."""
+    """Write a plan of SmolLM2 (between ``lead_models`` and ``extra_models``) on the
+    small prompt set."""
 
     def write(
         extra_models: list[dict[str, Any]] | None = None,
+        lead_models: list[dict[str, Any]] | None = None,
         max_tokens: int = 12,
         name: str = "plan.yaml",
         **top: Any,
@@ -63,8 +70,13 @@ def write_plan(tmp_path: Path, prompts_file: Path) -> PlanWriter:
         plan = {
             "name": "test",
             "models": [
-                {"name": "smollm2", "backend": "llamacpp", "model_class": "A",
-                 "reasoning_state": "Off (N/A)"},
+                *(lead_models or []),
+                {
+                    "name": "smollm2",
+                    "backend": "llamacpp",
+                    "model_class": "A",
+                    "reasoning_state": "Off (N/A)",
+                },
                 *(extra_models or []),
             ],
             "tasks": [{"name": "textgen", "options": {"prompts_file": str(prompts_file)}}],

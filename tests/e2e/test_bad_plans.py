@@ -94,8 +94,7 @@ def test_help_explains_every_command(tmp_path: Path) -> None:
     top = run_cli("--help", cwd=tmp_path)
     assert top.returncode == 0 and "run" in top.stdout and "example-plan" in top.stdout
     run = run_cli("run", "--help", cwd=tmp_path)
-    for flag in ("--model", "--limit", "--smoke", "--dry-run", "--output", "--fresh",
-                 "--timeout"):
+    for flag in ("--model", "--limit", "--smoke", "--dry-run", "--output", "--fresh", "--timeout"):
         assert flag in run.stdout
     example = run_cli("example-plan", cwd=tmp_path)
     assert example.returncode == 0 and "models:" in example.stdout

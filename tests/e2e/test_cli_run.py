@@ -11,11 +11,25 @@ from conftest import PROMPTS, PlanWriter, db_rows, run_cli
 from fleetbench.report import MASTER_COLUMNS
 
 REQUIRED_PREFIX = [
-    "model_name", "model_class", "task", "reasoning_state", "total_prompts",
-    "successful_prompts", "failed_prompts", "total_duration_seconds", "avg_latency_seconds",
-    "total_tokens", "total_prompt_tokens", "total_completion_tokens",
-    "throughput_tokens_per_second", "gpu_energy_wh", "co2_emissions_g", "tokens_per_joule",
-    "avg_energy_per_prompt_wh", "timestamp", "error_message",
+    "model_name",
+    "model_class",
+    "task",
+    "reasoning_state",
+    "total_prompts",
+    "successful_prompts",
+    "failed_prompts",
+    "total_duration_seconds",
+    "avg_latency_seconds",
+    "total_tokens",
+    "total_prompt_tokens",
+    "total_completion_tokens",
+    "throughput_tokens_per_second",
+    "gpu_energy_wh",
+    "co2_emissions_g",
+    "tokens_per_joule",
+    "avg_energy_per_prompt_wh",
+    "timestamp",
+    "error_message",
 ]
 
 
@@ -25,8 +39,11 @@ def read_master(output: Path) -> list[dict[str, str]]:
 
 
 def test_run_writes_consistent_outputs(tmp_path: Path, write_plan: PlanWriter) -> None:
-    plan = write_plan(extra_models=[{"name": "smollm2-t05", "backend": "llamacpp",
-                                     "generation": {"temperature": 0.5}}])
+    plan = write_plan(
+        extra_models=[
+            {"name": "smollm2-t05", "backend": "llamacpp", "generation": {"temperature": 0.5}}
+        ]
+    )
     out = tmp_path / "out"
     proc = run_cli("run", str(plan), "--output", str(out), "--limit", "4", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -49,10 +66,13 @@ def test_run_writes_consistent_outputs(tmp_path: Path, write_plan: PlanWriter) -
         assert float(row["avg_ttft_seconds"]) < float(row["avg_latency_seconds"])
 
         run_dir = out / "runs" / row["run_id"]
-        samples = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+        samples = [
+            json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()
+        ]
         summary = json.loads((run_dir / "summary.json").read_text())
-        stored = db_rows(out, "SELECT * FROM samples WHERE run_id = ? ORDER BY sample_index",
-                         row["run_id"])
+        stored = db_rows(
+            out, "SELECT * FROM samples WHERE run_id = ? ORDER BY sample_index", row["run_id"]
+        )
         assert (run_dir / "run.log").read_text().strip()
 
         assert [s["sample_index"] for s in samples] == [0, 1, 2, 3]
@@ -91,8 +111,9 @@ def test_rerun_skips_completed_and_extends_limit(tmp_path: Path, write_plan: Pla
     again = run_cli("run", str(plan), "-o", str(out), "--smoke", cwd=tmp_path)
     assert again.returncode == 0
     assert "completed (1/1 stored)" in again.stdout
-    assert [tuple(r) for r in db_rows(out, "SELECT sample_index, output_text, created_at "
-                                          "FROM samples")] == [tuple(r) for r in first]
+    assert [
+        tuple(r) for r in db_rows(out, "SELECT sample_index, output_text, created_at FROM samples")
+    ] == [tuple(r) for r in first]
 
     more = run_cli("run", str(plan), "-o", str(out), "--limit", "3", cwd=tmp_path)
     assert more.returncode == 0, more.stderr
@@ -109,8 +130,7 @@ def test_rerun_skips_completed_and_extends_limit(tmp_path: Path, write_plan: Pla
 def test_dry_run_loads_and_writes_nothing(tmp_path: Path, write_plan: PlanWriter) -> None:
     plan = write_plan(extra_models=[{"name": "other", "backend": "llamacpp"}])
     out = tmp_path / "out"
-    proc = run_cli("run", str(plan), "-o", str(out), "--dry-run", "--model", "SMOL",
-                   cwd=tmp_path)
+    proc = run_cli("run", str(plan), "-o", str(out), "--dry-run", "--model", "SMOL", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert not out.exists()
     assert "smollm2" in proc.stdout and "run" in proc.stdout
@@ -129,12 +149,17 @@ def test_model_filter_runs_only_matching(tmp_path: Path, write_plan: PlanWriter)
     assert "matches no model" in none.stderr
 
 
-def test_failed_samples_and_failed_runs_are_recorded(tmp_path: Path, write_plan: PlanWriter) -> None:
+def test_failed_samples_and_failed_runs_are_recorded(
+    tmp_path: Path, write_plan: PlanWriter
+) -> None:
     plan = write_plan(
         extra_models=[
             {"name": "crashes", "backend": "fakebackends:CrashingBackend"},
-            {"name": "flaky", "backend": "fakebackends:FlakyEchoBackend",
-             "options": {"fail_on": [1]}},
+            {
+                "name": "flaky",
+                "backend": "fakebackends:FlakyEchoBackend",
+                "options": {"fail_on": [1]},
+            },
         ],
         max_tokens=4,
     )

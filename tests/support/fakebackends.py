@@ -84,8 +84,13 @@ class FlakyEchoBackend:
             else:
                 text = r.messages[-1].content
                 yield GenerationResult(
-                    index=r.index, text=text, prompt_tokens=3, completion_tokens=2,
-                    latency_s=0.01, ttft_s=0.005, finish_reason="stop",
+                    index=r.index,
+                    text=text,
+                    prompt_tokens=3,
+                    completion_tokens=2,
+                    latency_s=0.01,
+                    ttft_s=0.005,
+                    finish_reason="stop",
                 )
 
     def close(self) -> None:

@@ -1,0 +1,114 @@
+"""The SQLite store: migrations, no duplicates, atomic forgetting."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetbench.errors import StoreError
+from fleetbench.store import COMPLETED, Store
+from fleetbench.store.migrations import MIGRATIONS
+
+RUN = {
+    "run_id": "r1",
+    "model_name": "m",
+    "model_class": "",
+    "task": "textgen",
+    "reasoning_state": "",
+    "backend": "llamacpp",
+    "settings_label": "",
+    "config": {},
+}
+
+
+def sample(index: int, attempt: int = 1, **extra: Any) -> dict[str, Any]:
+    row = {
+        "run_id": "r1",
+        "sample_index": index,
+        "sample_id": str(index),
+        "attempt": attempt,
+        "input_json": "{}",
+        "output_text": f"out{index}",
+        "prompt_tokens": 3,
+        "completion_tokens": 2,
+        "latency_s": 0.1,
+        "ttft_s": 0.01,
+        "finish_reason": "stop",
+        "cpu_seconds": 0.2,
+        "energy_wh": 1e-4,
+        "energy_method": "estimate",
+        "scores_json": None,
+        "error": None,
+    }
+    return row | extra
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "fleetbench.db")
+    s.begin_batch("b1", "plan", "test", {}, {}, {})
+    s.upsert_run(RUN, "b1", planned_samples=3)
+    return s
+
+
+def test_migrations_apply_once(tmp_path: Path, store: Store) -> None:
+    assert store.schema_version() == [name for name, _ in MIGRATIONS]
+    store.close()
+    again = Store(tmp_path / "fleetbench.db")  # reopening applies nothing twice
+    assert again.schema_version() == [name for name, _ in MIGRATIONS]
+    assert again.get_run("r1")["planned_samples"] == 3  # type: ignore[index]
+
+
+def test_store_from_newer_version_is_refused(tmp_path: Path, store: Store) -> None:
+    store.conn.execute("INSERT INTO schema_migrations VALUES ('999_future', 0)")
+    store.close()
+    with pytest.raises(StoreError, match="newer fleetbench"):
+        Store(tmp_path / "fleetbench.db")
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "fleetbench.db"
+    path.write_text("this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open results store"):
+        Store(path)
+
+
+def test_a_sample_is_never_stored_twice(store: Store) -> None:
+    attempt = store.start_attempt("r1", "b1", {})
+    assert store.add_sample(sample(0, attempt))
+    assert not store.add_sample(sample(0, attempt, output_text="different"))
+    rows = store.samples("r1")
+    assert len(rows) == 1 and rows[0]["output_text"] == "out0"
+    assert store.done_indices("r1") == {0}
+
+
+def test_attempts_and_forgetting(store: Store) -> None:
+    a1 = store.start_attempt("r1", "b1", {"host": "x"})
+    store.add_sample(sample(0, a1))
+    store.finish_attempt("r1", a1, COMPLETED, None)
+    a2 = store.start_attempt("r1", "b1", {})
+    assert (a1, a2) == (1, 2)
+    assert store.get_run("r1")["status"] == "running"  # type: ignore[index]
+    store.delete_results(["r1"])
+    assert store.samples("r1") == [] and store.attempts("r1") == []
+    assert store.get_run("r1")["status"] == "pending"  # type: ignore[index]
+
+
+def test_upsert_keeps_history(store: Store) -> None:
+    a = store.start_attempt("r1", "b1", {})
+    store.add_sample(sample(0, a))
+    store.begin_batch("b2", "plan", "test", {}, {}, {})
+    store.upsert_run(RUN, "b2", planned_samples=5)
+    run = store.get_run("r1")
+    assert run is not None and (run["batch_id"], run["planned_samples"], run["seq"]) == ("b2", 5, 1)
+    assert len(store.samples("r1")) == 1
+    assert len(store.samples("r1", below=0)) == 0
+
+
+def test_wal_mode(store: Store) -> None:
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()

@@ -17,6 +17,14 @@ from fleetbench.runner import SKIP, BatchOptions, load_plan, plan_batch, run_bat
 DEFAULT_OUTPUT = Path("fleetbench-results")
 
 
+def make_console() -> Console:
+    """Rich on a terminal; wide plain tables when piped into a file or CI log."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=max(console.width, 160))
+    return console
+
+
 def run(
     plan: Annotated[
         Path | None,
@@ -85,7 +93,7 @@ def run(
 
     Exit codes: 0 all runs completed; 1 some run failed; 2 bad input; 130 interrupted.
     """
-    console = Console(highlight=False)
+    console = make_console()
     if smoke and limit is not None:
         raise ConfigError("--smoke and --limit exclude each other (--smoke means --limit 1)")
     loaded = load_plan(plan)

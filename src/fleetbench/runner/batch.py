@@ -22,6 +22,7 @@ from fleetbench.runner.job import Event, RunJob, RunOutcome
 from fleetbench.runner.plan import LoadedPlan, RunSpec
 from fleetbench.store import COMPLETED, DB_NAME, FAILED, Store
 from fleetbench.store.exports import write_run_files
+from fleetbench.store.lock import OutputLock
 from fleetbench.tasks import get_task_class
 
 RUN = "run"
@@ -114,6 +115,19 @@ def run_batch(
     """Execute the planned runs; returns the summaries of this batch's runs."""
     selected = [r for r in runs if r.action != SKIP or r.reason.startswith("completed")]
     todo = [r for r in runs if r.action != SKIP]
+    with OutputLock(options.output):
+        return _run_locked(loaded, options, runs, selected, todo, observer, executor)
+
+
+def _run_locked(
+    loaded: LoadedPlan,
+    options: BatchOptions,
+    runs: list[PlannedRun],
+    selected: list[PlannedRun],
+    todo: list[PlannedRun],
+    observer: BatchObserver,
+    executor: Executor | None,
+) -> list[dict[str, object]]:
     store = Store.in_dir(options.output)
     batch_id = f"b-{uuid.uuid4().hex[:12]}"
     try:

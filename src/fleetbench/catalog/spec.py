@@ -1,28 +1,127 @@
-"""A model entry: what to run and how. Loaded from a plan (inline) or, later, a catalogue."""
+"""A model entry: what to run and how, from a plan (inline) or a catalogue file.
+
+The same model serves both, so a catalogue row and an inline plan entry resolve the
+same way. ``resolve_entry`` turns what the user wrote into exact settings: family,
+reasoning mechanism, warnings, and whether the entry can run at all.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from fleetbench.catalog import families as fam
+from fleetbench.catalog.reasoning import (
+    parse_state,
+    parse_template_text,
+    resolve,
+)
+
+MODEL_CLASSES = ("A", "B", "C")
+TEXT_TASKS = ("text_gen",)
+_HF_URL = re.compile(r"^https?://(www\.)?huggingface\.co/", re.IGNORECASE)
+
+
+def normalise_id(raw: str) -> str:
+    """``https://huggingface.co/ORG/NAME `` -> ``ORG/NAME``."""
+    return _HF_URL.sub("", raw.strip()).strip().strip("/")
 
 
 class ModelSpec(BaseModel):
-    """One model of the fleet.
-
-    ``options`` belong to the backend and are validated by its ``Options`` model when
-    the plan is loaded, so a typo there is reported with the plan's file and line.
-    """
+    """One model of the fleet, fully resolved after validation."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, description="display name; also used by --model filters")
+    name: str = Field("", description="display name, unique in a plan; default: the id")
+    id: str = Field("", description="model id, e.g. ORG/NAME; URL forms are normalised")
     backend: str = "llamacpp"
-    model_class: str = Field("", description="size class, e.g. AI Energy Score's A/B/C")
-    reasoning_state: str = ""
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, description="backend options")
+    family: str = Field("", description="reasoning family; detected from the id when empty")
+    model_class: str = Field("", description="size class: A, B or C (AI Energy Score)")
+    task: str = Field("text_gen", description="what the model does: text_gen, image_gen, ...")
+    priority: int | None = Field(None, ge=1)
+    reasoning_state: str = Field("", description="On, Off, On (High), Off (N/A), ...")
+    reasoning: bool | None = Field(None, description="derived from the state when empty")
+    reasoning_effort: str | None = None
+    chat_template: str = Field("", description="free-text hints (catalogue CSV column)")
+    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    system_prompt: str | None = None
+    prompt_prefix: str = ""
+    prompt_suffix: str = ""
     generation: dict[str, Any] = Field(
         default_factory=dict, description="overrides of the plan's generation settings"
     )
-    system_prompt: str | None = None
-    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    params_b: float | None = Field(None, gt=0, description="parameters, in billions")
+    dtype: str | None = None
+    price_input_per_1m: float | None = Field(None, ge=0)
+    price_output_per_1m: float | None = Field(None, ge=0)
+    supported: bool = True
+    skip_reason: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    source: str = Field("", description="where the entry was read: file:row")
+
+    @field_validator("id")
+    @classmethod
+    def _normalise_id(cls, value: str) -> str:
+        return normalise_id(value)
+
+    @field_validator("model_class")
+    @classmethod
+    def _check_class(cls, value: str) -> str:
+        value = value.strip()
+        if value and value not in MODEL_CLASSES:
+            raise ValueError(f"unknown class {value!r}; valid: {', '.join(MODEL_CLASSES)}")
+        return value
+
+    @field_validator("family")
+    @classmethod
+    def _check_family(cls, value: str) -> str:
+        if value and value not in fam.BY_NAME:
+            raise ValueError(f"unknown family {value!r}; valid: {', '.join(fam.family_names())}")
+        return value
+
+    @field_validator("reasoning_effort")
+    @classmethod
+    def _check_effort(cls, value: str | None) -> str | None:
+        if value is not None and value not in ("low", "medium", "high"):
+            raise ValueError(f"invalid reasoning_effort {value!r}; valid: low, medium, high")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> ModelSpec:
+        if not self.name and not self.id:
+            raise ValueError("an entry needs a 'name' or an 'id'")
+        resolve_entry(self)
+        return self
+
+
+def resolve_entry(spec: ModelSpec) -> None:
+    """Fill family, reasoning and mechanism fields; explicit values in the entry win."""
+    family = fam.BY_NAME[spec.family] if spec.family else fam.detect_family(spec.id or spec.name)
+    spec.family = family.name
+    if not spec.name:
+        spec.name = spec.id
+    if spec.task not in TEXT_TASKS:
+        spec.supported = False
+        spec.skip_reason = spec.skip_reason or (
+            f"task {spec.task!r} is not supported (fleetbench runs text generation: "
+            f"{', '.join(TEXT_TASKS)})"
+        )
+    state = parse_state(spec.reasoning_state)
+    hints = parse_template_text(spec.chat_template)
+    if state.reasoning is None and spec.reasoning is not None:
+        state.reasoning = spec.reasoning
+    if state.reasoning is None and hints.thinking is None and not spec.chat_template.strip():
+        spec.reasoning = bool(spec.reasoning)
+        return  # nothing to resolve: a plain entry
+    resolution = resolve(family, state, hints)
+    spec.reasoning = resolution.reasoning
+    spec.reasoning_effort = spec.reasoning_effort or resolution.reasoning_effort
+    spec.chat_template_kwargs = {**resolution.chat_template_kwargs, **spec.chat_template_kwargs}
+    spec.system_prompt = spec.system_prompt or resolution.system_prompt
+    spec.prompt_prefix = spec.prompt_prefix or resolution.prompt_prefix
+    if hints.note and spec.supported and spec.family == "other":
+        resolution.warnings.append(f"Chat Template text not understood: {hints.note!r}")
+    spec.warnings = list(dict.fromkeys([*spec.warnings, *resolution.warnings]))

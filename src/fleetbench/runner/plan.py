@@ -83,7 +83,9 @@ class RunSpec(BaseModel):
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same run (limit, output and timeout do not)."""
-        return self.model_dump(mode="json", exclude={"run_id", "energy"})
+        return self.model_dump(
+            mode="json", exclude={"run_id": True, "energy": True, "model": {"source", "warnings"}}
+        )
 
 
 class LoadedPlan(BaseModel):

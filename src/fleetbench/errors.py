@@ -3,6 +3,7 @@
     FleetbenchError            anything fleetbench raises on purpose
     ├── UserError              bad input from the user: printed as one line, exit code 2
     │   ├── PlanError          an invalid plan file (names file, line and field)
+    │   ├── CatalogError       an invalid catalogue file (names file, row and field)
     │   └── ConfigError        an invalid option or combination of options
     ├── BackendError           a backend failed to load or generate
     │   └── BackendUnavailable an optional dependency or device is missing
@@ -27,6 +28,10 @@ class UserError(FleetbenchError):
 
 class PlanError(UserError):
     """An invalid plan file."""
+
+
+class CatalogError(UserError):
+    """An invalid catalogue file."""
 
 
 class ConfigError(UserError):

@@ -39,7 +39,7 @@ CASES = {
         GOOD_MODEL + "tasks:\n  - name: nosuch\n",
         r"plan.yaml:5: tasks\[0\].name: unknown task 'nosuch'; valid: textgen",
     ),
-    "missing_models": (GOOD_TASK, r"plan.yaml:1: models: required field is missing"),
+    "missing_models": (GOOD_TASK, r"plan.yaml:1: models: no models: give .models. or a .catalog."),
     "duplicate_model": (
         GOOD_MODEL + "  - name: smollm2\n" + GOOD_TASK,
         r"plan.yaml:4: models\[1\].name: duplicate name 'smollm2'",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class GenerationSettings(BaseModel):
@@ -23,9 +23,16 @@ class GenerationSettings(BaseModel):
     top_k: int = Field(0, ge=0, description="0 disables top-k")
     min_p: float = Field(0.0, ge=0.0, le=1.0)
     max_tokens: int = Field(128, ge=1)
+    min_tokens: int = Field(0, ge=0, description="end-of-generation is suppressed before this")
     seed: int = 42
     repeat_penalty: float = Field(1.0, gt=0.0)
     stop: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> GenerationSettings:
+        if self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens ({self.min_tokens}) > max_tokens ({self.max_tokens})")
+        return self
 
 
 class Message(BaseModel):

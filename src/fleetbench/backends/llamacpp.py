@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fleetbench.backends.base import GenerationRequest, GenerationResult, LoadInfo
 from fleetbench.backends.chat_template import ChatTemplate
-from fleetbench.catalog.embedded import embedded_model_path
+from fleetbench.catalog.embedded import EMBEDDED_MODEL_ID, embedded_model_path
+from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import BackendError, BackendUnavailable
 
 # Used when a GGUF carries no chat template of its own.
@@ -45,9 +46,21 @@ class LlamaCppBackend:
         self.options = options
         self._llm: Any = None
         self._template: ChatTemplate | None = None
+        self._eog_ids: list[int] = []
+
+    @staticmethod
+    def unavailable_reason(options: LlamaCppOptions, model: ModelSpec) -> str | None:
+        """Never run the embedded SmolLM2 in place of another model that has no GGUF."""
+        if options.model_path is None and model.id and model.id != EMBEDDED_MODEL_ID:
+            return (
+                f"no GGUF for {model.id}: set options.model_path "
+                f"(the embedded model is {EMBEDDED_MODEL_ID})"
+            )
+        return None
 
     def load(self) -> LoadInfo:
         try:
+            import llama_cpp
             from llama_cpp import Llama
         except ImportError:
             raise BackendUnavailable(
@@ -67,6 +80,10 @@ class LlamaCppBackend:
         )
         load_time = time.perf_counter() - start
         self._template = self._chat_template()
+        vocab = self._llm._model.vocab
+        self._eog_ids = [
+            t for t in range(self._llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)
+        ]
         return LoadInfo(
             load_time_s=load_time,
             model_path=str(path),
@@ -118,6 +135,7 @@ class LlamaCppBackend:
             temp=s.temperature,
             repeat_penalty=s.repeat_penalty,
             reset=True,
+            logits_processor=self._min_tokens_processor(out, s.min_tokens),
         )
         vocab = llm._model.vocab
         for token in stream:
@@ -145,6 +163,21 @@ class LlamaCppBackend:
             ttft_s=ttft,
             finish_reason=finish,
         )
+
+    def _min_tokens_processor(self, out: list[int], min_tokens: int) -> Any:
+        """Forbid end-of-generation tokens until ``min_tokens`` have been produced."""
+        if min_tokens <= 0 or not self._eog_ids:
+            return None
+        eog = self._eog_ids
+
+        def suppress(_input_ids: Any, scores: Any) -> Any:
+            if len(out) < min_tokens:
+                scores[eog] = -float("inf")
+            return scores
+
+        from llama_cpp import LogitsProcessorList
+
+        return LogitsProcessorList([suppress])
 
     def close(self) -> None:
         if self._llm is not None:

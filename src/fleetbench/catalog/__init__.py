@@ -1,6 +1,16 @@
-"""Model specifications. Catalogue files (CSV/YAML) with filters plug in here."""
+"""Model specifications, catalogue files (CSV/YAML), filters and reasoning adapters."""
 
 from fleetbench.catalog.embedded import DEFAULT_MODEL_NAME, embedded_model_path
-from fleetbench.catalog.spec import ModelSpec
+from fleetbench.catalog.filters import ModelFilter
+from fleetbench.catalog.loaders import dump_yaml, load_catalog
+from fleetbench.catalog.spec import ModelSpec, normalise_id
 
-__all__ = ["DEFAULT_MODEL_NAME", "ModelSpec", "embedded_model_path"]
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "ModelFilter",
+    "ModelSpec",
+    "dump_yaml",
+    "embedded_model_path",
+    "load_catalog",
+    "normalise_id",
+]

@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from fleetbench.catalog import ModelFilter
 from fleetbench.cli.progress import ProgressObserver
 from fleetbench.cli.tables import plan_table, summary_table
 from fleetbench.errors import ConfigError
 from fleetbench.report import MASTER_FILE
-from fleetbench.runner import SKIP, BatchOptions, load_plan, plan_batch, run_batch
+from fleetbench.runner import BatchOptions, load_plan, plan_batch, run_batch
 
 DEFAULT_OUTPUT = Path("fleetbench-results")
 
@@ -39,8 +40,28 @@ def run(
         typer.Option(
             "--model",
             "-m",
-            help="Only models whose name contains this (case-insensitive); repeat for several.",
+            help="Only models whose name or id contains this (case-insensitive); repeat "
+            "for several.",
         ),
+    ] = None,
+    model_class: Annotated[
+        list[str] | None, typer.Option("--class", help="Only models of this class (A, B, C).")
+    ] = None,
+    task: Annotated[
+        list[str] | None,
+        typer.Option("--task", help="Only catalogue entries of this task (e.g. text_gen)."),
+    ] = None,
+    reasoning: Annotated[
+        str | None,
+        typer.Option(
+            "--reasoning",
+            help="Only models whose reasoning state contains this (case-insensitive), "
+            "e.g. High or Off.",
+        ),
+    ] = None,
+    max_priority: Annotated[
+        int | None,
+        typer.Option("--priority", min=1, help="Only catalogue entries with priority <= N."),
     ] = None,
     limit: Annotated[
         int | None, typer.Option(min=1, help="At most N samples per run (default: plan's).")
@@ -97,23 +118,25 @@ def run(
     if smoke and limit is not None:
         raise ConfigError("--smoke and --limit exclude each other (--smoke means --limit 1)")
     loaded = load_plan(plan)
+    model_filter = ModelFilter(
+        name=model or [],
+        model_class=model_class or [],
+        task=task or [],
+        reasoning=reasoning,
+        max_priority=max_priority,
+    )
     options = BatchOptions(
         output=(output or loaded.plan.output or DEFAULT_OUTPUT).resolve(),
-        model_filters=list(model or []),
+        filter=model_filter,
         limit=1 if smoke else (limit or loaded.plan.limit),
         timeout_s=timeout or loaded.plan.timeout_s,
         fresh=fresh,
     )
     runs = plan_batch(loaded, options)
-    if (
-        not any(r.action != SKIP for r in runs)
-        and options.model_filters
-        and not any(r.reason.startswith("completed") for r in runs)
-    ):
-        raise ConfigError(
-            f"--model {' / '.join(options.model_filters)} matches no model of {loaded.source}; "
-            f"models: {', '.join(m.name for m in loaded.plan.models)}"
-        )
+    matched = [r for r in runs if not r.reason.startswith("filtered out")]
+    if not matched:
+        names = ", ".join(dict.fromkeys(r.spec.model.name for r in runs))
+        raise ConfigError(f"the filters match no model of {loaded.source}; models: {names}")
     if dry_run:
         console.print(plan_table(runs))
         console.print(f"output: {options.output}  (dry run: nothing loaded or written)")

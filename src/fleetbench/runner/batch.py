@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from fleetbench.catalog import ModelFilter
 from fleetbench.meters import host_info
 from fleetbench.report import summarize_run, write_master_csv
 from fleetbench.runner.executor import Executor, SequentialExecutor
@@ -33,7 +34,7 @@ SKIP = "skip"
 @dataclass
 class BatchOptions:
     output: Path
-    model_filters: list[str] = field(default_factory=list)
+    filter: ModelFilter = field(default_factory=ModelFilter)
     limit: int | None = None
     timeout_s: float = 1800.0
     fresh: bool = False
@@ -80,7 +81,7 @@ def plan_batch(loaded: LoadedPlan, options: BatchOptions) -> list[PlannedRun]:
                 )
             n = min(counts[key], options.limit) if options.limit else counts[key]
             stored = _stored_count(store, spec.run_id, n, options.fresh)
-            planned.append(_decide(spec, n, stored, options.model_filters))
+            planned.append(_decide(spec, n, stored, options.filter))
     finally:
         if store is not None:
             store.close()
@@ -93,11 +94,12 @@ def _stored_count(store: Store | None, run_id: str, planned: int, fresh: bool) -
     return len([i for i in store.done_indices(run_id) if i < planned])
 
 
-def _decide(spec: RunSpec, planned: int, stored: int, filters: list[str]) -> PlannedRun:
-    name = spec.model.name.lower()
-    if filters and not any(f.lower() in name for f in filters):
-        reason = f"model not matched by --model {' / '.join(filters)}"
-        return PlannedRun(spec, planned, stored, SKIP, reason)
+def _decide(spec: RunSpec, planned: int, stored: int, model_filter: ModelFilter) -> PlannedRun:
+    rejected = model_filter.why_not(spec.model)
+    if rejected is not None:
+        return PlannedRun(spec, planned, stored, SKIP, f"filtered out: {rejected}")
+    if spec.skip_reason is not None:
+        return PlannedRun(spec, planned, stored, SKIP, spec.skip_reason)
     if stored >= planned:
         return PlannedRun(spec, planned, stored, SKIP, f"completed ({stored}/{planned} stored)")
     if stored:
@@ -136,7 +138,11 @@ def _run_locked(
             loaded.plan.name,
             loaded.source,
             loaded.plan.model_dump(mode="json"),
-            {**options.__dict__, "output": str(options.output)},
+            {
+                **options.__dict__,
+                "output": str(options.output),
+                "filter": options.filter.model_dump(),
+            },
             host_info(),
         )
         for run in selected:

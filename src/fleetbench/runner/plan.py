@@ -14,12 +14,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fleetbench.backends import get_backend_class
 from fleetbench.backends.base import GenerationSettings
-from fleetbench.catalog.spec import ModelSpec
-from fleetbench.errors import ConfigError, PlanError
+from fleetbench.catalog import ModelFilter, ModelSpec, load_catalog
+from fleetbench.errors import CatalogError, ConfigError, PlanError, UserError
 from fleetbench.tasks import get_task_class
 from fleetbench.yamlconf import YamlDocument
 
@@ -55,11 +55,24 @@ class EnergySettings(BaseModel):
     )
 
 
+class CatalogRef(BaseModel):
+    """Models from a catalogue file (CSV or YAML), narrowed by filters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path
+    filter: ModelFilter = Field(default_factory=lambda: ModelFilter())
+    defaults: dict[str, Any] = Field(
+        default_factory=dict, description="fields applied to every entry, e.g. backend"
+    )
+
+
 class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "plan"
-    models: list[ModelSpec] = Field(min_length=1)
+    models: list[ModelSpec] = Field(default_factory=list)
+    catalog: CatalogRef | None = None
     tasks: list[TaskSpec] = Field(min_length=1)
     generation: GenerationSettings = Field(default_factory=lambda: GenerationSettings())
     settings: list[SettingsVariant] = Field(default_factory=lambda: [SettingsVariant()])
@@ -74,6 +87,7 @@ class RunSpec(BaseModel):
 
     run_id: str
     model: ModelSpec
+    skip_reason: str | None = None
     backend_options: dict[str, Any]
     task: TaskSpec
     task_options: dict[str, Any]
@@ -84,7 +98,13 @@ class RunSpec(BaseModel):
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same run (limit, output and timeout do not)."""
         return self.model_dump(
-            mode="json", exclude={"run_id": True, "energy": True, "model": {"source", "warnings"}}
+            mode="json",
+            exclude={
+                "run_id": True,
+                "energy": True,
+                "skip_reason": True,
+                "model": {"source", "warnings"},
+            },
         )
 
 
@@ -111,48 +131,153 @@ def load_plan(path: Path | None) -> LoadedPlan:
     plan = doc.validate(Plan)
     if plan.output is not None and not plan.output.is_absolute():
         plan.output = base / plan.output
-    return LoadedPlan(plan=plan, source=source, runs=_expand(plan, doc, base))
+    models = [*plan.models, *_catalog_models(plan, doc, base)]
+    if not models:
+        raise doc.error(("models",), "no models: give 'models' or a 'catalog' that matches some")
+    return LoadedPlan(plan=plan, source=source, runs=_Expander(plan, doc, base).expand(models))
 
 
-def _expand(plan: Plan, doc: YamlDocument, base: Path) -> list[RunSpec]:
-    _check_unique([m.name for m in plan.models], doc, "models", "name")
-    _check_unique([v.label for v in plan.settings], doc, "settings", "label")
-    runs: list[RunSpec] = []
-    for mi, model in enumerate(plan.models):
-        backend_options = _validate_options(
-            doc,
-            ("models", mi, "options"),
-            _rebase(model.options, base),
-            _backend_options(doc, mi, model),
-        )
-        for ti, task in enumerate(plan.tasks):
-            task_cls = _task_class(doc, ti, task)
-            task_options = _validate_options(
-                doc, ("tasks", ti, "options"), _rebase(task.options, base), task_cls.Options
-            )
-            for si, variant in enumerate(plan.settings):
-                merged = {
-                    **plan.generation.model_dump(),
-                    **task.generation,
-                    **model.generation,
-                    **variant.generation,
-                }
-                generation = doc.validate(
-                    GenerationSettings, merged, loc=_generation_loc(mi, ti, si, plan)
-                )
-                spec = RunSpec(
-                    run_id="",
-                    model=model,
-                    backend_options=backend_options,
-                    task=task,
-                    task_options=task_options,
-                    settings_label=variant.label,
-                    generation=generation,
-                    energy=plan.energy,
-                )
-                spec.run_id = make_run_id(spec)
-                runs.append(spec)
-    return runs
+def _catalog_models(plan: Plan, doc: YamlDocument, base: Path) -> list[ModelSpec]:
+    """The seam for catalogue files: entries in file order, defaults applied, filtered."""
+    ref = plan.catalog
+    if ref is None:
+        return []
+    path = ref.path if ref.path.is_absolute() else base / ref.path
+    entries = load_catalog(path)
+    if ref.defaults:
+        entries = [_with_defaults(e, ref.defaults, doc) for e in entries]
+    return [e for e in entries if ref.filter.matches(e)]
+
+
+def _with_defaults(entry: ModelSpec, defaults: dict[str, Any], doc: YamlDocument) -> ModelSpec:
+    data = entry.model_dump(exclude_unset=True)
+    merged = {**defaults, **data, "options": {**defaults.get("options", {}), **entry.options}}
+    return doc.validate(ModelSpec, merged, loc=("catalog", "defaults"))
+
+
+class _Expander:
+    """Plan x models -> fully validated runs; errors point at the plan line or catalogue row."""
+
+    def __init__(self, plan: Plan, doc: YamlDocument, base: Path) -> None:
+        self.plan, self.doc, self.base = plan, doc, base
+
+    def expand(self, models: list[ModelSpec]) -> list[RunSpec]:
+        plan = self.plan
+        self._check_unique([m.name for m in models], "models", "name", models)
+        self._check_unique([v.label for v in plan.settings], "settings", "label", None)
+        tasks = [self._task(ti, task) for ti, task in enumerate(plan.tasks)]
+        runs: list[RunSpec] = []
+        for mi, model in enumerate(models):
+            backend_options, skip = self._backend(mi, model)
+            for ti, (task, task_cls, task_options) in enumerate(tasks):
+                protocol = _protocol_defaults(task_cls, task_options, bool(model.reasoning))
+                for si, variant in enumerate(plan.settings):
+                    generation = self._generation(mi, ti, si, model, protocol)
+                    spec = RunSpec(
+                        run_id="",
+                        model=model,
+                        skip_reason=skip,
+                        backend_options=backend_options,
+                        task=task,
+                        task_options=task_options,
+                        settings_label=variant.label,
+                        generation=generation,
+                        energy=plan.energy,
+                    )
+                    spec.run_id = make_run_id(spec)
+                    runs.append(spec)
+        return runs
+
+    def _task(self, ti: int, task: TaskSpec) -> tuple[TaskSpec, Any, dict[str, Any]]:
+        try:
+            task_cls = get_task_class(task.name)
+        except ConfigError as exc:
+            raise self.doc.error(("tasks", ti, "name"), str(exc)) from None
+        options = self.doc.validate(
+            task_cls.Options, _rebase(task.options, self.base), loc=("tasks", ti, "options")
+        ).model_dump(mode="json")
+        return task, task_cls, options
+
+    def _backend(self, mi: int, model: ModelSpec) -> tuple[dict[str, Any], str | None]:
+        """Validated backend options, and why the model cannot run here (None if it can)."""
+        options = _rebase(model.options, self.base)
+        if not model.supported:
+            return options, model.skip_reason or "unsupported"
+        try:
+            backend_cls = get_backend_class(model.backend)
+        except ConfigError as exc:
+            raise self._model_error(mi, model, "backend", str(exc)) from None
+        try:
+            validated = backend_cls.Options.model_validate(options)
+        except ValidationError as exc:
+            if mi < len(self.plan.models):
+                self.doc.validate(backend_cls.Options, options, loc=("models", mi, "options"))
+            err = exc.errors()[0]
+            field = "options." + ".".join(str(p) for p in err["loc"])
+            raise self._model_error(mi, model, field, err["msg"]) from None
+        checked = validated.model_dump(mode="json")
+        reason = getattr(backend_cls, "unavailable_reason", None)
+        return checked, reason(validated, model) if reason else None
+
+    def _generation(
+        self, mi: int, ti: int, si: int, model: ModelSpec, protocol: dict[str, Any]
+    ) -> GenerationSettings:
+        plan = self.plan
+        merged: dict[str, Any] = {
+            **GenerationSettings().model_dump(),
+            **protocol,
+            **plan.generation.model_dump(exclude_unset=True),
+            **plan.tasks[ti].generation,
+            **model.generation,
+            **plan.settings[si].generation,
+        }
+        # A protocol minimum yields to an explicit, smaller maximum.
+        if "min_tokens" in protocol and merged["min_tokens"] == protocol["min_tokens"]:
+            merged["min_tokens"] = min(merged["min_tokens"], merged["max_tokens"])
+        if mi >= len(plan.models) and model.generation:
+            try:
+                return GenerationSettings.model_validate(merged)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                field = "generation." + ".".join(str(p) for p in err["loc"])
+                raise self._model_error(mi, model, field, err["msg"]) from None
+        return self.doc.validate(GenerationSettings, merged, loc=self._generation_loc(mi, ti, si))
+
+    def _generation_loc(self, mi: int, ti: int, si: int) -> tuple[int | str, ...]:
+        # Report against the most specific place that overrides generation settings.
+        plan = self.plan
+        if plan.settings[si].generation:
+            return ("settings", si, "generation")
+        if mi < len(plan.models) and plan.models[mi].generation:
+            return ("models", mi, "generation")
+        if plan.tasks[ti].generation:
+            return ("tasks", ti, "generation")
+        return ("generation",)
+
+    def _model_error(self, mi: int, model: ModelSpec, field: str, message: str) -> UserError:
+        if mi < len(self.plan.models):
+            return self.doc.error(("models", mi, *field.split(".")), message)
+        return CatalogError(f"{model.source}: {field}: {message}")
+
+    def _check_unique(
+        self, values: list[str], section: str, field: str, models: list[ModelSpec] | None
+    ) -> None:
+        seen: set[str] = set()
+        for i, value in enumerate(values):
+            if value in seen:
+                message = f"duplicate {field} {value!r}"
+                if models is not None:
+                    raise self._model_error(i, models[i], field, message)
+                raise self.doc.error((section, i, field), message)
+            seen.add(value)
+
+
+def _protocol_defaults(task_cls: Any, options: dict[str, Any], reasoning: bool) -> dict[str, Any]:
+    """A task's default token protocol (e.g. AI Energy Score's), overridable by the plan."""
+    defaults = getattr(task_cls, "generation_defaults", None)
+    if defaults is None:
+        return {}
+    return dict(defaults(task_cls.Options.model_validate(options), reasoning))
 
 
 def make_run_id(spec: RunSpec) -> str:
@@ -167,26 +292,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:48] or "x"
 
 
-def _backend_options(doc: YamlDocument, index: int, model: ModelSpec) -> type[BaseModel]:
-    try:
-        return get_backend_class(model.backend).Options  # type: ignore[no-any-return]
-    except ConfigError as exc:
-        raise doc.error(("models", index, "backend"), str(exc)) from None
-
-
-def _task_class(doc: YamlDocument, index: int, task: TaskSpec) -> Any:
-    try:
-        return get_task_class(task.name)
-    except ConfigError as exc:
-        raise doc.error(("tasks", index, "name"), str(exc)) from None
-
-
-def _validate_options(
-    doc: YamlDocument, loc: tuple[int | str, ...], options: dict[str, Any], model: type[BaseModel]
-) -> dict[str, Any]:
-    return doc.validate(model, options, loc=loc).model_dump(mode="json")
-
-
 def _rebase(options: dict[str, Any], base: Path) -> dict[str, Any]:
     """Relative ``*_file``/``*_path`` options are relative to the plan file's folder."""
     out = dict(options)
@@ -195,22 +300,3 @@ def _rebase(options: dict[str, Any], base: Path) -> dict[str, Any]:
         if is_path and not Path(value).is_absolute():
             out[key] = str(base / value)
     return out
-
-
-def _generation_loc(mi: int, ti: int, si: int, plan: Plan) -> tuple[int | str, ...]:
-    # Report against the most specific place that overrides generation settings.
-    if plan.settings[si].generation:
-        return ("settings", si, "generation")
-    if plan.models[mi].generation:
-        return ("models", mi, "generation")
-    if plan.tasks[ti].generation:
-        return ("tasks", ti, "generation")
-    return ("generation",)
-
-
-def _check_unique(values: list[str], doc: YamlDocument, section: str, field: str) -> None:
-    seen: set[str] = set()
-    for i, value in enumerate(values):
-        if value in seen:
-            raise doc.error((section, i, field), f"duplicate {field} {value!r}")
-        seen.add(value)

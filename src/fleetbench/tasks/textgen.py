@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,11 @@ class TextGenOptions(BaseModel):
         "default: the ~20 built-in prompts",
     )
     system_prompt: str | None = None
+    token_protocol: Literal["ai_energy_score", "none"] = Field(
+        "ai_energy_score",
+        description="default token budget: AI Energy Score generates exactly 10 tokens "
+        "without reasoning and up to 8,192 with it; 'none' keeps the plan's settings",
+    )
 
 
 class TextGenTask:
@@ -33,6 +38,15 @@ class TextGenTask:
 
     def __init__(self, options: TextGenOptions) -> None:
         self.options = options
+
+    @staticmethod
+    def generation_defaults(options: TextGenOptions, reasoning: bool) -> dict[str, int]:
+        """The AI Energy Score token protocol; the plan's generation settings override it."""
+        if options.token_protocol == "none":
+            return {}
+        if reasoning:
+            return {"max_tokens": 8192, "min_tokens": 1}
+        return {"max_tokens": 10, "min_tokens": 10}
 
     def samples(self) -> list[Sample]:
         if self.options.prompts_file is None:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from fleetbench import __version__
+from fleetbench.cli.models import models_app
 from fleetbench.cli.run import run
 from fleetbench.errors import UserError
 
@@ -21,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(run)
+app.add_typer(models_app, name="models")
 
 
 @app.command("example-plan")

@@ -13,7 +13,7 @@ from fleetbench.cli.progress import ProgressObserver
 from fleetbench.cli.tables import plan_table, summary_table
 from fleetbench.errors import ConfigError
 from fleetbench.report import MASTER_FILE
-from fleetbench.runner import BatchOptions, load_plan, plan_batch, run_batch
+from fleetbench.runner import FILTERED, BatchOptions, load_plan, plan_batch, run_batch
 
 DEFAULT_OUTPUT = Path("fleetbench-results")
 
@@ -133,10 +133,10 @@ def run(
         fresh=fresh,
     )
     runs = plan_batch(loaded, options)
-    matched = [r for r in runs if not r.reason.startswith("filtered out")]
-    if not matched:
-        names = ", ".join(dict.fromkeys(r.spec.model.name for r in runs))
-        raise ConfigError(f"the filters match no model of {loaded.source}; models: {names}")
+    if all(r.reason.startswith(FILTERED) for r in runs):
+        names = list(dict.fromkeys(r.spec.model.name for r in runs))
+        listed = ", ".join(names[:8]) + (f", … ({len(names)} in all)" if len(names) > 8 else "")
+        raise ConfigError(f"the filters match no model of {loaded.source}; models: {listed}")
     if dry_run:
         console.print(plan_table(runs))
         console.print(f"output: {options.output}  (dry run: nothing loaded or written)")

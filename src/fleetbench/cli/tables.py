@@ -7,26 +7,37 @@ from typing import Any
 from rich.table import Table
 
 from fleetbench.cli.progress import fmt
-from fleetbench.runner import PlannedRun
+from fleetbench.runner import FILTERED, PlannedRun
 
 
 def plan_table(runs: list[PlannedRun]) -> Table:
-    table = Table(title="Runs of this batch", title_justify="left")
-    for col in ("run_id", "model", "task", "backend", "samples", "stored", "action", "why"):
+    """Runs to execute, resume or skip; runs removed by filters are only counted."""
+    shown = [r for r in runs if not r.reason.startswith(FILTERED)]
+    hidden = len(runs) - len(shown)
+    caption = f"{hidden} more run(s) filtered out" if hidden else None
+    table = Table(title="Runs of this batch", title_justify="left", caption=caption)
+    for col in ("run_id", "model", "task", "backend", "tokens", "samples", "stored", "action",
+                "why"):  # fmt: skip
         table.add_column(col, overflow="fold")
-    for run in runs:
+    for run in shown:
         colour = {"run": "green", "resume": "yellow", "skip": "dim"}[run.action]
         table.add_row(
             run.run_id,
             run.spec.model.name,
             run.spec.task.name,
             run.spec.model.backend,
+            _tokens(run),
             str(run.planned),
             str(run.stored),
             f"[{colour}]{run.action}[/{colour}]",
             run.reason,
         )
     return table
+
+
+def _tokens(run: PlannedRun) -> str:
+    g = run.spec.generation
+    return f"{g.min_tokens}-{g.max_tokens}" if g.min_tokens else f"≤{g.max_tokens}"
 
 
 def summary_table(summaries: list[dict[str, Any]]) -> Table:

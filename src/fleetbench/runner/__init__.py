@@ -1,6 +1,7 @@
 """Plan expansion, executors, workers and the batch that ties them together."""
 
 from fleetbench.runner.batch import (
+    FILTERED,
     RESUME,
     RUN,
     SKIP,
@@ -15,6 +16,7 @@ from fleetbench.runner.executor import Executor, SequentialExecutor
 from fleetbench.runner.plan import LoadedPlan, Plan, RunSpec, load_plan
 
 __all__ = [
+    "FILTERED",
     "RESUME",
     "RUN",
     "SKIP",

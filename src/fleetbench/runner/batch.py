@@ -29,6 +29,7 @@ from fleetbench.tasks import get_task_class
 RUN = "run"
 RESUME = "resume"
 SKIP = "skip"
+FILTERED = "filtered out"
 
 
 @dataclass
@@ -97,7 +98,7 @@ def _stored_count(store: Store | None, run_id: str, planned: int, fresh: bool) -
 def _decide(spec: RunSpec, planned: int, stored: int, model_filter: ModelFilter) -> PlannedRun:
     rejected = model_filter.why_not(spec.model)
     if rejected is not None:
-        return PlannedRun(spec, planned, stored, SKIP, f"filtered out: {rejected}")
+        return PlannedRun(spec, planned, stored, SKIP, f"{FILTERED}: {rejected}")
     if spec.skip_reason is not None:
         return PlannedRun(spec, planned, stored, SKIP, spec.skip_reason)
     if stored >= planned:

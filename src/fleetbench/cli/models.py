@@ -1,0 +1,135 @@
+"""``fleetbench models``: inspect catalogues and discover checkpoints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from fleetbench.catalog import ModelFilter, ModelSpec, load_catalog, normalise_id
+from fleetbench.errors import ConfigError
+from fleetbench.runner.plan import load_plan
+
+models_app = typer.Typer(
+    help="Inspect a model catalogue (CSV or YAML), or discover training checkpoints.",
+    no_args_is_help=True,
+)
+
+# The keys every JSON object carries, in this order; the rest of the entry follows.
+JSON_KEYS = [
+    "id", "name", "family", "task", "model_class", "priority", "reasoning_state", "reasoning",
+    "reasoning_effort", "chat_template_kwargs", "system_prompt", "prompt_prefix",
+    "prompt_suffix", "supported", "skip_reason", "warnings",
+]  # fmt: skip
+
+CatalogOpt = Annotated[
+    Path | None,
+    typer.Option("--catalog", "-c", help="Catalogue file (.csv in the AI Energy Score format, "
+                 ".yaml) or a folder of checkpoints.", show_default=False),
+]  # fmt: skip
+PlanOpt = Annotated[
+    Path | None,
+    typer.Option("--plan", "-p", help="Use the models of this plan (default: the built-in "
+                 "demo plan when no --catalog is given).", show_default=False),
+]  # fmt: skip
+
+
+def _entries(catalog: Path | None, plan: Path | None) -> list[ModelSpec]:
+    if catalog is not None and plan is not None:
+        raise ConfigError("--catalog and --plan exclude each other")
+    if catalog is not None:
+        return load_catalog(catalog)
+    loaded = load_plan(plan)
+    return list({r.model.name: r.model for r in loaded.runs}.values())
+
+
+def entry_json(entry: ModelSpec) -> dict[str, Any]:
+    data = entry.model_dump(mode="json")
+    return {**{k: data[k] for k in JSON_KEYS}, **data}
+
+
+@models_app.command("list")
+def list_models(
+    catalog: CatalogOpt = None,
+    plan: PlanOpt = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Name or id contains this.")
+    ] = None,
+    model_class: Annotated[
+        list[str] | None, typer.Option("--class", help="Class: A, B, C.")
+    ] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", help="Task, e.g. text_gen.")] = None,
+    reasoning: Annotated[
+        str | None, typer.Option("--reasoning", help="Reasoning state contains this, e.g. High.")
+    ] = None,
+    max_priority: Annotated[
+        int | None, typer.Option("--priority", min=1, help="Priority <= N.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array, one object per entry.")
+    ] = False,
+) -> None:
+    """List the resolved catalogue: family, reasoning mechanism, support and warnings."""
+    model_filter = ModelFilter(
+        name=model or [], model_class=model_class or [], task=task or [],
+        reasoning=reasoning, max_priority=max_priority,
+    )  # fmt: skip
+    entries = [e for e in _entries(catalog, plan) if model_filter.matches(e)]
+    if as_json:
+        sys.stdout.write(json.dumps([entry_json(e) for e in entries], indent=2) + "\n")
+        return
+    from fleetbench.cli.run import make_console
+
+    console = make_console()
+    console.print(_table(entries))
+    supported = sum(e.supported for e in entries)
+    console.print(f"{len(entries)} entries, {supported} runnable, "
+                  f"{sum(bool(e.warnings) for e in entries)} with warnings")  # fmt: skip
+
+
+def _table(entries: list[ModelSpec]) -> Table:
+    table = Table(title="Models", title_justify="left")
+    for col in ("name", "family", "class", "prio", "reasoning", "mechanism", "notes"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        mechanism = _mechanism(e)
+        notes = e.skip_reason if not e.supported else "; ".join(e.warnings)
+        colour = "dim" if not e.supported else ("yellow" if e.warnings else "")
+        table.add_row(
+            e.name, e.family, e.model_class, str(e.priority or ""),
+            f"{'on' if e.reasoning else 'off'} ({e.reasoning_state or '-'})", mechanism,
+            f"[{colour}]{notes}[/{colour}]" if colour and notes else (notes or ""),
+        )  # fmt: skip
+    return table
+
+
+def _mechanism(e: ModelSpec) -> str:
+    parts = [f"{k}={v}" for k, v in e.chat_template_kwargs.items()]
+    if e.prompt_prefix:
+        parts.append(f"prefix {e.prompt_prefix!r}")
+    if e.system_prompt:
+        parts.append(f"system {e.system_prompt!r}")
+    return ", ".join(parts) or "-"
+
+
+@models_app.command("show")
+def show_model(
+    model_id: Annotated[str, typer.Argument(metavar="ID", help="Entry name or model id.")],
+    catalog: CatalogOpt = None,
+    plan: PlanOpt = None,
+) -> None:
+    """Print every field of the entries whose name or id is ID (YAML)."""
+    entries = _entries(catalog, plan)
+    wanted = normalise_id(model_id)
+    found = [e for e in entries if e.name == model_id] or [e for e in entries if e.id == wanted]
+    if not found:
+        close = [e.name for e in entries if wanted.lower() in e.name.lower()][:5]
+        hint = f"; similar: {', '.join(close)}" if close else ""
+        raise ConfigError(f"no entry named {model_id!r}{hint}")
+    docs = [entry_json(e) for e in found]
+    sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True))

@@ -15,6 +15,9 @@ import pytest
 import yaml
 
 SUPPORT = Path(__file__).parent / "support"
+DATA = Path(__file__).parent / "data"
+AES_OCT = DATA / "ai_energy_score_oct2025_models.csv"
+AES_LATEST = DATA / "ai_energy_score_models_latest.csv"
 PROMPTS = [
     "Say hello.",
     "Name a colour.",

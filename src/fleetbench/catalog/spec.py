@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from fleetbench.catalog import families as fam
 from fleetbench.catalog.reasoning import (
+    TemplateHints,
     parse_state,
     parse_template_text,
     resolve,
@@ -97,6 +98,19 @@ class ModelSpec(BaseModel):
         return self
 
 
+def _explicit_hints(spec: ModelSpec, hints: TemplateHints) -> None:
+    """Mechanism fields written in the entry count as explicit, like Chat Template text.
+
+    This makes resolution idempotent: a dumped, resolved entry loads back unchanged.
+    """
+    thinking = spec.chat_template_kwargs.get("enable_thinking")
+    if isinstance(thinking, bool) and hints.thinking is None:
+        hints.thinking = thinking
+    hints.effort = hints.effort or spec.reasoning_effort
+    hints.prefix = hints.prefix or spec.prompt_prefix or None
+    hints.system_prompt = hints.system_prompt or spec.system_prompt
+
+
 def resolve_entry(spec: ModelSpec) -> None:
     """Fill family, reasoning and mechanism fields; explicit values in the entry win."""
     family = fam.BY_NAME[spec.family] if spec.family else fam.detect_family(spec.id or spec.name)
@@ -111,6 +125,7 @@ def resolve_entry(spec: ModelSpec) -> None:
         )
     state = parse_state(spec.reasoning_state)
     hints = parse_template_text(spec.chat_template)
+    _explicit_hints(spec, hints)
     if state.reasoning is None and spec.reasoning is not None:
         state.reasoning = spec.reasoning
     if state.reasoning is None and hints.thinking is None and not spec.chat_template.strip():

@@ -1,0 +1,72 @@
+"""``fleetbench models`` and catalogue plans through the CLI (no model is loaded)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import AES_OCT as OCT
+from conftest import run_cli
+
+REQUIRED = {
+    "id": str, "family": str, "task": str, "model_class": str, "priority": int,
+    "reasoning_state": str, "reasoning": bool, "chat_template_kwargs": dict,
+    "prompt_prefix": str, "prompt_suffix": str, "supported": bool, "warnings": list,
+}  # fmt: skip
+
+
+def test_models_list_json_is_one_object_per_row(tmp_path: Path) -> None:
+    proc = run_cli("models", "list", "--catalog", str(OCT), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 56
+    for row in rows:
+        for key, kind in REQUIRED.items():
+            assert isinstance(row[key], kind), (key, row)
+        for key in ("reasoning_effort", "system_prompt", "skip_reason"):
+            assert key in row and (row[key] is None or isinstance(row[key], str))
+    assert rows[0]["reasoning_effort"] == "high"
+    assert rows[0]["chat_template_kwargs"] == {"reasoning_effort": "high"}
+    assert [r["supported"] for r in rows].count(False) == 5  # 3 image rows, 2 duplicates
+    assert rows[50]["skip_reason"].startswith("task 'image_gen' is not supported")
+
+    filtered = run_cli("models", "list", "-c", str(OCT), "--json", "--class", "B",
+                       "--reasoning", "high", cwd=tmp_path)  # fmt: skip
+    assert [r["name"] for r in json.loads(filtered.stdout)] == ["openai/gpt-oss-20b [On (High)]"]
+
+
+def test_models_list_table_and_show(tmp_path: Path) -> None:
+    table = run_cli("models", "list", "-c", str(OCT), "--priority", "1", cwd=tmp_path)
+    assert table.returncode == 0
+    assert "reasoning_effort=high" in table.stdout and "27 entries" in table.stdout
+    show = run_cli("models", "show", "https://huggingface.co/Qwen/Qwen3-0.6B", "-c", str(OCT),
+                   cwd=tmp_path)  # fmt: skip
+    assert show.returncode == 0
+    assert show.stdout.count("id: Qwen/Qwen3-0.6B") == 2  # both rows of that id
+    assert "enable_thinking: false" in show.stdout
+    missing = run_cli("models", "show", "nope", "-c", str(OCT), cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: no entry named 'nope'")
+    demo = run_cli("models", "list", cwd=tmp_path)
+    assert "SmolLM2-135M-Instruct" in demo.stdout
+
+
+def test_bad_catalogue_is_one_line_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "cat.csv"
+    bad.write_text(",Models to Add,Priority (1=hi),Class,Task,Reasoning State,Chat Template\n"
+                   ",a/b,1,Z,text_gen,Off,N/A\n")  # fmt: skip
+    proc = run_cli("models", "list", "-c", str(bad), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.count("\n") == 1 and "row 1 (line 2): Class: unknown class 'Z'" in proc.stderr
+    )
+
+
+def test_dry_run_of_a_catalogue_plan_says_why_rows_are_skipped(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"catalog: {{path: {OCT}}}\ntasks: [{{name: textgen}}]\n")
+    proc = run_cli("run", str(plan), "--dry-run", "--task", "image_gen", "-o",
+                   str(tmp_path / "out"), cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("is not supported") == 3
+    assert "53 more run(s) filtered out" in proc.stdout
+    assert not (tmp_path / "out").exists()

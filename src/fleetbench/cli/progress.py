@@ -17,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from fleetbench.runner import SKIP, PlannedRun
+from fleetbench.runner import FILTERED, SKIP, PlannedRun
 from fleetbench.runner.job import Event, RunOutcome
 
 
@@ -56,8 +56,11 @@ class ProgressObserver:
     def batch_started(self, runs: list[PlannedRun]) -> None:
         todo = [r for r in runs if r.action != SKIP]
         self._total = len(todo)
+        filtered = [r for r in runs if r.reason.startswith(FILTERED)]
+        if filtered:
+            self.console.print(f"[dim]{len(filtered)} run(s) filtered out[/dim]")
         for run in runs:
-            if run.action == SKIP:
+            if run.action == SKIP and run not in filtered:
                 self.console.print(
                     f"[dim]skip {run.spec.model.name} / {run.spec.task.name}: {run.reason}[/dim]"
                 )

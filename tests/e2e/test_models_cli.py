@@ -70,3 +70,29 @@ def test_dry_run_of_a_catalogue_plan_says_why_rows_are_skipped(tmp_path: Path) -
     assert proc.stdout.count("is not supported") == 3
     assert "53 more run(s) filtered out" in proc.stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_discover_checkpoints_and_run_the_gguf_one(tmp_path: Path) -> None:
+    from fleetbench.catalog import embedded_model_path
+
+    root = tmp_path / "train"
+    for step in (300, 20):
+        (root / f"checkpoint-{step}").mkdir(parents=True)
+        (root / f"checkpoint-{step}" / "config.json").write_text('{"torch_dtype": "bfloat16"}')
+    (root / "step_100.gguf").symlink_to(embedded_model_path())
+    out = run_cli("models", "discover", str(root), "-o", str(tmp_path / "ckpt.yaml"),
+                  cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "ckpt.yaml").read_text()
+    order = [text.index(f"train/{name}") for name in
+             ("checkpoint-20", "step_100.gguf", "checkpoint-300")]  # fmt: skip
+    assert order == sorted(order)
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("catalog: {path: ckpt.yaml}\ntasks: [{name: textgen}]\n")
+    dry = run_cli("run", str(plan), "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.count("backend not available") == 2
+    smoke = run_cli("run", str(plan), "--smoke", "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert smoke.returncode == 0, smoke.stderr  # the GGUF checkpoint ran; HF ones skipped
+    assert "completed train/step_100.gguf" in smoke.stdout

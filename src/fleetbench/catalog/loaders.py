@@ -32,7 +32,12 @@ CSV_COLUMNS: dict[str, str] = {
 
 
 def load_catalog(path: Path) -> list[ModelSpec]:
-    """Load a catalogue by its extension: ``.csv``, ``.yaml``/``.yml``."""
+    """Load a catalogue by its extension (``.csv``, ``.yaml``/``.yml``); a folder is a
+    training output whose checkpoints are discovered."""
+    if path.is_dir():
+        from fleetbench.catalog.discover import discover_checkpoints
+
+        return discover_checkpoints(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return load_csv(path)

@@ -133,3 +133,34 @@ def show_model(
         raise ConfigError(f"no entry named {model_id!r}{hint}")
     docs = [entry_json(e) for e in found]
     sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True))
+
+
+@models_app.command("discover")
+def discover(
+    folder: Annotated[Path, typer.Argument(help="Training output folder to search.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the YAML catalogue here (default: print).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Find checkpoints (HF folders with config.json, .gguf files; checkpoint-N, step_N, …),
+    ordered by step, and emit a YAML catalogue a plan can use (catalog: {path: FILE}).
+
+    A plan may also point its catalog path at the folder itself.
+    """
+    from fleetbench.catalog.discover import discover_checkpoints
+    from fleetbench.catalog.loaders import dump_yaml
+    from fleetbench.fsutil import atomic_write_text
+
+    entries = discover_checkpoints(folder)
+    text = dump_yaml(entries)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    atomic_write_text(output, text)
+    sys.stderr.write(f"wrote {len(entries)} checkpoint(s) to {output}\n")

@@ -206,6 +206,8 @@ class _Expander:
         try:
             backend_cls = get_backend_class(model.backend)
         except ConfigError as exc:
+            if mi >= len(self.plan.models):  # a catalogue may list more than runs here
+                return options, f"backend not available: {exc}"
             raise self._model_error(mi, model, "backend", str(exc)) from None
         try:
             validated = backend_cls.Options.model_validate(options)

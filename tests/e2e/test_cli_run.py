@@ -87,7 +87,13 @@ def test_run_writes_consistent_outputs(tmp_path: Path, write_plan: PlanWriter) -
         assert summary["summary"]["total_completion_tokens"] == completion
         assert summary["config"]["generation"]["max_tokens"] == 12
         assert summary["attempts"][0]["host"]["cpu_count"] >= 1
+        # SmolLM2 does not reason: the answer is the whole output, counted as such.
+        assert [s["answer_text"] for s in samples] == [r["answer_text"] for r in stored]
+        assert row["reasoning_tokens"] == "0"
+        assert int(row["answer_tokens"]) == completion
         for s in samples:
+            assert s["answer_text"] == s["output_text"]
+            assert s["reasoning_text"] is None and s["reasoning_tokens"] == 0
             assert 0 < s["completion_tokens"] <= 12
             assert s["output_text"].strip()
             assert s["error"] is None
@@ -176,3 +182,29 @@ def test_failed_samples_and_failed_runs_are_recorded(
     log = (out / "runs" / rows["crashes"]["run_id"] / "run.log").read_text()
     assert "Traceback" in log and "RuntimeError" in log
     assert "Traceback" not in proc.stderr
+
+
+def test_prompt_affixes_reach_the_backend_and_reasoning_is_split(
+    tmp_path: Path, write_plan: PlanWriter
+) -> None:
+    """The echo backend returns the affixed prompt, which then reads as think format."""
+    echo = {
+        "name": "echo",
+        "backend": "fakebackends:FlakyEchoBackend",
+        "prompt_prefix": "<think>",
+        "prompt_suffix": "</think> Done.",
+    }
+    plan = write_plan(extra_models=[echo], max_tokens=8)
+    out = tmp_path / "out"
+    proc = run_cli("run", str(plan), "-o", str(out), "-m", "echo", "--limit", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    (row,) = read_master(out)
+    lines = (out / "runs" / row["run_id"] / "results.jsonl").read_text().splitlines()
+    samples = [json.loads(line) for line in lines]
+    for s, prompt in zip(samples, PROMPTS, strict=False):
+        assert s["messages"][-1]["content"] == f"<think> {prompt} </think> Done."
+        assert s["output_text"] == s["messages"][-1]["content"]
+        assert (s["reasoning_text"], s["answer_text"]) == (prompt, "Done.")
+        assert s["reasoning_tokens"] is None  # this backend cannot count tokens
+    assert len(samples) == 2
+    assert (row["reasoning_tokens"], row["answer_tokens"]) == ("", "")

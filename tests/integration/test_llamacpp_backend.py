@@ -64,6 +64,14 @@ def test_generates_with_exact_counts_and_timings(backend: LlamaCppBackend) -> No
     assert len(llm.tokenize(results[1].text.encode(), add_bos=False)) == 5
 
 
+def test_count_tokens_uses_the_model_tokenizer(backend: LlamaCppBackend) -> None:
+    result = one(backend, 0, "Count to ten.", max_tokens=6)
+    assert backend.count_tokens(result.text) == result.completion_tokens
+    assert backend.count_tokens("") == 0
+    assert backend.count_tokens("<|im_end|>") == 1  # special tokens parse as one token
+    assert backend.count_tokens("The user wants a number between 1 and 10.") > 5
+
+
 def test_greedy_is_deterministic(backend: LlamaCppBackend) -> None:
     a = one(backend, 0, "Write a haiku about rain.", max_tokens=20)
     list(backend.generate([req(0, "Something else entirely.", max_tokens=5)]))

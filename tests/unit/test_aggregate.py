@@ -89,3 +89,18 @@ def test_cpu_time_estimate_is_labelled_and_proportional() -> None:
     assert co2_grams(2.0, 500.0) == pytest.approx(1.0)
     assert co2_grams(None, 500.0) is None
     json.dumps(reading.__dict__)
+
+
+def test_reasoning_and_answer_tokens(store: Store) -> None:
+    run = store.get_run("r1")
+    assert run is not None
+    empty = summarize_run(store, run)
+    assert (empty["reasoning_tokens"], empty["answer_tokens"]) == (None, None)
+    a = store.start_attempt("r1", "b1", {})
+    store.add_sample(sample(0, a, completion_tokens=50, reasoning_tokens=40))
+    store.add_sample(sample(1, a, completion_tokens=10, reasoning_tokens=0))
+    store.add_sample(sample(2, a, completion_tokens=30))  # count unknown: left out
+    s = summarize_run(store, run)
+    assert (s["reasoning_tokens"], s["answer_tokens"]) == (40, 20)
+    assert s["total_completion_tokens"] == 90
+    assert MASTER_COLUMNS[-2:] == ["reasoning_tokens", "answer_tokens"]

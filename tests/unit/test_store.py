@@ -112,3 +112,48 @@ def test_wal_mode(store: Store) -> None:
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+def test_store_of_the_first_schema_migrates(tmp_path: Path) -> None:
+    """A results folder written before 002_reasoning opens, keeps its samples, and
+    takes the new columns."""
+    path = tmp_path / "fleetbench.db"
+    old = sqlite3.connect(path)
+    name, sql = MIGRATIONS[0]
+    assert name == "001_initial"
+    old.executescript(sql)
+    old.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    old.execute("INSERT INTO schema_migrations VALUES ('001_initial', 0)")
+    old.execute("INSERT INTO batches VALUES ('b1', 'p', 't', '{}', '{}', '{}', 0, NULL, 'done')")
+    old.execute(
+        "INSERT INTO runs VALUES ('r1', 1, 'b1', 'm', '', 'textgen', '', 'llamacpp', '', "
+        "'{}', 3, 'completed', NULL, 0, 0)"
+    )
+    old.execute(
+        "INSERT INTO samples VALUES ('r1', 0, '0', 1, '{}', 'old', 3, 2, 0.1, 0.01, 'stop', "
+        "0.2, 1e-4, 'estimate', NULL, NULL, 0)"
+    )
+    old.commit()
+    old.close()
+
+    store = Store(path)
+    assert store.schema_version() == ["001_initial", "002_reasoning"]
+    columns = {r["name"] for r in store.conn.execute("PRAGMA table_info(samples)")}
+    assert {"answer_text", "reasoning_text", "reasoning_tokens"} <= columns
+    (before,) = store.samples("r1")
+    assert before["output_text"] == "old" and before["reasoning_tokens"] is None
+    store.add_sample(sample(1, answer_text="4", reasoning_text="2 + 2 = 4.", reasoning_tokens=7))
+    after = store.samples("r1")[1]
+    assert (after["answer_text"], after["reasoning_text"], after["reasoning_tokens"]) == (
+        "4",
+        "2 + 2 = 4.",
+        7,
+    )
+
+
+def test_a_sample_missing_a_required_field_is_refused(store: Store) -> None:
+    row = sample(0)
+    del row["output_text"]
+    with pytest.raises(sqlite3.ProgrammingError):
+        store.add_sample(row)
+    assert store.samples("r1") == []

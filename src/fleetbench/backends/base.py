@@ -80,7 +80,13 @@ class LoadInfo(BaseModel):
 
 @runtime_checkable
 class Backend(Protocol):
-    """What every backend implements. ``Options`` validates the model's ``options:``."""
+    """What every backend implements. ``Options`` validates the model's ``options:``.
+
+    Optional: ``count_tokens(text: str) -> int``, the number of tokens ``text`` is in
+    the model's own tokenizer (no BOS; special tokens parsed), callable after
+    ``load()``. The runner uses it to report reasoning tokens; without it they are
+    unknown. It is not part of the protocol so existing backends stay valid.
+    """
 
     name: ClassVar[str]
     Options: ClassVar[type[BaseModel]]

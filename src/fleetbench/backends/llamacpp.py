@@ -164,6 +164,14 @@ class LlamaCppBackend:
             finish_reason=finish,
         )
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` as this model tokenizes it (for reasoning-token counts)."""
+        if self._llm is None:
+            raise BackendError("count_tokens() called before load()")
+        if not text:
+            return 0
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
     def _min_tokens_processor(self, out: list[int], min_tokens: int) -> Any:
         """Forbid end-of-generation tokens until ``min_tokens`` have been produced."""
         if min_tokens <= 0 or not self._eog_ids:

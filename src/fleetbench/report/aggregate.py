@@ -68,7 +68,18 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "load_time_seconds": loads[-1] if loads else None,
         "peak_rss_mb": max(rss) if rss else None,
         "attempts": len(attempts),
+        **_reasoning_split(samples),
     }
+
+
+def _reasoning_split(samples: list[sqlite3.Row]) -> dict[str, int | None]:
+    """Reasoning and answer tokens over the samples whose reasoning count is known."""
+    known = [s for s in samples if s["reasoning_tokens"] is not None]
+    if not known:
+        return {"reasoning_tokens": None, "answer_tokens": None}
+    reasoning = sum(s["reasoning_tokens"] for s in known)
+    completion = sum(s["completion_tokens"] or 0 for s in known)
+    return {"reasoning_tokens": reasoning, "answer_tokens": completion - reasoning}
 
 
 def _is_gpu(methods: list[str]) -> bool:

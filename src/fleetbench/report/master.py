@@ -47,6 +47,8 @@ MASTER_COLUMNS: list[str] = [
     "load_time_seconds",
     "peak_rss_mb",
     "attempts",
+    "reasoning_tokens",
+    "answer_tokens",
 ]
 
 

@@ -23,7 +23,8 @@ from fleetbench.backends import GenerationRequest, GenerationResult, get_backend
 from fleetbench.meters import CpuTimeEstimate, host_info, peak_rss_mb
 from fleetbench.runner.job import RunJob
 from fleetbench.store import Store
-from fleetbench.tasks import Sample, get_task_class
+from fleetbench.tasks import Sample, apply_affixes, get_task_class
+from fleetbench.tasks.response import split_response
 
 log = logging.getLogger("fleetbench.worker")
 
@@ -73,7 +74,11 @@ def run_job(job: RunJob) -> None:
     requests = {
         s.index: GenerationRequest(
             index=s.index,
-            messages=task.messages(s, spec.model.system_prompt),
+            messages=apply_affixes(
+                task.messages(s, spec.model.system_prompt),
+                spec.model.prompt_prefix,
+                spec.model.prompt_suffix,
+            ),
             settings=spec.generation,
             chat_template_kwargs=spec.model.chat_template_kwargs,
         )
@@ -85,11 +90,14 @@ def run_job(job: RunJob) -> None:
             sample = by_index[result.index]
             reading = meter.end()
             row = _sample_row(job, sample, requests[result.index], result)
+            row.update(_split_fields(backend, result))
+            # Scorers judge the visible answer only, never the reasoning.
+            answer = result.model_copy(update={"text": row["answer_text"]})
             row.update(
                 cpu_seconds=reading.cpu_seconds,
                 energy_wh=reading.energy_wh,
                 energy_method=reading.method,
-                scores_json=_json_or_none(task.score(sample, result)),
+                scores_json=_json_or_none(task.score(sample, answer)),
             )
             stored = store.add_sample(row)
             if not stored:
@@ -140,6 +148,26 @@ def _sample_row(
         "ttft_s": result.ttft_s,
         "finish_reason": result.finish_reason,
         "error": result.error,
+    }
+
+
+def _split_fields(backend: Any, result: GenerationResult) -> dict[str, Any]:
+    """Answer, reasoning and reasoning tokens of a result; tokens None where unknown.
+
+    Reasoning tokens re-tokenize the reasoning text (tags excluded) with the backend's
+    optional ``count_tokens``, capped at the completion tokens they are part of.
+    """
+    split = split_response(result.text)
+    count = getattr(backend, "count_tokens", None)
+    tokens: int | None = None
+    if callable(count) and result.ok:
+        tokens = int(count(split.reasoning)) if split.reasoning else 0
+        if result.completion_tokens is not None:
+            tokens = min(tokens, result.completion_tokens)
+    return {
+        "answer_text": split.answer,
+        "reasoning_text": split.reasoning,
+        "reasoning_tokens": tokens,
     }
 
 

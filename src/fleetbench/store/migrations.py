@@ -74,4 +74,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        # The output split into reasoning and answer; NULL for samples stored before.
+        "002_reasoning",
+        """
+        ALTER TABLE samples ADD COLUMN answer_text TEXT;
+        ALTER TABLE samples ADD COLUMN reasoning_text TEXT;
+        ALTER TABLE samples ADD COLUMN reasoning_tokens INTEGER;
+        """,
+    ),
 ]

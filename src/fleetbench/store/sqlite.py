@@ -31,6 +31,36 @@ PENDING, RUNNING, COMPLETED, FAILED, TIMEOUT = (
 )
 
 
+# Columns are named so that migrations may add some; a missing required key raises.
+_SAMPLE_COLUMNS = (
+    "run_id",
+    "sample_index",
+    "sample_id",
+    "attempt",
+    "input_json",
+    "output_text",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_s",
+    "ttft_s",
+    "finish_reason",
+    "cpu_seconds",
+    "energy_wh",
+    "energy_method",
+    "scores_json",
+    "error",
+    "created_at",
+    "answer_text",
+    "reasoning_text",
+    "reasoning_tokens",
+)
+_SAMPLE_OPTIONAL: dict[str, Any] = {
+    "answer_text": None,
+    "reasoning_text": None,
+    "reasoning_tokens": None,
+}
+
+
 def _now() -> float:
     return time.time()
 
@@ -244,11 +274,9 @@ class Store:
         now = _now()
         with self.transaction() as db:
             cur = db.execute(
-                "INSERT OR IGNORE INTO samples VALUES "
-                "(:run_id, :sample_index, :sample_id, :attempt, :input_json, :output_text, "
-                ":prompt_tokens, :completion_tokens, :latency_s, :ttft_s, :finish_reason, "
-                ":cpu_seconds, :energy_wh, :energy_method, :scores_json, :error, :created_at)",
-                {**row, "created_at": now},
+                f"INSERT OR IGNORE INTO samples ({', '.join(_SAMPLE_COLUMNS)}) "
+                f"VALUES ({', '.join(':' + c for c in _SAMPLE_COLUMNS)})",
+                {**_SAMPLE_OPTIONAL, **row, "created_at": now},
             )
             db.execute(
                 "UPDATE attempts SET last_seen_at = ? WHERE run_id = ? AND attempt = ?",

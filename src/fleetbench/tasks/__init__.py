@@ -6,9 +6,9 @@ import importlib
 from typing import Any
 
 from fleetbench.errors import ConfigError
-from fleetbench.tasks.base import Sample, Task, chat_messages
+from fleetbench.tasks.base import Sample, Task, apply_affixes, chat_messages
 
-__all__ = ["Sample", "Task", "chat_messages", "get_task_class", "task_names"]
+__all__ = ["Sample", "Task", "apply_affixes", "chat_messages", "get_task_class", "task_names"]
 
 _BUILTIN: dict[str, str] = {
     "textgen": "fleetbench.tasks.textgen:TextGenTask",

@@ -41,3 +41,30 @@ def chat_messages(prompt: str, system_prompt: str | None) -> list[Message]:
     messages = [Message(role="system", content=system_prompt)] if system_prompt else []
     messages.append(Message(role="user", content=prompt))
     return messages
+
+
+def apply_affixes(messages: list[Message], prefix: str, suffix: str) -> list[Message]:
+    """Wrap the last user turn in a model's prompt prefix/suffix (e.g. ``/think``).
+
+    A prefix is joined to the content with one space unless it already ends in
+    whitespace (``"<think>\\n"`` stays as written); a suffix likewise unless it starts
+    with whitespace. Other turns and the input list are left untouched.
+    """
+    if not (prefix or suffix):
+        return messages
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].role == "user":
+            content = _join_affix(prefix, messages[i].content, at_end=False)
+            content = _join_affix(suffix, content, at_end=True)
+            out = list(messages)
+            out[i] = messages[i].model_copy(update={"content": content})
+            return out
+    return messages
+
+
+def _join_affix(affix: str, content: str, at_end: bool) -> str:
+    if not affix:
+        return content
+    if at_end:
+        return content + ("" if affix[0].isspace() else " ") + affix
+    return affix + ("" if affix[-1].isspace() else " ") + content

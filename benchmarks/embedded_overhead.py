@@ -42,11 +42,15 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import psutil
 import yaml
 
 from fleetbench.catalog import embedded_model_path
 
 TARGET_RATIO = 0.95
+# CPU (in cores) that other processes may use during a repeat before it counts as noisy:
+# on a small machine a concurrent job halves llama.cpp's speed or worse.
+NOISY_CORES = 0.10
 SEED = 42
 # Greedy decoding with every other sampler disabled: both sides do identical work.
 SAMPLING: dict[str, Any] = {
@@ -63,6 +67,7 @@ class Measurement:
     tokens: int = 0
     gen_s: float = 0.0
     wall_s: float = 0.0
+    others_cores: float = 0.0  # CPU used by other processes (and stolen by the host)
     per_prompt_tokens: list[int] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
 
@@ -118,6 +123,12 @@ def run_bare(prompts: list[str], max_tokens: int) -> Measurement:
     return m
 
 
+def fleet_generation(max_tokens: int) -> dict[str, Any]:
+    # min_tokens and stop are explicit because textgen's default token protocol
+    # (AI Energy Score) would otherwise force min_tokens=10, which the bare loop lacks.
+    return {**SAMPLING, "max_tokens": max_tokens, "seed": SEED, "min_tokens": 0, "stop": []}
+
+
 def write_inputs(work: Path, prompts: list[str], max_tokens: int) -> Path:
     prompts_file = work / "prompts.jsonl"
     prompts_file.write_text(
@@ -126,15 +137,20 @@ def write_inputs(work: Path, prompts: list[str], max_tokens: int) -> Path:
     plan = {
         "name": "embedded-overhead",
         "models": [{"name": "SmolLM2-135M-Instruct", "backend": "llamacpp"}],
-        "tasks": [{"name": "textgen", "options": {"prompts_file": str(prompts_file)}}],
-        "generation": {**SAMPLING, "max_tokens": max_tokens, "seed": SEED},
+        "tasks": [
+            {
+                "name": "textgen",
+                "options": {"prompts_file": str(prompts_file), "token_protocol": "none"},
+            }
+        ],
+        "generation": fleet_generation(max_tokens),
     }
     plan_file = work / "plan.yaml"
     plan_file.write_text(yaml.safe_dump(plan, sort_keys=False))
     return plan_file
 
 
-def run_fleetbench(plan_file: Path, out_dir: Path, n_prompts: int) -> Measurement:
+def run_fleetbench(plan_file: Path, out_dir: Path, n_prompts: int, max_tokens: int) -> Measurement:
     cmd = [sys.executable, "-m", "fleetbench", "run", str(plan_file)]
     cmd += ["--output", str(out_dir), "--fresh"]
     start = time.perf_counter()
@@ -144,10 +160,16 @@ def run_fleetbench(plan_file: Path, out_dir: Path, n_prompts: int) -> Measuremen
         sys.stderr.write(proc.stdout + proc.stderr)
         sys.exit(f"fleetbench run failed with exit code {proc.returncode}")
     with sqlite3.connect(out_dir / "fleetbench.db") as db:
+        (config_json,) = db.execute("SELECT config_json FROM runs").fetchone()
         rows = db.execute(
             "SELECT completion_tokens, latency_s, output_text FROM samples "
             "WHERE error IS NULL ORDER BY sample_index"
         ).fetchall()
+    # Compare like with like: fail loudly if fleetbench resolved other settings than asked.
+    used = json.loads(config_json)["generation"]
+    wanted = fleet_generation(max_tokens)
+    if any(used.get(k) != v for k, v in wanted.items()):
+        sys.exit(f"fleetbench resolved generation settings {used}, expected {wanted}")
     if len(rows) != n_prompts:
         sys.exit(f"expected {n_prompts} successful samples in {out_dir}, found {len(rows)}")
     m = Measurement(wall_s=wall)
@@ -157,6 +179,24 @@ def run_fleetbench(plan_file: Path, out_dir: Path, n_prompts: int) -> Measuremen
         m.per_prompt_tokens.append(tokens)
         m.texts.append(text)
     return m
+
+
+CpuMark = tuple[float, float, float]
+
+
+def cpu_mark() -> CpuMark:
+    """System-wide busy CPU seconds (steal included), our own CPU seconds, and the time."""
+    t = psutil.cpu_times()
+    busy = sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
+    # children_* cover the fleetbench subprocess and its worker once they are reaped.
+    own = sum(os.times()[:4])
+    return busy, own, time.perf_counter()
+
+
+def others_since(start: CpuMark) -> float:
+    """Average cores used by other processes since ``start``: contention, not our work."""
+    busy, own, now = cpu_mark()
+    return max(0.0, ((busy - start[0]) - (own - start[1])) / (now - start[2]))
 
 
 def cpu_model() -> str:
@@ -171,6 +211,21 @@ def cpu_model() -> str:
 
 def row(label: str, rep: str, tokens: float, gen_s: float, tok_s: float, wall_s: float) -> str:
     return f"{label:<11} {rep:>6} {tokens:>8.0f} {gen_s:>8.2f} {tok_s:>8.1f} {wall_s:>8.2f}"
+
+
+def median_rows(label: str, runs: list[Measurement]) -> str:
+    return row(
+        label,
+        "median",
+        statistics.median(m.tokens for m in runs),
+        statistics.median(m.gen_s for m in runs),
+        statistics.median(m.tok_s for m in runs),
+        statistics.median(m.wall_s for m in runs),
+    )
+
+
+def median_ratio(bare: list[Measurement], fleet: list[Measurement]) -> float:
+    return statistics.median(m.tok_s for m in fleet) / statistics.median(m.tok_s for m in bare)
 
 
 def main() -> int:
@@ -204,8 +259,13 @@ def main() -> int:
         )
         warm.close()
         for rep in range(1, args.repeats + 1):
+            mark = cpu_mark()
             bare.append(run_bare(prompts, args.max_tokens))
-            fleet.append(run_fleetbench(plan_file, work / f"out-{rep}", len(prompts)))
+            bare[-1].others_cores = others_since(mark)
+            mark = cpu_mark()
+            out_dir = work / f"out-{rep}"
+            fleet.append(run_fleetbench(plan_file, out_dir, len(prompts), args.max_tokens))
+            fleet[-1].others_cores = others_since(mark)
             print(
                 f"  repeat {rep}: bare {bare[-1].tok_s:.1f} tok/s, "
                 f"fleetbench {fleet[-1].tok_s:.1f} tok/s",
@@ -218,23 +278,19 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     print()
-    print(f"{'side':<11} {'repeat':>6} {'tokens':>8} {'gen s':>8} {'tok/s':>8} {'wall s':>8}")
+    header = f"{'side':<11} {'repeat':>6} {'tokens':>8} {'gen s':>8} {'tok/s':>8} {'wall s':>8}"
+    print(f"{header} {'others':>7}")
     for label, runs in (("bare", bare), ("fleetbench", fleet)):
         for i, m in enumerate(runs, start=1):
-            print(row(label, str(i), m.tokens, m.gen_s, m.tok_s, m.wall_s))
-    medians: dict[str, float] = {}
-    for label, runs in (("bare", bare), ("fleetbench", fleet)):
-        medians[label] = statistics.median(m.tok_s for m in runs)
-        print(
-            row(
-                label,
-                "median",
-                statistics.median(m.tokens for m in runs),
-                statistics.median(m.gen_s for m in runs),
-                medians[label],
-                statistics.median(m.wall_s for m in runs),
+            noisy = " *" if m.others_cores > NOISY_CORES else ""
+            print(
+                f"{row(label, str(i), m.tokens, m.gen_s, m.tok_s, m.wall_s)} "
+                f"{m.others_cores:>7.2f}{noisy}"
             )
-        )
+    for label, runs in (("bare", bare), ("fleetbench", fleet)):
+        print(median_rows(label, runs))
+    print("wall s = start + model load + generation (informational); others = cores used by")
+    print(f"other processes during the repeat (* = above {NOISY_CORES:.2f}: contended)")
 
     # Same greedy work on both sides, or the comparison is not like for like.
     b0, f0 = bare[0], fleet[0]
@@ -246,13 +302,24 @@ def main() -> int:
         f"\nsame completion token count per prompt: {same_counts}/{len(prompts)}; "
         f"same text: {same_texts}/{len(prompts)}"
     )
-    ratio = medians["fleetbench"] / medians["bare"]
+    ratio = median_ratio(bare, fleet)
     verdict = "PASS" if ratio >= TARGET_RATIO else "BELOW TARGET"
     print(
         f"ratio fleetbench/bare (median tokens/s): {ratio:.3f}  "
         f"({verdict}, target >= {TARGET_RATIO})"
     )
-    print("wall s = process start + model load + generation; informational only")
+    quiet_bare = [m for m in bare if m.others_cores <= NOISY_CORES]
+    quiet_fleet = [m for m in fleet if m.others_cores <= NOISY_CORES]
+    if len(quiet_bare) < len(bare) or len(quiet_fleet) < len(fleet):
+        # A contended repeat measures the neighbour, not fleetbench: say so loudly.
+        print("WARNING: other processes competed for the CPU during some repeats (*);")
+        if quiet_bare and quiet_fleet:
+            print(
+                f"ratio over uncontended repeats only "
+                f"({len(quiet_bare)} bare, {len(quiet_fleet)} fleetbench): "
+                f"{median_ratio(quiet_bare, quiet_fleet):.3f}"
+            )
+        print("rerun on a quiet machine for a reliable ratio")
     return 0
 
 

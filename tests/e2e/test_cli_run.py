@@ -140,7 +140,9 @@ def test_dry_run_loads_and_writes_nothing(tmp_path: Path, write_plan: PlanWriter
     assert proc.returncode == 0, proc.stderr
     assert not out.exists()
     assert "smollm2" in proc.stdout and "run" in proc.stdout
-    assert "not matched by --model SMOL" in proc.stdout
+    # The run of "other" is filtered out: counted in the caption, not listed.
+    assert "1 more run(s) filtered out" in proc.stdout
+    assert "other" not in proc.stdout.split("Runs of this batch", 1)[1].split("filtered out")[0]
 
 
 def test_model_filter_runs_only_matching(tmp_path: Path, write_plan: PlanWriter) -> None:
@@ -152,7 +154,7 @@ def test_model_filter_runs_only_matching(tmp_path: Path, write_plan: PlanWriter)
 
     none = run_cli("run", str(plan), "-o", str(out), "-m", "nomatch", cwd=tmp_path)
     assert none.returncode == 2
-    assert "matches no model" in none.stderr
+    assert "the filters match no model" in none.stderr
 
 
 def test_failed_samples_and_failed_runs_are_recorded(

@@ -33,7 +33,7 @@ CASES = {
     ),
     "unknown_backend": (
         "models:\n  - name: x\n    backend: nosuch\n" + GOOD_TASK,
-        r"plan.yaml:3: models\[0\].backend: unknown backend 'nosuch'; valid: llamacpp",
+        r"plan.yaml:3: models\[0\].backend: unknown backend 'nosuch'; valid: .*llamacpp, openai",
     ),
     "unknown_task": (
         GOOD_MODEL + "tasks:\n  - name: nosuch\n",

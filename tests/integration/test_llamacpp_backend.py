@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from backendctx import make_context
 
 from fleetbench.backends import (
     GenerationRequest,
@@ -18,8 +19,8 @@ from fleetbench.catalog import embedded_model_path
 
 
 @pytest.fixture(scope="module")
-def backend() -> Iterator[LlamaCppBackend]:
-    b = LlamaCppBackend(LlamaCppOptions(n_ctx=512))
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCppBackend]:
+    b = LlamaCppBackend(LlamaCppOptions(n_ctx=512), make_context(tmp_path_factory.mktemp("run")))
     info = b.load()
     assert info.model_path == str(embedded_model_path())
     assert info.model_size_bytes and info.model_size_bytes > 50_000_000

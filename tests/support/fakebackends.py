@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from fleetbench.backends import GenerationRequest, GenerationResult, LoadInfo
+from fleetbench.backends import BackendContext, GenerationRequest, GenerationResult, LoadInfo
 
 
 class FaultOptions(BaseModel):
@@ -29,7 +29,7 @@ class HangingBackend:
     name: ClassVar[str] = "hanging"
     Options: ClassVar[type[BaseModel]] = FaultOptions
 
-    def __init__(self, options: FaultOptions) -> None:
+    def __init__(self, options: FaultOptions, context: BackendContext) -> None:
         self.options = options
 
     def load(self) -> LoadInfo:
@@ -52,7 +52,7 @@ class CrashingBackend:
     name: ClassVar[str] = "crashing"
     Options: ClassVar[type[BaseModel]] = FaultOptions
 
-    def __init__(self, options: FaultOptions) -> None:
+    def __init__(self, options: FaultOptions, context: BackendContext) -> None:
         self.options = options
 
     def load(self) -> LoadInfo:
@@ -71,7 +71,7 @@ class FlakyEchoBackend:
     name: ClassVar[str] = "flaky-echo"
     Options: ClassVar[type[BaseModel]] = FaultOptions
 
-    def __init__(self, options: FaultOptions) -> None:
+    def __init__(self, options: FaultOptions, context: BackendContext) -> None:
         self.options = options
 
     def load(self) -> LoadInfo:

@@ -103,4 +103,37 @@ def test_reasoning_and_answer_tokens(store: Store) -> None:
     s = summarize_run(store, run)
     assert (s["reasoning_tokens"], s["answer_tokens"]) == (40, 20)
     assert s["total_completion_tokens"] == 90
-    assert MASTER_COLUMNS[-2:] == ["reasoning_tokens", "answer_tokens"]
+    i = MASTER_COLUMNS.index("reasoning_tokens")
+    assert MASTER_COLUMNS[i : i + 2] == ["reasoning_tokens", "answer_tokens"]
+
+
+def test_cost_itl_retries_and_startup(store: Store) -> None:
+    run = store.get_run("r1")
+    assert run is not None
+    empty = summarize_run(store, run)
+    assert empty["cost_usd"] is None and empty["server_startup_seconds"] is None
+    a = store.start_attempt("r1", "b1", {})
+    store.update_attempt("r1", a, startup_s=1.25)
+    store.add_sample(sample(0, a, cost_usd=0.002, itl_s=0.01, token_source="usage", retries=2))
+    store.add_sample(sample(1, a, cost_usd=0.001, itl_s=0.03, token_source="tokenize"))
+    store.add_sample(sample(2, a, error="boom", itl_s=9.0))  # failed: no ITL counted
+    s = summarize_run(store, run)
+    assert s["cost_usd"] == pytest.approx(0.003)
+    assert s["avg_itl_seconds"] == pytest.approx(0.02)
+    assert s["retries"] == 2 and s["token_count_source"] == "tokenize+usage"
+    assert s["server_startup_seconds"] == 1.25
+
+
+def test_sample_cost_from_prices() -> None:
+    from fleetbench.backends import GenerationResult
+    from fleetbench.catalog.spec import ModelSpec
+    from fleetbench.runner.worker import sample_cost
+
+    result = GenerationResult(index=0, prompt_tokens=1000, completion_tokens=500)
+    priced = ModelSpec(name="m", price_input_per_1m=3.0, price_output_per_1m=15.0)
+    assert sample_cost(priced, result) == pytest.approx(1000 * 3 / 1e6 + 500 * 15 / 1e6)
+    assert sample_cost(ModelSpec(name="free"), result) is None
+    unknown = GenerationResult(index=0, prompt_tokens=None, completion_tokens=5)
+    assert sample_cost(priced, unknown) is None  # never a partial figure
+    out_only = ModelSpec(name="o", price_output_per_1m=2.0)
+    assert sample_cost(out_only, unknown) == pytest.approx(5 * 2 / 1e6)

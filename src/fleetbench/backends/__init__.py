@@ -12,6 +12,7 @@ from typing import Any
 
 from fleetbench.backends.base import (
     Backend,
+    BackendContext,
     GenerationRequest,
     GenerationResult,
     GenerationSettings,
@@ -22,6 +23,7 @@ from fleetbench.errors import ConfigError
 
 __all__ = [
     "Backend",
+    "BackendContext",
     "GenerationRequest",
     "GenerationResult",
     "GenerationSettings",
@@ -33,6 +35,10 @@ __all__ = [
 
 _BUILTIN: dict[str, str] = {
     "llamacpp": "fleetbench.backends.llamacpp:LlamaCppBackend",
+    "openai": "fleetbench.backends.openai_http:OpenAIBackend",
+    "transformers": "fleetbench.backends.transformers_local:TransformersBackend",
+    "vllm": "fleetbench.backends.vllm_offline:VLLMBackend",
+    "hosted": "fleetbench.backends.hosted:HostedBackend",
 }
 
 

@@ -8,9 +8,19 @@ module directly: it asks the registry (``fleetbench.backends.get_backend``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from fleetbench.catalog.spec import ModelSpec
+
+# Where a result's token counts come from, most trustworthy first: the backend's own
+# tokenizer/decoder loop, the server's ``usage``, the server's tokenize endpoint, or
+# the model's tokenizer applied client-side to the returned text.
+TokenSource = Literal["exact", "usage", "tokenize", "tokenizer"]
 
 
 class GenerationSettings(BaseModel):
@@ -61,6 +71,9 @@ class GenerationResult(BaseModel):
     latency_s: float | None = None
     ttft_s: float | None = None
     finish_reason: str | None = None
+    itl_s: float | None = Field(None, description="mean inter-token latency, client side")
+    token_source: TokenSource | None = None
+    retries: int = Field(0, ge=0, description="attempts beyond the first")
     error: str | None = None
     retryable: bool = False
 
@@ -73,23 +86,42 @@ class LoadInfo(BaseModel):
     """Facts a backend learns while loading, recorded with the run."""
 
     load_time_s: float
+    startup_s: float | None = Field(None, description="managed server start to ready")
     model_path: str | None = None
     model_size_bytes: int | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class BackendContext:
+    """What a backend may know about the run it serves, besides its options."""
+
+    model: ModelSpec
+    run_dir: Path  # the run's folder: server logs and other backend files go here
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """What every backend implements. ``Options`` validates the model's ``options:``.
+    """What every backend implements. ``Options`` validates the model's ``options:``;
+    the constructor is ``Backend(options, context: BackendContext)``.
 
-    Optional: ``count_tokens(text: str) -> int``, the number of tokens ``text`` is in
-    the model's own tokenizer (no BOS; special tokens parsed), callable after
-    ``load()``. The runner uses it to report reasoning tokens; without it they are
-    unknown. It is not part of the protocol so existing backends stay valid.
+    Optional, looked up with ``getattr`` so that plugins need not define them:
+
+    * ``count_tokens(text: str) -> int``: tokens of ``text`` in the model's own
+      tokenizer (no BOS; special tokens parsed), callable after ``load()``. The runner
+      uses it for reasoning tokens; without it they are unknown.
+    * ``unavailable_reason(options, model) -> str | None`` (static): why the model
+      cannot run on this machine at all (a missing SDK, no GPU); the run is skipped
+      with that reason, before anything loads.
+    * ``preflight_error(options, model) -> str | None`` (static): a configuration
+      problem the user must fix (e.g. an API key variable that is not set); the whole
+      batch stops with that one-line error before anything runs.
     """
 
     name: ClassVar[str]
     Options: ClassVar[type[BaseModel]]
+
+    def __init__(self, options: Any, context: BackendContext) -> None: ...
 
     def load(self) -> LoadInfo: ...
 

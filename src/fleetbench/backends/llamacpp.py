@@ -15,7 +15,12 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleetbench.backends.base import GenerationRequest, GenerationResult, LoadInfo
+from fleetbench.backends.base import (
+    BackendContext,
+    GenerationRequest,
+    GenerationResult,
+    LoadInfo,
+)
 from fleetbench.backends.chat_template import ChatTemplate
 from fleetbench.catalog.embedded import EMBEDDED_MODEL_ID, embedded_model_path
 from fleetbench.catalog.spec import ModelSpec
@@ -42,8 +47,9 @@ class LlamaCppBackend:
     name: ClassVar[str] = "llamacpp"
     Options: ClassVar[type[BaseModel]] = LlamaCppOptions
 
-    def __init__(self, options: LlamaCppOptions) -> None:
+    def __init__(self, options: LlamaCppOptions, context: BackendContext) -> None:
         self.options = options
+        self.context = context
         self._llm: Any = None
         self._template: ChatTemplate | None = None
         self._eog_ids: list[int] = []
@@ -161,6 +167,8 @@ class LlamaCppBackend:
             completion_tokens=len(out),
             latency_s=latency,
             ttft_s=ttft,
+            itl_s=(latency - ttft) / (len(out) - 1) if ttft is not None and len(out) > 1 else None,
+            token_source="exact",
             finish_reason=finish,
         )
 

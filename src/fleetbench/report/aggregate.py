@@ -69,6 +69,24 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "peak_rss_mb": max(rss) if rss else None,
         "attempts": len(attempts),
         **_reasoning_split(samples),
+        **_serving(samples, ok, attempts),
+    }
+
+
+def _serving(
+    samples: list[sqlite3.Row], ok: list[sqlite3.Row], attempts: list[sqlite3.Row]
+) -> dict[str, Any]:
+    """Cost, inter-token latency, retries, token-count provenance and server startup."""
+    costs = [s["cost_usd"] for s in samples if s["cost_usd"] is not None]
+    itls = [s["itl_s"] for s in ok if s["itl_s"] is not None]
+    sources = sorted({s["token_source"] for s in samples if s["token_source"]})
+    startups = [a["startup_s"] for a in attempts if a["startup_s"] is not None]
+    return {
+        "cost_usd": sum(costs) if costs else None,
+        "avg_itl_seconds": _mean(itls),
+        "retries": sum(s["retries"] or 0 for s in samples),
+        "token_count_source": "+".join(sources),
+        "server_startup_seconds": startups[-1] if startups else None,
     }
 
 

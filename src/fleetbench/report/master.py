@@ -49,6 +49,11 @@ MASTER_COLUMNS: list[str] = [
     "attempts",
     "reasoning_tokens",
     "answer_tokens",
+    "cost_usd",
+    "avg_itl_seconds",
+    "retries",
+    "token_count_source",
+    "server_startup_seconds",
 ]
 
 

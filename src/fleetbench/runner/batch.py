@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fleetbench.catalog import ModelFilter
+from fleetbench.errors import ConfigError
 from fleetbench.meters import host_info
 from fleetbench.report import summarize_run, write_master_csv
 from fleetbench.runner.executor import Executor, SequentialExecutor
@@ -86,6 +87,10 @@ def plan_batch(loaded: LoadedPlan, options: BatchOptions) -> list[PlannedRun]:
     finally:
         if store is not None:
             store.close()
+    for run in planned:
+        # e.g. an API key variable that is not set: one clear error before anything runs.
+        if run.action != SKIP and run.spec.preflight_error is not None:
+            raise ConfigError(run.spec.preflight_error)
     return planned
 
 

@@ -88,6 +88,7 @@ class RunSpec(BaseModel):
     run_id: str
     model: ModelSpec
     skip_reason: str | None = None
+    preflight_error: str | None = None  # stops the batch if this run is to execute
     backend_options: dict[str, Any]
     task: TaskSpec
     task_options: dict[str, Any]
@@ -103,6 +104,7 @@ class RunSpec(BaseModel):
                 "run_id": True,
                 "energy": True,
                 "skip_reason": True,
+                "preflight_error": True,
                 "model": {"source", "warnings"},
             },
         )
@@ -168,7 +170,7 @@ class _Expander:
         tasks = [self._task(ti, task) for ti, task in enumerate(plan.tasks)]
         runs: list[RunSpec] = []
         for mi, model in enumerate(models):
-            backend_options, skip = self._backend(mi, model)
+            backend_options, skip, preflight = self._backend(mi, model)
             for ti, (task, task_cls, task_options) in enumerate(tasks):
                 protocol = _protocol_defaults(task_cls, task_options, bool(model.reasoning))
                 for si, variant in enumerate(plan.settings):
@@ -177,6 +179,7 @@ class _Expander:
                         run_id="",
                         model=model,
                         skip_reason=skip,
+                        preflight_error=preflight,
                         backend_options=backend_options,
                         task=task,
                         task_options=task_options,
@@ -198,16 +201,17 @@ class _Expander:
         ).model_dump(mode="json")
         return task, task_cls, options
 
-    def _backend(self, mi: int, model: ModelSpec) -> tuple[dict[str, Any], str | None]:
-        """Validated backend options, and why the model cannot run here (None if it can)."""
+    def _backend(self, mi: int, model: ModelSpec) -> tuple[dict[str, Any], str | None, str | None]:
+        """Validated backend options, why the model cannot run here (None if it can),
+        and a configuration error that must stop the batch if it is to run."""
         options = _rebase(model.options, self.base)
         if not model.supported:
-            return options, model.skip_reason or "unsupported"
+            return options, model.skip_reason or "unsupported", None
         try:
             backend_cls = get_backend_class(model.backend)
         except ConfigError as exc:
             if mi >= len(self.plan.models):  # a catalogue may list more than runs here
-                return options, f"backend not available: {exc}"
+                return options, f"backend not available: {exc}", None
             raise self._model_error(mi, model, "backend", str(exc)) from None
         try:
             validated = backend_cls.Options.model_validate(options)
@@ -219,7 +223,11 @@ class _Expander:
             raise self._model_error(mi, model, field, err["msg"]) from None
         checked = validated.model_dump(mode="json")
         reason = getattr(backend_cls, "unavailable_reason", None)
-        return checked, reason(validated, model) if reason else None
+        preflight = getattr(backend_cls, "preflight_error", None)
+        error = preflight(validated, model) if preflight else None
+        if error is not None:
+            error = f"{model.source or self.doc.path}: model {model.name!r}: {error}"
+        return checked, reason(validated, model) if reason else None, error
 
     def _generation(
         self, mi: int, ti: int, si: int, model: ModelSpec, protocol: dict[str, Any]

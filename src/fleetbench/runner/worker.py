@@ -19,7 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fleetbench.backends import GenerationRequest, GenerationResult, get_backend_class
+from fleetbench.backends import (
+    BackendContext,
+    GenerationRequest,
+    GenerationResult,
+    get_backend_class,
+)
+from fleetbench.catalog.spec import ModelSpec
 from fleetbench.meters import CpuTimeEstimate, host_info, peak_rss_mb
 from fleetbench.runner.job import RunJob
 from fleetbench.store import Store
@@ -58,12 +64,20 @@ def run_job(job: RunJob) -> None:
         return
 
     backend_cls = get_backend_class(spec.model.backend)
-    backend = backend_cls(backend_cls.Options.model_validate(spec.backend_options))
-    info = backend.load()
+    backend = backend_cls(
+        backend_cls.Options.model_validate(spec.backend_options),
+        BackendContext(model=spec.model, run_dir=job.run_dir),
+    )
+    try:
+        info = backend.load()
+    except BaseException:
+        backend.close()  # a managed server that started but failed later must stop
+        raise
     store.update_attempt(
         spec.run_id,
         job.attempt,
         load_time_s=info.load_time_s,
+        startup_s=info.startup_s,
         details_json=info.model_dump_json(),
         peak_rss_mb=peak_rss_mb(),
     )
@@ -97,6 +111,7 @@ def run_job(job: RunJob) -> None:
                 cpu_seconds=reading.cpu_seconds,
                 energy_wh=reading.energy_wh,
                 energy_method=reading.method,
+                cost_usd=sample_cost(spec.model, result),
                 scores_json=_json_or_none(task.score(sample, answer)),
             )
             stored = store.add_sample(row)
@@ -147,8 +162,26 @@ def _sample_row(
         "latency_s": result.latency_s,
         "ttft_s": result.ttft_s,
         "finish_reason": result.finish_reason,
+        "itl_s": result.itl_s,
+        "token_source": result.token_source,
+        "retries": result.retries,
         "error": result.error,
     }
+
+
+def sample_cost(model: ModelSpec, result: GenerationResult) -> float | None:
+    """USD from the catalogue's prices per 1M tokens; None without a price or counts."""
+    prices = (model.price_input_per_1m, model.price_output_per_1m)
+    counts = (result.prompt_tokens, result.completion_tokens)
+    if all(p is None for p in prices):
+        return None
+    cost = 0.0
+    for price, count in zip(prices, counts, strict=True):
+        if price is not None:
+            if count is None:
+                return None
+            cost += price * count / 1e6
+    return cost
 
 
 def _split_fields(backend: Any, result: GenerationResult) -> dict[str, Any]:

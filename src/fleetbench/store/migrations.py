@@ -83,4 +83,17 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE samples ADD COLUMN reasoning_tokens INTEGER;
         """,
     ),
+    (
+        # Serving metrics: mean inter-token latency, where token counts came from
+        # (exact, usage, tokenize, tokenizer), retries spent, cost from catalogue prices,
+        # and a managed server's startup time per attempt.
+        "003_serving",
+        """
+        ALTER TABLE samples ADD COLUMN itl_s REAL;
+        ALTER TABLE samples ADD COLUMN token_source TEXT;
+        ALTER TABLE samples ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE samples ADD COLUMN cost_usd REAL;
+        ALTER TABLE attempts ADD COLUMN startup_s REAL;
+        """,
+    ),
 ]

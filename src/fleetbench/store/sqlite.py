@@ -53,11 +53,19 @@ _SAMPLE_COLUMNS = (
     "answer_text",
     "reasoning_text",
     "reasoning_tokens",
+    "itl_s",
+    "token_source",
+    "retries",
+    "cost_usd",
 )
 _SAMPLE_OPTIONAL: dict[str, Any] = {
     "answer_text": None,
     "reasoning_text": None,
     "reasoning_tokens": None,
+    "itl_s": None,
+    "token_source": None,
+    "retries": 0,
+    "cost_usd": None,
 }
 
 
@@ -237,7 +245,7 @@ class Store:
         return int(attempt)
 
     def update_attempt(self, run_id: str, attempt: int, **fields: Any) -> None:
-        allowed = {"load_time_s", "peak_rss_mb", "details_json", "last_seen_at"}
+        allowed = {"load_time_s", "peak_rss_mb", "details_json", "last_seen_at", "startup_s"}
         if not fields.keys() <= allowed:
             raise ValueError(f"cannot update {sorted(fields.keys() - allowed)}")
         sets = ", ".join(f"{k} = ?" for k in fields)

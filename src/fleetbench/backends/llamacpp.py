@@ -64,6 +64,11 @@ class LlamaCppBackend:
             )
         return None
 
+    @staticmethod
+    def placement(options: LlamaCppOptions) -> str:
+        """Where the weights live, for the fit check before loading."""
+        return "gpu" if options.n_gpu_layers != 0 else "ram"
+
     def load(self) -> LoadInfo:
         try:
             import llama_cpp

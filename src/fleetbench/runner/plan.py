@@ -20,6 +20,7 @@ from fleetbench.backends import get_backend_class
 from fleetbench.backends.base import GenerationSettings
 from fleetbench.catalog import ModelFilter, ModelSpec, load_catalog
 from fleetbench.errors import CatalogError, ConfigError, PlanError, UserError
+from fleetbench.runner.fit import fit_reason
 from fleetbench.tasks import get_task_class
 from fleetbench.yamlconf import YamlDocument
 
@@ -78,6 +79,9 @@ class Plan(BaseModel):
     settings: list[SettingsVariant] = Field(default_factory=lambda: [SettingsVariant()])
     limit: int | None = Field(None, ge=1, description="samples per run (default: all)")
     output: Path | None = None
+    fit_check: bool = Field(
+        True, description="skip local models whose estimated memory need exceeds free memory"
+    )
     timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0)
     energy: EnergySettings = Field(default_factory=lambda: EnergySettings())
 
@@ -223,11 +227,15 @@ class _Expander:
             raise self._model_error(mi, model, field, err["msg"]) from None
         checked = validated.model_dump(mode="json")
         reason = getattr(backend_cls, "unavailable_reason", None)
+        skip = reason(validated, model) if reason else None
+        placement = getattr(backend_cls, "placement", None)
+        if skip is None and placement is not None and self.plan.fit_check:
+            skip = fit_reason(model, checked, placement(validated))
         preflight = getattr(backend_cls, "preflight_error", None)
         error = preflight(validated, model) if preflight else None
         if error is not None:
             error = f"{model.source or self.doc.path}: model {model.name!r}: {error}"
-        return checked, reason(validated, model) if reason else None, error
+        return checked, skip, error
 
     def _generation(
         self, mi: int, ti: int, si: int, model: ModelSpec, protocol: dict[str, Any]

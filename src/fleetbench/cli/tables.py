@@ -42,8 +42,10 @@ def _tokens(run: PlannedRun) -> str:
 
 def summary_table(summaries: list[dict[str, Any]]) -> Table:
     table = Table(title="Results", title_justify="left")
+    priced = any(s.get("cost_usd") is not None for s in summaries)
     headers = [
         "model",
+        "backend",
         "task",
         "status",
         "ok/total",
@@ -52,6 +54,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
         "tok/s",
         "energy Wh",
         "method",
+        *(["cost $"] if priced else []),
         "error",
     ]
     for header in headers:
@@ -60,6 +63,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
         colour = "green" if s["status"] == "completed" else "red"
         table.add_row(
             s["model_name"],
+            s["backend"],
             s["task"],
             f"[{colour}]{s['status']}[/{colour}]",
             f"{s['successful_prompts']}/{s['total_prompts']}",
@@ -68,6 +72,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
             fmt(s["throughput_tokens_per_second"], ".1f"),
             fmt(s["energy_wh"], ".4f"),
             s["energy_method"],
+            *([fmt(s.get("cost_usd"), ".4g")] if priced else []),
             s["error_message"],
         )
     return table

@@ -11,6 +11,7 @@ import typer
 from fleetbench import __version__
 from fleetbench.cli.models import models_app
 from fleetbench.cli.run import run
+from fleetbench.cli.score import score_app
 from fleetbench.errors import UserError
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.command()(run)
 app.add_typer(models_app, name="models")
+app.add_typer(score_app, name="score")
 
 
 @app.command("example-plan")

@@ -253,10 +253,20 @@ def kill_leftover_server(run_dir: Path) -> bool:
         pgid = int(path.read_text(encoding="utf-8").strip())
     except (FileNotFoundError, ValueError):
         return False
-    _signal_group(pgid, signal.SIGKILL)
+    if _is_guard_group(pgid):
+        _signal_group(pgid, signal.SIGKILL)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     return True
+
+
+def _is_guard_group(pgid: int) -> bool:
+    """False only if the id now names an unrelated live process (a stale file, reused id)."""
+    try:
+        cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
+    except OSError:  # leader gone (or no /proc): members may remain; the id stays reserved
+        return True
+    return not cmdline or _GUARD.name.encode() in cmdline  # empty: a zombie leader
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

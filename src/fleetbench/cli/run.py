@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -16,6 +21,28 @@ from fleetbench.report import MASTER_FILE
 from fleetbench.runner import FILTERED, BatchOptions, load_plan, plan_batch, run_batch
 
 DEFAULT_OUTPUT = Path("fleetbench-results")
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM: 128 + 15, as a shell reports a process SIGTERM ended
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the worker and its server are stopped, results kept."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def make_console() -> Console:
@@ -112,7 +139,8 @@ def run(
     (summary.json, results.jsonl, run.log). Re-running the same plan into the same
     folder skips what is done and resumes interrupted runs.
 
-    Exit codes: 0 all runs completed; 1 some run failed; 2 bad input; 130 interrupted.
+    Exit codes: 0 all runs completed; 1 some run failed; 2 bad input; 130 interrupted
+    (Ctrl-C); 143 terminated (SIGTERM).
     """
     console = make_console()
     if smoke and limit is not None:
@@ -143,11 +171,14 @@ def run(
         return
     console.print(f"plan: {loaded.source} → {options.output}")
     try:
-        with ProgressObserver(console) as observer:
+        with _sigterm_as_interrupt(), ProgressObserver(console) as observer:
             summaries = run_batch(loaded, options, runs, observer)
+    except Terminated:
+        console.print("terminated: completed samples are stored; run again to resume")
+        raise typer.Exit(EXIT_TERMINATED) from None
     except KeyboardInterrupt:
         console.print("interrupted: completed samples are stored; run again to resume")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     console.print(summary_table(summaries))
     console.print(f"results: {options.output / MASTER_FILE}")
     if any(s["status"] != "completed" for s in summaries):

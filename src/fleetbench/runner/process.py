@@ -1,7 +1,8 @@
 """Supervise one run attempt in a child process: spawn, relay progress, enforce the timeout.
 
 The child runs in a new session (its own process group), so on timeout the whole
-group is killed, including anything the backend spawned (e.g. a local server).
+group is killed, including anything the backend spawned. A managed local server runs
+in a group of its own, named in the run folder's ``server.pgid``: killed too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from fleetbench.backends.managed import kill_leftover_server
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.meters import host_info
 from fleetbench.runner.job import JOB_FILE, LOG_FILE, Event, RunJob, RunOutcome
@@ -86,6 +88,7 @@ def _supervise(
         selector.close()
         proc.stdout.close()
         _kill_group(proc)  # reap anything the worker left behind
+        kill_leftover_server(job.run_dir)  # a managed server lives in a group of its own
     if code == 0 and done:
         return COMPLETED, None
     if error is None:

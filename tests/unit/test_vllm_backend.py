@@ -42,10 +42,16 @@ def output(
     finish: str | None = "stop",
     metrics: Any = None,
 ) -> SimpleNamespace:
-    completion = SimpleNamespace(index=0, text=text, token_ids=list(token_ids),
-                                 finish_reason=finish, stop_reason=None)  # fmt: skip
-    return SimpleNamespace(request_id="0", prompt_token_ids=list(prompt_ids),
-                           outputs=[completion], finished=True, metrics=metrics)  # fmt: skip
+    completion = SimpleNamespace(
+        index=0, text=text, token_ids=list(token_ids), finish_reason=finish, stop_reason=None
+    )
+    return SimpleNamespace(
+        request_id="0",
+        prompt_token_ids=list(prompt_ids),
+        outputs=[completion],
+        finished=True,
+        metrics=metrics,
+    )
 
 
 def test_registered_under_vllm() -> None:
@@ -54,14 +60,29 @@ def test_registered_under_vllm() -> None:
 
 
 def test_sampling_kwargs_are_explicit_and_top_k_disabled_is_minus_one() -> None:
-    s = GenerationSettings(temperature=0.7, top_p=0.9, min_p=0.05, max_tokens=64,
-                           min_tokens=4, seed=3, repeat_penalty=1.1, stop=["\n\n"])  # fmt: skip
+    s = GenerationSettings(
+        temperature=0.7,
+        top_p=0.9,
+        min_p=0.05,
+        max_tokens=64,
+        min_tokens=4,
+        seed=3,
+        repeat_penalty=1.1,
+        stop=["\n\n"],
+    )
     kw = sampling_kwargs(s)
     assert kw == {
-        "n": 1, "temperature": 0.7, "top_p": 0.9, "top_k": -1, "min_p": 0.05,
-        "max_tokens": 64, "min_tokens": 4, "seed": 3, "repetition_penalty": 1.1,
+        "n": 1,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "top_k": -1,
+        "min_p": 0.05,
+        "max_tokens": 64,
+        "min_tokens": 4,
+        "seed": 3,
+        "repetition_penalty": 1.1,
         "stop": ["\n\n"],
-    }  # fmt: skip
+    }
     assert sampling_kwargs(GenerationSettings(top_k=40))["top_k"] == 40
     assert sampling_kwargs(GenerationSettings())["stop"] is None
 
@@ -75,9 +96,15 @@ def test_dtype_from_option_catalogue_or_auto() -> None:
 
 def test_v1_metrics_ttft_from_frontend_decode_from_engine_clock() -> None:
     # V1 RequestStateStats: arrival is wall clock, *_ts are engine-core monotonic.
-    stats = SimpleNamespace(arrival_time=1.7e9, queued_ts=100.0, scheduled_ts=100.1,
-                            first_token_ts=100.3, last_token_ts=100.9,
-                            first_token_latency=0.35, num_generation_tokens=4)  # fmt: skip
+    stats = SimpleNamespace(
+        arrival_time=1.7e9,
+        queued_ts=100.0,
+        scheduled_ts=100.1,
+        first_token_ts=100.3,
+        last_token_ts=100.9,
+        first_token_latency=0.35,
+        num_generation_tokens=4,
+    )
     t = timing_from_metrics(stats, completion_tokens=4, wall_s=9.0)
     assert t.source == "engine metrics"
     assert t.ttft_s == pytest.approx(0.35)
@@ -86,8 +113,14 @@ def test_v1_metrics_ttft_from_frontend_decode_from_engine_clock() -> None:
 
 
 def test_v0_metrics_share_one_clock() -> None:
-    m = SimpleNamespace(arrival_time=50.0, first_scheduled_time=50.1, first_token_time=50.5,
-                        last_token_time=51.4, finished_time=51.5, time_in_queue=0.1)  # fmt: skip
+    m = SimpleNamespace(
+        arrival_time=50.0,
+        first_scheduled_time=50.1,
+        first_token_time=50.5,
+        last_token_time=51.4,
+        finished_time=51.5,
+        time_in_queue=0.1,
+    )
     t = timing_from_metrics(m, completion_tokens=10, wall_s=9.0)
     assert (t.ttft_s, t.source) == (pytest.approx(0.5), "engine metrics")
     assert t.itl_s == pytest.approx(1.0 / 9)
@@ -111,8 +144,11 @@ def test_result_from_output_counts_tokens_exactly() -> None:
     result, source = result_from_output(7, output(metrics=stats), wall_s=3.0)
     assert source == "engine metrics"
     assert (result.index, result.text, result.prompt_tokens, result.completion_tokens) == (
-        7, "Hi there", 3, 4,
-    )  # fmt: skip
+        7,
+        "Hi there",
+        3,
+        4,
+    )
     assert (result.token_source, result.finish_reason, result.ok) == ("exact", "stop", True)
     assert result.itl_s == pytest.approx(0.1)
 
@@ -144,8 +180,12 @@ def test_no_gpu_on_this_machine() -> None:
 
 
 def request(index: int, content: str, **kwargs: Any) -> GenerationRequest:
-    return GenerationRequest(index=index, messages=[Message(role="user", content=content)],
-                             settings=GenerationSettings(max_tokens=8), **kwargs)  # fmt: skip
+    return GenerationRequest(
+        index=index,
+        messages=[Message(role="user", content=content)],
+        settings=GenerationSettings(max_tokens=8),
+        **kwargs,
+    )
 
 
 def test_chunks_group_by_template_kwargs_then_size() -> None:
@@ -174,8 +214,9 @@ def test_a_failing_request_fails_alone(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(SamplingParams=dict))
     backend = VLLMBackend(VLLMOptions(), make_context(tmp_path, model_id="a/b"))
     backend._llm = _FaultyLLM()
-    results = {r.index: r for r in backend.generate([request(0, "a"), request(1, "BOOM"),
-                                                     request(2, "c")])}  # fmt: skip
+    results = {
+        r.index: r for r in backend.generate([request(0, "a"), request(1, "BOOM"), request(2, "c")])
+    }
     assert sorted(results) == [0, 1, 2]
     assert (results[0].text, results[2].text) == ("A", "C")
     assert results[1].error == "ValueError: prompt is longer than the maximum model length"
@@ -183,8 +224,12 @@ def test_a_failing_request_fails_alone(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 
 def test_dry_run_skips_a_vllm_model_with_the_reason(tmp_path: Path, write_plan: PlanWriter) -> None:
-    entry = {"name": "qwen-vllm", "id": "Qwen/Qwen3-0.6B", "backend": "vllm",
-             "options": {"dtype": "bfloat16"}}  # fmt: skip
+    entry = {
+        "name": "qwen-vllm",
+        "id": "Qwen/Qwen3-0.6B",
+        "backend": "vllm",
+        "options": {"dtype": "bfloat16"},
+    }
     plan = write_plan(extra_models=[entry])
     proc = run_cli("run", str(plan), "-o", str(tmp_path / "out"), "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+pytest.importorskip("any_llm", reason="needs the [hosted] extra")
 from conftest import PlanWriter, db_rows, run_cli
 from fake_anthropic import FakeAnthropic, Fault
 

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("any_llm", reason="needs the [hosted] extra")
 from backendctx import make_context
 from fake_anthropic import FakeAnthropic, Fault
 

@@ -4,11 +4,15 @@ keywords, retry verdicts on any-llm's real exception classes, reply accounting."
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
+pytest.importorskip("any_llm", reason="needs the [hosted] extra")
+
 from any_llm.exceptions import (
     AuthenticationError,
     InvalidRequestError,
@@ -92,10 +96,13 @@ def test_bedrock_with_a_named_token_variable_checks_that_variable() -> None:
 
 def test_availability_and_unknown_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     assert HostedBackend.unavailable_reason(HostedOptions(), MODEL) is None
-    bedrock = HostedOptions(provider="bedrock")  # boto3 is not installed here
-    assert HostedBackend.unavailable_reason(bedrock, MODEL) == (
-        "hosted provider bedrock needs its SDK: pip install 'any-llm-sdk[bedrock]'"
-    )
+    bedrock = HostedOptions(provider="bedrock")
+    if importlib.util.find_spec("boto3") is None:
+        assert HostedBackend.unavailable_reason(bedrock, MODEL) == (
+            "hosted provider bedrock needs its SDK: pip install 'any-llm-sdk[bedrock]'"
+        )
+    else:
+        assert HostedBackend.unavailable_reason(bedrock, MODEL) is None
     bogus = HostedBackend.preflight_error(HostedOptions(provider="nosuch"), MODEL) or ""
     assert bogus.startswith("unknown hosted provider 'nosuch'; valid:") and "anthropic" in bogus
     real_find = hosted_mod.importlib.util.find_spec

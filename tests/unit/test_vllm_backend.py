@@ -235,7 +235,7 @@ def test_dry_run_skips_a_vllm_model_with_the_reason(tmp_path: Path, write_plan: 
     assert proc.returncode == 0, proc.stderr
     line = next(ln for ln in proc.stdout.splitlines() if "qwen-vllm" in ln)
     assert "skip" in line and "vllm backend needs the" in line, proc.stdout
-    assert "NVIDIA GPU: pip install 'fleetbench" in line
+    assert "NVIDIA GPU: pip install 'fleetbench[vllm]'" in line
     assert not (tmp_path / "out").exists()
 
 

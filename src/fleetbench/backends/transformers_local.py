@@ -42,9 +42,7 @@ _HF_FILES = ("config.json", "tokenizer_config.json", "tokenizer.json")
 class TransformersOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model_path: Path | None = Field(
-        None, description="local HF model folder or .gguf file; default: embedded SmolLM2"
-    )
+    model_path: Path | None = Field(None, description="HF folder or .gguf; default: SmolLM2")
     gguf_file: str | None = Field(None, description="which GGUF, in a folder holding several")
     tokenizer_path: Path | None = Field(None, description="default: the model's own")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -65,6 +63,7 @@ class TransformersBackend:
         self._device = "cpu"
         self._torch: Any = None
         self._hf: Any = None
+        self._eos: list[int] = []
         self.peak_memory: dict[str, float] = {}
 
     @staticmethod
@@ -98,6 +97,8 @@ class TransformersBackend:
 
     def load(self) -> LoadInfo:
         os.environ["HF_HUB_OFFLINE"] = "1"  # never reach a hub, whatever the path looks like
+        # The GGUF converter's tqdm bars would fill the run's log (read when tqdm is imported).
+        os.environ.setdefault("TQDM_DISABLE", "1")
         self._torch, self._hf = torch, hf = _import("torch"), _import("transformers")
         opts = self.options
         path = opts.model_path or embedded_model_path()
@@ -105,16 +106,16 @@ class TransformersBackend:
         tok_folder, tok_gguf = (folder, gguf)
         if opts.tokenizer_path is not None:
             tok_folder, tok_gguf = _resolve(opts.tokenizer_path, None)
-        self._device = _pick_device(torch, opts.device)
+        self._device = opts.device
+        if opts.device == "auto":
+            self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif opts.device.startswith("cuda") and (problem := _cuda_problem(opts.device)):
+            raise BackendUnavailable(problem)
+        if self._device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats(self._device)
         torch.set_num_threads(opts.threads or os.cpu_count() or 1)
         hf.utils.logging.disable_progress_bar()
-        cuda = self._device.startswith("cuda")
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(self._device)
-        common: dict[str, Any] = {
-            "local_files_only": True,
-            "trust_remote_code": opts.trust_remote_code,
-        }
+        common = {"local_files_only": True, "trust_remote_code": opts.trust_remote_code}
         start = time.perf_counter()
         try:
             self._tok = hf.AutoTokenizer.from_pretrained(
@@ -130,6 +131,9 @@ class TransformersBackend:
         except (OSError, ValueError) as exc:
             raise BackendError(f"cannot load {path}: {exc}") from exc
         load_time = time.perf_counter() - start
+        eos = self._model.generation_config.eos_token_id
+        eos = self._tok.eos_token_id if eos is None else eos
+        self._eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
         self._record_peak()
         weights = folder / gguf if gguf else folder
         return LoadInfo(
@@ -152,9 +156,8 @@ class TransformersBackend:
         for request in requests:
             try:
                 yield self._generate_one(request)
-            except (
-                Exception
-            ) as exc:  # one bad request must not end the run; torch raises many types
+            # One bad request must not end the run; torch raises many exception types.
+            except Exception as exc:
                 log.warning("request %d failed", request.index, exc_info=True)
                 if self._device.startswith("cuda"):
                     self._torch.cuda.empty_cache()
@@ -174,7 +177,8 @@ class TransformersBackend:
         self._torch.manual_seed(s.seed)
         clock = _TokenClock()
         out = model.generate(
-            **inputs,
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
             generation_config=self._generation_config(request),
             streamer=clock,
             tokenizer=tok if s.stop else None,
@@ -182,7 +186,7 @@ class TransformersBackend:
         latency = time.perf_counter() - start
         ids = [int(t) for t in out[0, n_prompt:]]
         finish = "length"
-        if ids and ids[-1] in self._eos_ids():
+        if ids and ids[-1] in self._eos:
             ids, finish = ids[:-1], "stop"
         text = tok.decode(ids, skip_special_tokens=True)
         if s.stop and any(stop in text for stop in s.stop):
@@ -220,7 +224,7 @@ class TransformersBackend:
         """Every sampling field set: None would be filled from the checkpoint's defaults."""
         s = request.settings
         base = self._model.generation_config
-        eos = self._eos_ids()
+        eos = self._eos
         sample = s.temperature > 0
         return self._hf.GenerationConfig(
             bos_token_id=base.bos_token_id,
@@ -240,12 +244,6 @@ class TransformersBackend:
             num_beams=1,
             stop_strings=s.stop or None,
         )
-
-    def _eos_ids(self) -> list[int]:
-        eos = self._model.generation_config.eos_token_id
-        if eos is None:
-            eos = self._tok.eos_token_id
-        return [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` in the model's tokenizer (no BOS; special tokens parsed)."""
@@ -278,12 +276,12 @@ class _TokenClock:
 
     def __init__(self) -> None:
         self.times: list[float] = []
-        self._prompt_seen = False
+        self._puts = 0
 
     def put(self, value: Any) -> None:
-        if self._prompt_seen:
+        self._puts += 1
+        if self._puts > 1:
             self.times.append(time.perf_counter())
-        self._prompt_seen = True
 
     def end(self) -> None:
         pass
@@ -312,14 +310,6 @@ def _resolve(path: Path, gguf_file: str | None) -> tuple[Path, str | None]:
     if ggufs:
         raise BackendError(f"{path} holds several GGUF files; set options.gguf_file: {ggufs}")
     raise BackendError(f"{path} has no config.json, no tokenizer files and no .gguf file")
-
-
-def _pick_device(torch: Any, device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and (problem := _cuda_problem(device)):
-        raise BackendUnavailable(problem)
-    return device
 
 
 def _cuda_problem(device: str) -> str | None:

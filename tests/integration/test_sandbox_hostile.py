@@ -4,7 +4,6 @@ machine as it was (no sandbox process left, no file written outside, the test al
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -52,16 +51,24 @@ def _workdirs() -> set[str]:
     return {p.name for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("fleetbench-sbx-*")}
 
 
+def _cgroups() -> set[str]:
+    found = set()
+    for top, dirs, _ in os.walk("/sys/fs/cgroup"):
+        found |= {os.path.join(top, d) for d in dirs if d.startswith("fleetbench-sbx-")}
+    return found
+
+
 @pytest.fixture(autouse=True)
 def machine_unharmed() -> Iterator[None]:
     """After every test: no sandbox process left, no work directory left, no process storm."""
-    before_dirs, before_count = _workdirs(), len(_processes())
+    before_dirs, before_count, before_groups = _workdirs(), len(_processes()), _cgroups()
     yield
     deadline = time.monotonic() + 5
     while _sandbox_processes() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _sandbox_processes() == []
     assert _workdirs() <= before_dirs
+    assert _cgroups() <= before_groups
     # other work on the machine may start processes meanwhile: only a storm would show here
     assert len(_processes()) < before_count + 40
 
@@ -151,6 +158,28 @@ def test_fork_bomb_that_crashes_reports_the_process_limit() -> None:
 def test_memory_bomb_hits_the_memory_limit() -> None:
     result = run_program("blocks = []\nwhile True:\n    blocks.append(bytearray(10**7))\n", LIMITS)
     _check(result, "memory", "MemoryError")
+
+
+def test_memory_spread_over_processes_hits_the_group_limit() -> None:
+    """Each process stays under its own limit; together they exceed it (cgroup only)."""
+    code = "\n".join([
+        "import os, sys, time",
+        "kids = []",
+        "for _ in range(6):",
+        "    pid = os.fork()",
+        "    if pid == 0:",
+        "        block = bytearray(100 * 2**20)",
+        "        block[::4096] = b'x' * len(block[::4096])",  # touch every page
+        "        time.sleep(3)",
+        "        os._exit(0)",
+        "    kids.append(pid)",
+        "codes = [os.waitpid(pid, 0)[1] for pid in kids]",
+        "sys.exit(1 if any(codes) else 0)",
+    ])  # fmt: skip
+    result = run_program(code, LIMITS)
+    if "cgroup" not in result.isolation:
+        pytest.skip(f"no cgroup here: {result.warnings}")
+    _check(result, "memory", "all processes")
 
 
 def test_infinite_loop_hits_the_cpu_limit() -> None:
@@ -257,7 +286,7 @@ def test_run_many_keeps_order_and_isolates_each_program() -> None:
 
 def test_parent_death_takes_the_sandbox_down(tmp_path: Path) -> None:
     """A fleetbench process killed mid-run leaves no sandbox process behind."""
-    before = _workdirs()
+    before, before_groups = _workdirs(), _cgroups()
     script = tmp_path / "parent.py"
     script.write_text(
         "from fleetbench.sandbox import run_program, SandboxLimits\n"
@@ -275,5 +304,11 @@ def test_parent_death_takes_the_sandbox_down(tmp_path: Path) -> None:
     while _sandbox_processes() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _sandbox_processes() == []
-    for leftover in _workdirs() - before:  # a dead parent cannot remove its work directory
-        shutil.rmtree(Path(tempfile_dir(), leftover), ignore_errors=True)
+    # a dead parent cannot remove its work directory and cgroup: the next run does
+    leftovers = [Path(tempfile_dir(), name) for name in _workdirs() - before]
+    assert leftovers and all(os.listdir(path) == ["main.py"] for path in leftovers)
+    left_groups = _cgroups() - before_groups
+    again = "from fleetbench.sandbox import run_program\nassert run_program('pass').passed\n"
+    subprocess.run([sys.executable, "-c", again], check=True, timeout=60)  # cleans up
+    assert not any(path.exists() for path in leftovers)
+    assert not any(os.path.exists(group) for group in left_groups)

@@ -68,6 +68,14 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int,
     _check(_libc.mount(enc[0], enc[1], enc[2], flags, enc[3]), f"mount {target}")
 
 
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path, "w") as handle:
+            handle.write(text)
+    except OSError:
+        pass
+
+
 def _emit(fd: int, event: dict[str, Any]) -> None:
     os.write(fd, (json.dumps(event) + "\n").encode())
 
@@ -164,6 +172,7 @@ def _setup_mounts(cfg: dict[str, Any], warnings: list[str]) -> None:
 
 def _exec_program(cfg: dict[str, Any]) -> None:
     os.chdir(cfg["workdir"])
+    _write("/proc/self/oom_score_adj", "1000")  # first victim of any memory shortage
     for res, soft, hard in cfg["rlimits"]:
         resource.setrlimit(res, (soft, hard))
     if cfg["uid"] is not None:
@@ -223,6 +232,11 @@ def main() -> None:
     os.set_inheritable(status, False)  # pid 1 keeps it across fork; the program never sees it
     warnings: list[str] = []
     root = os.geteuid() == 0
+    for procs in cfg["cgroup_procs"]:  # join before anything forks, so nothing escapes it
+        with open(procs, "w") as handle:
+            handle.write(str(os.getpid()))
+    if root:  # the program, not its keepers, is what the OOM killer should pick
+        _write("/proc/self/oom_score_adj", "-1000")
     spaces = _unshare(root, warnings) if cfg["namespaces"] else set()
     if not cfg["namespaces"]:
         warnings.append("namespaces disabled by configuration")

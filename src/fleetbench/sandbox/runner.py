@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import selectors
 import shutil
 import signal
@@ -26,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from fleetbench.sandbox import cgroup
 from fleetbench.sandbox.limits import SandboxLimits, SandboxResult, Status
 
 LAUNCHER = Path(__file__).with_name("_launch.py")
@@ -81,14 +83,25 @@ def _keep_paths(python: str) -> list[str]:
             if not any(p.startswith(q.rstrip("/") + "/") for q in ordered[:i])]  # fmt: skip
 
 
-def _rlimits(limits: SandboxLimits) -> list[tuple[int, int, int]]:
+def _uid_processes(uid: int) -> int:
+    count = 0
+    for entry in os.scandir("/proc"):
+        with contextlib.suppress(OSError):
+            count += entry.name.isdigit() and os.stat(entry.path).st_uid == uid
+    return count
+
+
+def _rlimits(limits: SandboxLimits, own_uid: bool) -> list[tuple[int, int, int]]:
     import resource
 
     cpu = max(1, round(limits.cpu_s))
+    # RLIMIT_NPROC counts every process of the real uid: without a uid of its own the
+    # program shares the count with the user's other processes.
+    nproc = limits.processes + (0 if own_uid else _uid_processes(os.getuid()))
     return [
         (resource.RLIMIT_CPU, cpu, cpu + 1),  # SIGXCPU first, SIGKILL a second later
         (resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes),
-        (resource.RLIMIT_NPROC, limits.processes, limits.processes),
+        (resource.RLIMIT_NPROC, nproc, nproc),
         (resource.RLIMIT_FSIZE, limits.file_bytes, limits.file_bytes),
         (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
         (resource.RLIMIT_CORE, 0, 0),
@@ -200,7 +213,9 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def _classify(watch: _Watch, limits: SandboxLimits) -> tuple[Status, str, dict[str, Any]]:
+def _classify(
+    watch: _Watch, limits: SandboxLimits, oom: bool
+) -> tuple[Status, str, dict[str, Any]]:
     events = watch.events()
     setup, exit_ = events.get("setup", {}), events.get("exit")
     stderr = watch.text("stderr")
@@ -224,14 +239,28 @@ def _classify(watch: _Watch, limits: SandboxLimits) -> tuple[Status, str, dict[s
         return "timeout", f"CPU-time limit of {limits.cpu_s:g} s exceeded ({name})", exit_
     if code == 0:
         return "passed", "exit code 0", exit_
+    mib = limits.memory_bytes / 2**20
     if _MEMORY.search(stderr):
-        mib = limits.memory_bytes / 2**20
         return "memory", f"memory limit of {mib:g} MiB reached: {_last_line(stderr)}", exit_
+    if oom:
+        return "memory", f"memory limit of {mib:g} MiB for all processes reached: OOM-killed", exit_
     detail = _last_line(stderr)
     if _NPROC.search(stderr):
         detail += f" (process limit of {limits.processes} reached)"
     what = f"killed by {name}" if name else f"exit code {code}"
     return "failed", f"{what}: {detail}" if detail else what, exit_
+
+
+_cleaned = threading.Event()
+
+
+def _clean_stale_workdirs() -> None:
+    """Once per process: remove the work directories of fleetbench processes that died
+    mid-run (only the program file is there; its output lived in the sandbox's tmpfs)."""
+    if not _cleaned.is_set():
+        _cleaned.set()
+        for path in cgroup.stale(Path(tempfile.gettempdir()).glob(f"{cgroup.PREFIX}*")):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def run_program(
@@ -242,29 +271,43 @@ def run_program(
     python = limits.python or sys.executable
     root = os.geteuid() == 0
     slot = _Slot(limits.uid_base) if root else None
-    workdir = os.path.realpath(tempfile.mkdtemp(prefix="fleetbench-sbx-"))
+    prefix = f"{cgroup.PREFIX}{os.getpid()}-"
+    group, why = cgroup.create(prefix + secrets.token_hex(4), limits.memory_bytes, limits.processes)
+    _clean_stale_workdirs()
+    workdir = os.path.realpath(tempfile.mkdtemp(prefix=prefix))
     try:
         program = Path(workdir, filename)
         program.write_text(source, encoding="utf-8")
         program.chmod(0o644)
         if slot is not None:  # without a mount namespace the program writes here directly
             os.chown(workdir, slot.uid, slot.uid)
-        return _launch(workdir, filename, python, limits, slot)
+        result = _launch(workdir, filename, python, limits, slot, group)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if group is not None:
+            group.remove()
         if slot is not None:
             slot.release()
+    if why:
+        result.warnings.append(why)
+    return result
 
 
 def _launch(
-    workdir: str, filename: str, python: str, limits: SandboxLimits, slot: _Slot | None
+    workdir: str,
+    filename: str,
+    python: str,
+    limits: SandboxLimits,
+    slot: _Slot | None,
+    group: cgroup.Cgroup | None,
 ) -> SandboxResult:
     env = sandbox_env(workdir, python)
     status_r, status_w = os.pipe()
     cfg = {
         "workdir": workdir, "program": filename, "argv": [python, "-I", "-B", filename],
         "env": env, "uid": slot.uid if slot else None, "gid": slot.uid if slot else None,
-        "status_fd": status_w, "parent_pid": os.getpid(), "rlimits": _rlimits(limits),
+        "status_fd": status_w, "parent_pid": os.getpid(), "rlimits": _rlimits(limits, bool(slot)),
+        "cgroup_procs": group.procs_files if group else [],
         "namespaces": limits.namespaces, "strict": limits.strict,
         "workdir_bytes": limits.workdir_bytes, "keep_paths": _keep_paths(python),
     }  # fmt: skip
@@ -289,9 +332,11 @@ def _launch(
                 stream.close()
         os.close(status_r)
     duration = time.monotonic() - start
-    status, reason, exit_ = _classify(watch, limits)
+    oom = group is not None and group.oom_killed()
+    status, reason, exit_ = _classify(watch, limits, oom)
     setup = watch.events().get("setup", {})
     isolation = list(setup.get("isolation", [])) + (["uid"] if slot else [])
+    isolation += ["cgroup"] if group else []
     if slot is not None and "pid" not in isolation:
         _sweep_uid(slot.uid)  # no pid namespace took the leftovers down with it
     sig = exit_.get("signal")

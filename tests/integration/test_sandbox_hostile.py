@@ -110,6 +110,39 @@ def test_socket_to_a_listening_loopback_port_fails() -> None:
     _check(result, "failed", "Network is unreachable")
 
 
+def test_local_unix_sockets_and_world_readable_files_are_hidden() -> None:
+    """A 0777 Unix socket in /tmp (a database, X11) and a 0644 secret next to it."""
+    name = f"/tmp/fleetbench-hostile-{uuid.uuid4().hex}"
+    secret = Path(name + ".txt")
+    secret.write_text("sk-on-disk")
+    secret.chmod(0o644)
+    try:
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind(name + ".sock")
+            os.chmod(name + ".sock", 0o777)
+            server.listen()
+            server.setblocking(False)
+            code = "\n".join([
+                "import socket",
+                "for attempt in (lambda: print(open(%r).read()),",
+                "                lambda: socket.socket(socket.AF_UNIX).connect(%r)):",
+                "    try:",
+                "        attempt()",
+                "        print('REACHED', flush=True)",
+                "    except OSError as exc:",
+                "        print('refused', exc.strerror, flush=True)",
+            ]) % (str(secret), name + ".sock")  # fmt: skip
+            result = run_program(code, LIMITS)
+            with pytest.raises(BlockingIOError):
+                server.accept()
+    finally:
+        secret.unlink()
+        Path(name + ".sock").unlink(missing_ok=True)
+    _check(result, "passed")
+    assert "REACHED" not in result.stdout and "sk-on-disk" not in result.stdout
+    assert result.stdout.count("refused No such file or directory") == 2, result.stdout
+
+
 def test_write_outside_the_work_directory_fails(tmp_path: Path) -> None:
     targets = [tmp_path / "escape.txt", Path(f"/tmp/fleetbench-escape-{uuid.uuid4().hex}"),
                Path("/dev/shm", f"fleetbench-escape-{uuid.uuid4().hex}")]  # fmt: skip

@@ -6,10 +6,11 @@ untrusted program starts, so nothing runs in the parent between fork and exec:
 1. new namespaces: network (no interface but a down loopback), mount, pid, IPC, UTS; as a
    non-root user a user namespace first (identity-mapped, so the program keeps no
    capabilities after exec). Each one that cannot be created is reported as a warning.
-2. in the mount namespace (propagation private, so nothing leaks to the host): a size-capped
-   tmpfs over the work directory, directories the sandbox user cannot traverse (e.g.
-   ``/root``) replaced by an empty tmpfs with only the interpreter bound back in, then
-   every mount read-only and nosuid except the work directory.
+2. in the mount namespace (propagation private, so nothing leaks to the host): an empty
+   tmpfs over each hidden directory (home directories, /tmp, /run and other places where
+   secrets and the sockets of local services live) and over directories the sandbox user
+   cannot traverse, with only the interpreter bound back in; a size-capped tmpfs as the
+   work directory; then every mount read-only and nosuid except the work directory.
 3. fork: the child is pid 1 of the new pid namespace (a fresh ``/proc``); it forks the
    program, which sets rlimits, drops to the sandbox uid/gid (root only), sets
    no_new_privs and the parent-death signal (after setuid, which clears it), and execs.
@@ -130,24 +131,36 @@ def _hidden_ancestor(path: str) -> str | None:
     return None
 
 
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _masks(cfg: dict[str, Any]) -> list[str]:
+    """Directories to replace by an empty tmpfs: the configured ones (secrets, sockets of
+    local services), plus, for the sandbox uid, any it could not traverse to the interpreter."""
+    found = {os.path.realpath(p) for p in cfg["hidden_paths"] if os.path.isdir(p)}
+    if cfg["uid"] is not None:
+        found |= {a for p in cfg["keep_paths"] if (a := _hidden_ancestor(p))}
+    found.discard("/")
+    ordered = sorted(found, key=len)
+    return [m for i, m in enumerate(ordered) if not any(_under(m, o) for o in ordered[:i])]
+
+
 def _setup_mounts(cfg: dict[str, Any], warnings: list[str]) -> None:
     workdir: str = cfg["workdir"]
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing below propagates to the host
-    if cfg["uid"] is not None:  # expose the interpreter where the sandbox uid cannot reach it
-        keep = [p for p in cfg["keep_paths"] if _hidden_ancestor(p)]
-        fds = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in keep}
-        masked: set[str] = set()
-        for path in keep:
-            mask = _hidden_ancestor(path)
-            if mask and mask not in masked:
-                _mount("tmpfs", mask, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
-                masked.add(mask)
-        for path, fd in fds.items():
-            os.makedirs(path, mode=0o755, exist_ok=True)
-            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
-            os.close(fd)
     with open(os.path.join(workdir, cfg["program"]), "rb") as handle:
         source = handle.read()
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing below propagates to the host
+    masks = _masks(cfg)
+    keep = [p for p in cfg["keep_paths"] if any(_under(p, m) for m in masks)]
+    fds = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in keep}
+    for mask in masks:
+        _mount("tmpfs", mask, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+    for path, fd in fds.items():  # the interpreter comes back, read-only like the rest
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        os.close(fd)
+    os.makedirs(workdir, mode=0o700, exist_ok=True)  # gone if its parent was masked
     owner = "" if cfg["uid"] is None else f",uid={cfg['uid']},gid={cfg['gid']}"
     _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV,
            f"size={cfg['workdir_bytes']},nr_inodes=4096,mode=0700{owner}")  # fmt: skip
@@ -158,8 +171,9 @@ def _setup_mounts(cfg: dict[str, Any], warnings: list[str]) -> None:
         os.chown(program, cfg["uid"], cfg["gid"])
     failed = []
     for point, opts in _mountinfo():
-        if point == workdir:
-            continue
+        hidden = any(_under(point, m) and point != m for m in masks)
+        if point == workdir or (hidden and not any(_under(point, k) for k in keep)):
+            continue  # the work directory stays writable; covered mounts are unreachable
         flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
         flags |= sum(flag for name, flag in _KEEP_FLAGS.items() if name in opts)
         try:

@@ -9,6 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 Status = Literal["passed", "failed", "timeout", "memory", "output_limit", "error"]
 
 MIB = 1024 * 1024
+# Secrets (home directories, mounted credentials) and the sockets of local services
+# (databases, X11, D-Bus: a Unix socket is reachable even on a read-only mount).
+HIDDEN_PATHS = ("/home", "/root", "/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm",
+                "/dev/mqueue", "/mnt", "/media", "/srv", "/var/lib", "/var/spool",
+                "/var/mail")  # fmt: skip
 
 
 class SandboxLimits(BaseModel):
@@ -36,6 +41,9 @@ class SandboxLimits(BaseModel):
     uid_base: int = Field(0x70000000, ge=1000, le=0xFFE00000)
     """As root, programs run as dedicated uids from here on: uid_base + 256 * (pid % 4096)
     + a slot per concurrent program. No passwd entry is needed."""
+    hidden_paths: tuple[str, ...] = HIDDEN_PATHS
+    """Directories replaced by an empty read-only tmpfs in the sandbox (where a mount
+    namespace is permitted); the interpreter is bound back in if it lives below one."""
     namespaces: bool = True
     """Create network, mount, pid, IPC and UTS namespaces where permitted."""
     strict: bool = False

@@ -310,6 +310,7 @@ def _launch(
         "cgroup_procs": group.procs_files if group else [],
         "namespaces": limits.namespaces, "strict": limits.strict,
         "workdir_bytes": limits.workdir_bytes, "keep_paths": _keep_paths(python),
+        "hidden_paths": list(limits.hidden_paths),
     }  # fmt: skip
     start = time.monotonic()
     try:

@@ -69,7 +69,10 @@ def test_run_ids_are_stable_readable_and_distinct(tmp_path: Path) -> None:
 
 def test_demo_plan_is_valid() -> None:
     loaded = load_plan(None)
-    assert [r.model.name for r in loaded.runs] == ["SmolLM2-135M-Instruct"]
+    assert [r.model.name for r in loaded.runs] == [
+        "SmolLM2-135M-Instruct",
+        "SmolLM2-135M-Instruct (llama.cpp server)",
+    ]
     assert loaded.runs[0].task.name == "textgen"
 
 

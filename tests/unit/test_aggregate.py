@@ -137,3 +137,21 @@ def test_sample_cost_from_prices() -> None:
     assert sample_cost(priced, unknown) is None  # never a partial figure
     out_only = ModelSpec(name="o", price_output_per_1m=2.0)
     assert sample_cost(out_only, unknown) == pytest.approx(5 * 2 / 1e6)
+
+
+def test_cpu_time_estimate_counts_child_processes() -> None:
+    """A server the worker started does the generating: its CPU time must count."""
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        meter = CpuTimeEstimate(watts_per_core=10.0)
+        meter.begin()
+        time.sleep(1.0)  # this process idles; the child burns CPU
+        reading = meter.end()
+    finally:
+        child.kill()
+        child.wait()
+    assert reading.cpu_seconds > 0.3

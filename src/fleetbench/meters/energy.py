@@ -1,15 +1,18 @@
 """Energy meters around a measurement window.
 
 Only the CPU-time estimate exists so far: CPU seconds of the worker process (all its
-threads) x a per-core power figure. It is always labelled ``estimate``; measured
+threads) and of every process it started (a managed server does the generating for
+an HTTP backend, so leaving it out would undercount) x a per-core power figure. It is always labelled ``estimate``; measured
 methods (NVML, RAPL) plug in behind the same ``EnergyMeter`` interface.
 """
 
 from __future__ import annotations
 
-import time
+import contextlib
 from dataclasses import dataclass
 from typing import Protocol
+
+import psutil
 
 ESTIMATE = "estimate"
 NONE = "none"
@@ -37,14 +40,28 @@ class CpuTimeEstimate:
 
     def __init__(self, watts_per_core: float) -> None:
         self.watts_per_core = watts_per_core
-        self._start = 0.0
+        self._start: dict[int, float] = {}
 
     def begin(self) -> None:
-        self._start = time.process_time()
+        self._start = tree_cpu_seconds()
 
     def end(self) -> EnergyReading:
-        cpu = max(0.0, time.process_time() - self._start)
+        now = tree_cpu_seconds()
+        # A process born inside the window counts from zero; one that died inside it
+        # is lost (short-lived helpers only: servers live for the whole run).
+        cpu = sum(max(0.0, t - self._start.get(pid, 0.0)) for pid, t in now.items())
         return EnergyReading(cpu * self.watts_per_core / 3600.0, self.method, cpu)
+
+
+def tree_cpu_seconds() -> dict[int, float]:
+    """CPU seconds (user + system) of this process and each live descendant, by pid."""
+    me = psutil.Process()
+    out: dict[int, float] = {}
+    for proc in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()
+            out[proc.pid] = t.user + t.system
+    return out
 
 
 def co2_grams(energy_wh: float | None, intensity_g_per_kwh: float) -> float | None:

@@ -345,3 +345,21 @@ def test_parent_death_takes_the_sandbox_down(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", again], check=True, timeout=60)  # cleans up
     assert not any(path.exists() for path in leftovers)
     assert not any(os.path.exists(group) for group in left_groups)
+
+
+def test_ctrl_c_stops_every_running_and_queued_program(tmp_path: Path) -> None:
+    script = tmp_path / "interrupt.py"
+    script.write_text(
+        "import os, signal, threading, time\n"
+        "from fleetbench.sandbox import run_many, SandboxLimits\n"
+        "threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "start = time.monotonic()\n"
+        "try:\n"
+        "    run_many(['import time; time.sleep(60)'] * 8, SandboxLimits(wall_s=60), workers=2)\n"
+        "except KeyboardInterrupt:\n"
+        "    print(f'interrupted after {time.monotonic() - start:.1f} s')\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert proc.stdout.startswith("interrupted after"), proc.stderr
+    assert float(proc.stdout.split()[2]) < 10

@@ -36,6 +36,8 @@ _GRACE_S = 2.0  # after the launcher is gone (or killed), how long to drain the 
 _MEMORY = re.compile(r"MemoryError|Cannot allocate memory|[Oo]ut of memory")
 _NPROC = re.compile(r"BlockingIOError: \[Errno 11\]|Resource temporarily unavailable")
 
+_live_lock = threading.Lock()
+_live: set[int] = set()  # process groups of the running sandboxes
 _slot_lock = threading.Condition()
 _slots_used: set[int] = set()
 _SLOTS = 256
@@ -83,6 +85,10 @@ def _keep_paths(python: str) -> list[str]:
             if not any(p.startswith(q.rstrip("/") + "/") for q in ordered[:i])]  # fmt: skip
 
 
+def _cpu_limit(limits: SandboxLimits) -> int:
+    return max(1, round(limits.cpu_s))
+
+
 def _uid_processes(uid: int) -> int:
     count = 0
     for entry in os.scandir("/proc"):
@@ -94,7 +100,7 @@ def _uid_processes(uid: int) -> int:
 def _rlimits(limits: SandboxLimits, own_uid: bool) -> list[tuple[int, int, int]]:
     import resource
 
-    cpu = max(1, round(limits.cpu_s))
+    cpu = _cpu_limit(limits)
     # RLIMIT_NPROC counts every process of the real uid: without a uid of its own the
     # program shares the count with the user's other processes.
     nproc = limits.processes + (0 if own_uid else _uid_processes(os.getuid()))
@@ -235,12 +241,12 @@ def _classify(
     code, sig = exit_.get("returncode"), exit_.get("signal")
     cpu = float(exit_.get("cpu_s") or 0.0)
     name = signal.Signals(sig).name if sig else None
-    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= round(limits.cpu_s)):
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= _cpu_limit(limits)):
         return "timeout", f"CPU-time limit of {limits.cpu_s:g} s exceeded ({name})", exit_
     if code == 0:
         return "passed", "exit code 0", exit_
     mib = limits.memory_bytes / 2**20
-    if _MEMORY.search(stderr):
+    if _MEMORY.search("\n".join(stderr.strip().splitlines()[-3:])):  # the traceback's end
         return "memory", f"memory limit of {mib:g} MiB reached: {_last_line(stderr)}", exit_
     if oom:
         return "memory", f"memory limit of {mib:g} MiB for all processes reached: OOM-killed", exit_
@@ -325,9 +331,13 @@ def _launch(
     finally:
         os.close(status_w)
     watch = _Watch(proc, status_r, limits)
+    with _live_lock:
+        _live.add(proc.pid)
     try:
         watch.run(start)
     finally:
+        with _live_lock:
+            _live.discard(proc.pid)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
@@ -364,5 +374,20 @@ def run_many(
     workers = max(1, workers or os.cpu_count() or 1)
     if not programs:
         return []
-    with ThreadPoolExecutor(max_workers=min(workers, len(programs))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(programs)))
+    try:
         return list(pool.map(lambda src: run_program(src, limits), programs))
+    except BaseException:  # Ctrl-C: start nothing more and stop what runs
+        pool.shutdown(wait=False, cancel_futures=True)
+        kill_all()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def kill_all() -> None:
+    """Kill every sandbox this process is running (their threads then return at once)."""
+    with _live_lock:
+        groups = list(_live)
+    for pgid in groups:
+        _kill_group(pgid)

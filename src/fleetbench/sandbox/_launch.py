@@ -49,6 +49,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_char_p]  # fmt: skip
 _libc.unshare.argtypes = [ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
                         ctypes.c_ulong]  # fmt: skip
 
@@ -254,6 +255,8 @@ def main() -> None:
     spaces = _unshare(root, warnings) if cfg["namespaces"] else set()
     if not cfg["namespaces"]:
         warnings.append("namespaces disabled by configuration")
+    if "uts" in spaces:
+        _libc.sethostname(b"sandbox", 7)  # do not leak the host's name
     if "mount" in spaces:
         try:
             _setup_mounts(cfg, warnings)

@@ -356,15 +356,30 @@ def test_ctrl_c_stops_every_running_and_queued_program(tmp_path: Path) -> None:
     script = tmp_path / "interrupt.py"
     script.write_text(
         "import os, signal, threading, time\n"
-        "from fleetbench.sandbox import run_many, SandboxLimits\n"
+        "from fleetbench.sandbox import run_many, run_program, SandboxLimits\n"
         "threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
         "start = time.monotonic()\n"
         "try:\n"
         "    run_many(['import time; time.sleep(60)'] * 8, SandboxLimits(wall_s=60), workers=2)\n"
         "except KeyboardInterrupt:\n"
-        "    print(f'interrupted after {time.monotonic() - start:.1f} s')\n"
+        "    print(f'interrupted after {time.monotonic() - start:.1f} s', flush=True)\n"
+        "threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "try:\n"  # a single program, and the process goes on afterwards
+        "    run_program('import time; time.sleep(60)', SandboxLimits(wall_s=60))\n"
+        "except KeyboardInterrupt:\n"
+        "    time.sleep(30)\n"
     )
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
-    assert proc.stdout.startswith("interrupted after"), proc.stderr
-    assert float(proc.stdout.split()[2]) < 10
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("interrupted after") and float(line.split()[2]) < 10, line
+        deadline = time.monotonic() + 20  # the single program is stopped too
+        while not _sandbox_processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        while _sandbox_processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _sandbox_processes() == [] and proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()

@@ -335,6 +335,10 @@ def _launch(
         _live.add(proc.pid)
     try:
         watch.run(start)
+    except BaseException:  # Ctrl-C while watching: take the sandbox down with us
+        _kill_group(proc.pid)
+        proc.wait()
+        raise
     finally:
         with _live_lock:
             _live.discard(proc.pid)

@@ -155,3 +155,22 @@ def test_cpu_time_estimate_counts_child_processes() -> None:
         child.kill()
         child.wait()
     assert reading.cpu_seconds > 0.3
+
+
+def test_quality_means_and_unreached_samples(store: Store) -> None:
+    from fleetbench.tasks import mean_scores
+
+    assert mean_scores([{"a": 1, "b": True, "text": "x"}, None, {"a": 0.5}]) == {
+        "a": 0.75,
+        "b": 1.0,
+    }
+    run = store.get_run("r1")
+    assert run is not None
+    none = summarize_run(store, run)
+    assert none["scores"] == {} and none["quality_score"] is None
+    a = store.start_attempt("r1", "b1", {})
+    store.add_sample(sample(0, a, scores_json=json.dumps({"correct": 1.0})))
+    store.add_sample(sample(1, a, scores_json=json.dumps({"correct": 0.0})))
+    s = summarize_run(store, run)  # 4 planned, 2 scored: the mean is over the scored
+    assert s["scores"] == {"correct": 0.5}
+    assert MASTER_COLUMNS[-2:] == ["quality_metric", "quality_score"]

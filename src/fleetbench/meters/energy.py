@@ -2,8 +2,9 @@
 
 Only the CPU-time estimate exists so far: CPU seconds of the worker process (all its
 threads) and of every process it started (a managed server does the generating for
-an HTTP backend, so leaving it out would undercount) x a per-core power figure. It is always labelled ``estimate``; measured
-methods (NVML, RAPL) plug in behind the same ``EnergyMeter`` interface.
+an HTTP backend, so leaving it out would undercount) x a per-core power figure. It is
+always labelled ``estimate``; measured methods (NVML, RAPL) plug in behind the same
+``EnergyMeter`` interface.
 """
 
 from __future__ import annotations

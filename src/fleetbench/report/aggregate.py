@@ -10,6 +10,7 @@ from typing import Any
 
 from fleetbench.meters.energy import NONE, co2_grams
 from fleetbench.store import Store
+from fleetbench.tasks import primary_metric, run_scores
 
 
 def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
@@ -70,7 +71,19 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "attempts": len(attempts),
         **_reasoning_split(samples),
         **_serving(samples, ok, attempts),
+        **_quality(run["task"], planned, samples),
     }
+
+
+def _quality(task: str, planned: int, samples: list[sqlite3.Row]) -> dict[str, Any]:
+    """Run-level quality from the samples' scores; a sample not stored passes None."""
+    by_index = {s["sample_index"]: s["scores_json"] for s in samples}
+    per_sample = [json.loads(by_index[i]) if by_index.get(i) else None for i in range(planned)]
+    if all(s is None for s in per_sample):
+        return {"scores": {}, "quality_metric": "", "quality_score": None}
+    scores = run_scores(task, per_sample)
+    metric = primary_metric(task) or ""
+    return {"scores": scores, "quality_metric": metric, "quality_score": scores.get(metric)}
 
 
 def _serving(

@@ -54,6 +54,8 @@ MASTER_COLUMNS: list[str] = [
     "retries",
     "token_count_source",
     "server_startup_seconds",
+    "quality_metric",
+    "quality_score",
 ]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.store.sqlite import Store
+from fleetbench.tasks import run_files
 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -46,8 +47,11 @@ def sample_record(row: sqlite3.Row) -> dict[str, Any]:
 
 def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], run_dir: Path) -> None:
     samples = store.samples(run["run_id"], below=int(run["planned_samples"]))
-    lines = "".join(json.dumps(sample_record(s), ensure_ascii=False) + "\n" for s in samples)
+    records = [sample_record(s) for s in samples]
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     atomic_write_text(run_dir / RESULTS_FILE, lines)
+    for name, text in run_files(run["task"], records).items():
+        atomic_write_text(run_dir / name, text)
     attempts = [
         {
             k: a[k]

@@ -6,9 +6,20 @@ import importlib
 from typing import Any
 
 from fleetbench.errors import ConfigError
-from fleetbench.tasks.base import Sample, Task, apply_affixes, chat_messages
+from fleetbench.tasks.base import Sample, Task, apply_affixes, chat_messages, mean_scores
 
-__all__ = ["Sample", "Task", "apply_affixes", "chat_messages", "get_task_class", "task_names"]
+__all__ = [
+    "Sample",
+    "Task",
+    "apply_affixes",
+    "chat_messages",
+    "get_task_class",
+    "mean_scores",
+    "primary_metric",
+    "run_files",
+    "run_scores",
+    "task_names",
+]
 
 _BUILTIN: dict[str, str] = {
     "textgen": "fleetbench.tasks.textgen:TextGenTask",
@@ -17,6 +28,22 @@ _BUILTIN: dict[str, str] = {
 
 def task_names() -> list[str]:
     return sorted(_BUILTIN)
+
+
+def run_scores(task_name: str, scores: list[dict[str, Any] | None]) -> dict[str, float]:
+    """A run's quality metrics: the task's own aggregation, else means."""
+    aggregate = getattr(get_task_class(task_name), "aggregate_scores", None)
+    return dict(aggregate(scores)) if aggregate else mean_scores(scores)
+
+
+def primary_metric(task_name: str) -> str | None:
+    return getattr(get_task_class(task_name), "primary_metric", None)
+
+
+def run_files(task_name: str, records: list[dict[str, Any]]) -> dict[str, str]:
+    """Extra files a task writes into a run's folder (name -> text)."""
+    files = getattr(get_task_class(task_name), "run_files", None)
+    return dict(files(records)) if files else {}
 
 
 def get_task_class(name: str) -> Any:

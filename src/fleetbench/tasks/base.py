@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,7 +23,18 @@ class Sample(BaseModel):
 
 
 class Task(Protocol):
-    """A task turns its options into samples and messages, and scores results."""
+    """A task turns its options into samples and messages, and scores results.
+
+    Optional, looked up with ``getattr`` (see ``run_scores`` and ``run_files``):
+
+    * ``primary_metric: ClassVar[str]``: the run-level metric shown as the run's
+      ``quality_score`` (default: none).
+    * ``aggregate_scores(scores: list[dict | None]) -> dict[str, float]`` (static): the
+      run's metrics from its samples' scores (``None`` for a sample that failed or was
+      never reached); default ``mean_scores``.
+    * ``run_files(records: list[dict]) -> dict[str, str]`` (static): extra files for the
+      run folder (e.g. a Kaggle ``submission.csv``) from the stored sample records.
+    """
 
     name: ClassVar[str]
     Options: ClassVar[type[BaseModel]]
@@ -31,9 +43,23 @@ class Task(Protocol):
 
     def messages(self, sample: Sample, system_prompt: str | None) -> list[Message]: ...
 
-    def score(self, sample: Sample, result: GenerationResult) -> dict[str, float] | None:
-        """Quality metrics for one sample, or None for tasks without a score."""
+    def score(self, sample: Sample, result: GenerationResult) -> dict[str, Any] | None:
+        """Quality metrics for one sample (numbers are averaged per run by default;
+        other JSON values are kept with the sample), or None for tasks without a score.
+        Called for failed samples too: a task decides how an error scores."""
         ...
+
+
+def mean_scores(scores: list[dict[str, Any] | None]) -> dict[str, float]:
+    """Mean of every numeric metric over the samples that have it."""
+    sums: dict[str, list[float]] = {}
+    for score in scores:
+        for key, value in (score or {}).items():
+            if isinstance(value, bool | int | float) and not (
+                isinstance(value, float) and math.isnan(value)
+            ):
+                sums.setdefault(key, []).append(float(value))
+    return {key: sum(values) / len(values) for key, values in sums.items()}
 
 
 def chat_messages(prompt: str, system_prompt: str | None) -> list[Message]:

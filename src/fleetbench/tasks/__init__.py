@@ -23,6 +23,9 @@ __all__ = [
 
 _BUILTIN: dict[str, str] = {
     "textgen": "fleetbench.tasks.textgen:TextGenTask",
+    "wattbot": "fleetbench.tasks.wattbot:WattBotTask",
+    "custom": "fleetbench.tasks.custom:CustomTask",
+    "humaneval": "fleetbench.tasks.humaneval:HumanEvalTask",
 }
 
 

@@ -19,8 +19,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# Tests exercise the optional backends too: transformers ([hf], torch pinned first so
+# that pip takes the CPU wheel) and hosted APIs ([hosted], against a loopback server).
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev,hf,hosted]'
 	touch $@
 
 install: $(VENV)/.installed

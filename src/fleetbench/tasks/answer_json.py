@@ -75,7 +75,13 @@ def _objects(text: str) -> list[str]:
     start = text.find("{")
     while start != -1:
         end = _balanced_end(text, start)
-        found.append(text[start:end] if end != -1 else _close(text[start:]))
+        if end != -1:
+            found.append(text[start:end])
+        else:  # cut off: close it as is, else drop the unfinished last member
+            tail = text[start:]
+            found.append(_close(tail))
+            if "," in tail:
+                found.append(_close(tail[: tail.rfind(",")]))
         start = text.find("{", start + 1)
     return found
 

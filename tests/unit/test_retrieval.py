@@ -61,3 +61,14 @@ def test_dense_ranks_semantically() -> None:
     assert index.search("How much electricity do graphics cards use?", 1)[0].passage.doc_id == "gpu"
     hybrid = Index(DOCS, "hybrid", chunk_chars=800)
     assert hybrid.search("GShard CO2e emissions", 1)[0].passage.doc_id == "carbon"
+
+
+def test_pdf_without_pypdf_names_the_extra(tmp_path: Path) -> None:
+    try:
+        import pypdf  # noqa: F401
+    except ImportError:
+        (tmp_path / "paper.pdf").write_bytes(b"%PDF-1.4\n")
+        with pytest.raises(ConfigError, match=r"paper.pdf: reading PDF files needs pypdf"):
+            load_corpus(tmp_path)
+    else:
+        pytest.skip("pypdf is installed")

@@ -65,6 +65,8 @@ class Measurement:
     requests: int = 0
     texts: list[str] = field(default_factory=list)
     others_cores: float = 0.0
+    client_cpu_s: float = 0.0  # this process (all threads) during the timed region
+    server_cpu_s: float = 0.0
     ttft_s: float | None = None
     itl_s: float | None = None
 
@@ -76,9 +78,9 @@ class Measurement:
 def builtin_prompts(n: int) -> list[str]:
     text = resources.files("fleetbench.tasks.data").joinpath("textgen_prompts.jsonl").read_text()
     prompts = [json.loads(line)["prompt"] for line in text.splitlines() if line.strip()]
-    if not 1 <= n <= len(prompts):
-        sys.exit(f"--prompts must be between 1 and {len(prompts)}")
-    return prompts[:n]
+    if n < 1:
+        sys.exit("--prompts must be >= 1")
+    return [prompts[i % len(prompts)] for i in range(n)]  # cycles past the 20 built-ins
 
 
 # -- the server -----------------------------------------------------------------------
@@ -143,7 +145,11 @@ def bare_body(prompt: str, s: GenerationSettings, stream: bool) -> dict[str, Any
 
 
 async def bare_async(
-    base_url: str, bodies: list[dict[str, Any]], concurrency: int, stream: bool
+    base_url: str,
+    bodies: list[dict[str, Any]],
+    concurrency: int,
+    stream: bool,
+    server: psutil.Process,
 ) -> Measurement:
     pool = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
     async with httpx.AsyncClient(
@@ -172,17 +178,25 @@ async def bare_async(
                                 parts.append(content)
                 texts[i] = "".join(parts)
 
+        mark = cpu_mark(server)
         start = time.perf_counter()
         await asyncio.gather(*(lane() for _ in range(concurrency)))
         wall = time.perf_counter() - start
-    return Measurement(wall_s=wall, requests=len(bodies), texts=texts)
+        m = Measurement(wall_s=wall, requests=len(bodies), texts=texts)
+        account(m, mark, server)
+    return m
 
 
 def run_bare(
-    base_url: str, prompts: list[str], s: GenerationSettings, concurrency: int, stream: bool
+    base_url: str,
+    prompts: list[str],
+    s: GenerationSettings,
+    concurrency: int,
+    stream: bool,
+    server: psutil.Process,
 ) -> Measurement:
     bodies = [bare_body(p, s, stream) for p in prompts]
-    return asyncio.run(bare_async(base_url, bodies, concurrency, stream))
+    return asyncio.run(bare_async(base_url, bodies, concurrency, stream, server))
 
 
 def make_backend(base_url: str, concurrency: int, stream: bool, run_dir: Path) -> OpenAIBackend:
@@ -211,13 +225,18 @@ def run_fleetbench(
     concurrency: int,
     stream: bool,
     run_dir: Path,
+    server: psutil.Process,
 ) -> Measurement:
     backend = make_backend(base_url, concurrency, stream, run_dir)
     backend.load()
+    reqs = requests_for(prompts, s)
     try:
+        mark = cpu_mark(server)
         start = time.perf_counter()
-        results = list(backend.generate(requests_for(prompts, s)))
+        results = list(backend.generate(reqs))
         wall = time.perf_counter() - start
+        timed = Measurement()
+        account(timed, mark, server)
     finally:
         backend.close()
     failed = [r for r in results if not r.ok]
@@ -230,6 +249,9 @@ def run_fleetbench(
         wall_s=wall,
         requests=len(results),
         texts=[by_index[i].text for i in range(len(prompts))],
+        others_cores=timed.others_cores,
+        client_cpu_s=timed.client_cpu_s,
+        server_cpu_s=timed.server_cpu_s,
         ttft_s=statistics.mean(ttfts) if ttfts else None,
         itl_s=statistics.mean(itls) if itls else None,
     )
@@ -245,21 +267,24 @@ def same_body(prompt: str, s: GenerationSettings, stream: bool) -> bool:
 
 # -- contention -----------------------------------------------------------------------
 
-CpuMark = tuple[float, float, float]
+CpuMark = tuple[float, float, float, float]
 
 
 def cpu_mark(server: psutil.Process) -> CpuMark:
-    """System busy CPU seconds, ours plus the server's, and the time."""
+    """System busy CPU seconds, ours, the server's, and the time."""
     t = psutil.cpu_times()
     busy = sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
     st = server.cpu_times()
-    mine = sum(os.times()[:2]) + st.user + st.system
-    return busy, mine, time.perf_counter()
+    return busy, sum(os.times()[:2]), st.user + st.system, time.perf_counter()
 
 
-def others_since(start: CpuMark, server: psutil.Process) -> float:
-    busy, mine, now = cpu_mark(server)
-    return max(0.0, ((busy - start[0]) - (mine - start[1])) / (now - start[2]))
+def account(m: Measurement, start: CpuMark, server: psutil.Process) -> None:
+    """CPU used by this process, by the server, and by everything else (contention)."""
+    busy, mine, theirs, now = cpu_mark(server)
+    m.client_cpu_s = mine - start[1]
+    m.server_cpu_s = theirs - start[2]
+    others = (busy - start[0]) - m.client_cpu_s - m.server_cpu_s
+    m.others_cores = max(0.0, others / (now - start[3]))
 
 
 def cpu_model() -> str:
@@ -284,8 +309,10 @@ def compare(
     if not same_body(prompts[0], s, stream):
         sys.exit("the bare loop's request body differs from fleetbench's: not like for like")
     sides = {
-        "bare": lambda: run_bare(base_url, prompts, s, args.concurrency, stream),
-        "fleetbench": lambda: run_fleetbench(base_url, prompts, s, args.concurrency, stream, work),
+        "bare": lambda: run_bare(base_url, prompts, s, args.concurrency, stream, server),
+        "fleetbench": lambda: run_fleetbench(
+            base_url, prompts, s, args.concurrency, stream, work, server
+        ),
     }
     runs: dict[str, list[Measurement]] = {"bare": [], "fleetbench": []}
     for side in sides:  # untimed warm-up of both paths
@@ -293,28 +320,36 @@ def compare(
     for rep in range(args.repeats):
         order = ["bare", "fleetbench"] if rep % 2 == 0 else ["fleetbench", "bare"]
         for side in order:
-            mark = cpu_mark(server)
-            m = sides[side]()
-            m.others_cores = others_since(mark, server)
-            runs[side].append(m)
+            runs[side].append(sides[side]())  # CPU is accounted over the timed region
         print(
             f"  {mode} repeat {rep + 1}: bare {runs['bare'][-1].req_s:.2f} req/s, "
             f"fleetbench {runs['fleetbench'][-1].req_s:.2f} req/s",
             flush=True,
         )
 
-    print(f"\n[{mode}] {'side':<11} {'repeat':>6} {'wall s':>8} {'req/s':>8} {'others':>7}")
+    print(
+        f"\n[{mode}] {'side':<11} {'repeat':>6} {'wall s':>8} {'req/s':>8} "
+        f"{'client':>7} {'server':>7} {'others':>7}"
+    )
     for side, ms in runs.items():
         for i, m in enumerate(ms, start=1):
             noisy = " *" if m.others_cores > NOISY_CORES else ""
             print(
                 f"[{mode}] {side:<11} {i:>6} {m.wall_s:>8.3f} {m.req_s:>8.2f} "
-                f"{m.others_cores:>7.2f}{noisy}"
+                f"{m.client_cpu_s * 1000 / m.requests:>7.1f} "
+                f"{m.server_cpu_s * 1000 / m.requests:>7.1f} {m.others_cores:>7.2f}{noisy}"
             )
     for side, ms in runs.items():
-        wall = statistics.median(m.wall_s for m in ms)
-        rate = statistics.median(m.req_s for m in ms)
-        print(f"[{mode}] {side:<11} {'median':>6} {wall:>8.3f} {rate:>8.2f}")
+        print(
+            f"[{mode}] {side:<11} {'median':>6} {statistics.median(m.wall_s for m in ms):>8.3f} "
+            f"{statistics.median(m.req_s for m in ms):>8.2f} "
+            f"{statistics.median(m.client_cpu_s * 1000 / m.requests for m in ms):>7.1f} "
+            f"{statistics.median(m.server_cpu_s * 1000 / m.requests for m in ms):>7.1f}"
+        )
+    print(
+        f"[{mode}] client/server = CPU ms per request of this process / of the server "
+        "(robust to contention); others = cores used by other processes"
+    )
     fb = runs["fleetbench"][0]
     if fb.ttft_s is not None:
         print(
@@ -344,10 +379,10 @@ def compare(
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prompts", type=int, default=20, help="first N built-in prompts")
+    ap.add_argument("--prompts", type=int, default=24, help="built-in prompts, cycled")
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--concurrency", type=int, default=4)
-    ap.add_argument("--repeats", type=int, default=5, help="bare/fleetbench pairs")
+    ap.add_argument("--repeats", type=int, default=7, help="bare/fleetbench pairs")
     ap.add_argument("--mode", choices=["stream", "plain", "both"], default="both")
     args = ap.parse_args()
     if min(args.repeats, args.max_tokens, args.concurrency) < 1:

@@ -37,7 +37,7 @@ CASES = {
     ),
     "unknown_task": (
         GOOD_MODEL + "tasks:\n  - name: nosuch\n",
-        r"plan.yaml:5: tasks\[0\].name: unknown task 'nosuch'; valid: textgen",
+        r"plan.yaml:5: tasks\[0\].name: unknown task 'nosuch'; valid: custom, humaneval, textgen",
     ),
     "missing_models": (GOOD_TASK, r"plan.yaml:1: models: no models: give .models. or a .catalog."),
     "duplicate_model": (

@@ -245,7 +245,9 @@ def test_managed_server_is_started_used_and_stopped(tmp_path: Path) -> None:
 
 def test_managed_server_stops_when_load_fails_after_start(tmp_path: Path) -> None:
     started: list[int] = []
-    backend = OpenAIBackend(managed_options(tokenizer="/nonexistent.gguf"), make_context(tmp_path))
+    backend = OpenAIBackend(
+        managed_options(tokenizer_path="/nonexistent.gguf"), make_context(tmp_path)
+    )
     real_start = ManagedServer.start
 
     def spy(server: ManagedServer) -> str:
@@ -255,7 +257,7 @@ def test_managed_server_stops_when_load_fails_after_start(tmp_path: Path) -> Non
 
     with (
         pytest.MonkeyPatch.context() as mp,
-        pytest.raises(BackendError, match="tokenizer: file not found"),
+        pytest.raises(BackendError, match="tokenizer_path: file not found"),
     ):
         mp.setattr(ManagedServer, "start", spy)
         backend.load()

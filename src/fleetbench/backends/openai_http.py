@@ -162,17 +162,24 @@ class OpenAIBackend:
         """The server must answer GET /models; returns the model ids it lists."""
         assert self._client is not None
         url = redact_url(self.base_url.rstrip("/") + "/models")
+        o = self.options
+        quick = httpx.Timeout(o.connect_timeout_s, read=min(o.read_timeout_s, 30.0))
         try:
-            response = await self._client.get("models")
+            response = await self._client.get("models", timeout=quick)
         except httpx.HTTPError as exc:
             raise BackendError(
                 f"no server answers at {url}: {type(exc).__name__}: "
                 f"{self._scrub(str(exc)) or 'no detail'}; start it or fix options.base_url"
             ) from None
         if response.status_code in (401, 403):
+            whose = (
+                f"the API key from ${o.api_key_env}"
+                if o.api_key_env
+                else "the request: it needs an API key (set options.api_key_env)"
+            )
             raise BackendError(
-                f"{url} refused the API key from ${self.options.api_key_env} "
-                f"(HTTP {response.status_code}): {self._scrub(error_detail(response.text))}"
+                f"{url} refused {whose} (HTTP {response.status_code}): "
+                f"{self._scrub(error_detail(response.text))}"
             )
         if response.status_code != 200:
             log.warning("GET %s returned HTTP %d", url, response.status_code)
@@ -185,7 +192,7 @@ class OpenAIBackend:
     def _tokenizers(self) -> None:
         if self.preset.tokenize is not None:
             self._remote = ServerTokenizer(self.preset.tokenize, self.base_url, self.model)
-        path = self.options.tokenizer
+        path = self.options.tokenizer_path
         if path is None and self.context.model.id == EMBEDDED_MODEL_ID:
             try:
                 path = embedded_model_path()

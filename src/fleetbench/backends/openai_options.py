@@ -50,7 +50,7 @@ class OpenAIOptions(BaseModel):
         None, description="top_k/min_p/repeat_penalty/min_tokens -> request field"
     )
     extra_body: dict[str, Any] = Field(default_factory=dict)
-    tokenizer: Path | None = Field(None, description="GGUF to count tokens without usage")
+    tokenizer_path: Path | None = Field(None, description="GGUF to count tokens without usage")
     server: ManagedServerOptions | None = Field(None, description="start this server first")
 
     @field_validator("preset")

@@ -74,10 +74,10 @@ class GgufTokenizer:
             from llama_cpp import Llama
         except ImportError:
             raise BackendError(
-                "options.tokenizer needs llama-cpp-python; run: pip install llama-cpp-python"
+                "options.tokenizer_path needs llama-cpp-python; run: pip install llama-cpp-python"
             ) from None
         if not path.is_file():
-            raise BackendError(f"options.tokenizer: file not found: {path}")
+            raise BackendError(f"options.tokenizer_path: file not found: {path}")
         self.path = path
         self._llm: Any = Llama(model_path=str(path), vocab_only=True, verbose=False)
         self._lock = threading.Lock()  # used from the HTTP thread and the caller's

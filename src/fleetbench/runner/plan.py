@@ -311,10 +311,18 @@ def _slug(text: str) -> str:
 
 
 def _rebase(options: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Relative ``*_file``/``*_path`` options are relative to the plan file's folder."""
+    """Relative ``file``/``*_file``/``*_path``/``*_dir`` options are relative to the plan
+    file's folder."""
     out = dict(options)
     for key, value in options.items():
-        is_path = key.endswith(("_file", "_path", "_dir")) and isinstance(value, str)
-        if is_path and not Path(value).is_absolute():
+        is_path = (key == "file" or key.endswith(("_file", "_path", "_dir"))) and isinstance(
+            value, str
+        )
+        # hf:// datasets and package: files are not paths on this machine.
+        if (
+            is_path
+            and not value.startswith(("hf://", "package:"))
+            and not Path(value).is_absolute()
+        ):
             out[key] = str(base / value)
     return out

@@ -23,6 +23,7 @@ from fleetbench.backends import (
     BackendContext,
     GenerationRequest,
     GenerationResult,
+    GenerationSettings,
     get_backend_class,
 )
 from fleetbench.catalog.spec import ModelSpec
@@ -93,7 +94,7 @@ def run_job(job: RunJob) -> None:
                 spec.model.prompt_prefix,
                 spec.model.prompt_suffix,
             ),
-            settings=spec.generation,
+            settings=_sample_settings(spec.generation, s),
             chat_template_kwargs=spec.model.chat_template_kwargs,
         )
         for s in todo
@@ -167,6 +168,12 @@ def _sample_row(
         "retries": result.retries,
         "error": result.error,
     }
+
+
+def _sample_settings(settings: GenerationSettings, sample: Sample) -> GenerationSettings:
+    """Repeated samples of one problem (pass@k) need distinct seeds to be independent."""
+    offset = int(sample.metadata.get("seed_offset", 0))
+    return settings.model_copy(update={"seed": settings.seed + offset}) if offset else settings
 
 
 def sample_cost(model: ModelSpec, result: GenerationResult) -> float | None:

@@ -47,7 +47,7 @@ CASES = {
     "not_a_mapping": ("- just\n- a list\n", r"plan.yaml:1: expected a mapping"),
     "missing_prompts_file": (
         GOOD_MODEL + "tasks:\n  - name: textgen\n    options:\n      prompts_file: nope.jsonl\n",
-        r"nope.jsonl: cannot read prompts file",
+        r"nope.jsonl: cannot read dataset file",
     ),
 }
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from importlib import resources
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fleetbench.backends.base import GenerationResult, Message
 from fleetbench.errors import ConfigError
 from fleetbench.tasks.base import Sample, chat_messages
+from fleetbench.tasks.datasets import load_rows
 
 BUILTIN_PROMPTS = "textgen_prompts.jsonl"
 
@@ -19,10 +17,15 @@ BUILTIN_PROMPTS = "textgen_prompts.jsonl"
 class TextGenOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompts_file: Path | None = Field(
+    prompts_file: str | None = Field(
         None,
-        description="JSONL with a 'prompt' field per line (and optional 'id'); "
-        "default: the ~20 built-in prompts",
+        description="prompt set: a JSONL/CSV/TSV/JSON/Parquet file, package:PKG/PATH or "
+        "hf://ORG/NAME[:split]; default: the ~20 built-in prompts",
+    )
+    prompt_field: str = Field("prompt", description="column/field holding the prompt text")
+    id_field: str = Field("id", description="column/field with a sample id (optional)")
+    n_prompts: int | None = Field(
+        None, ge=1, description="use the first N prompts (default: all of them)"
     )
     system_prompt: str | None = None
     token_protocol: Literal["ai_energy_score", "none"] = Field(
@@ -49,39 +52,31 @@ class TextGenTask:
         return {"max_tokens": 10, "min_tokens": 10}
 
     def samples(self) -> list[Sample]:
-        if self.options.prompts_file is None:
-            text = resources.files("fleetbench.tasks.data").joinpath(BUILTIN_PROMPTS).read_text()
-            origin = f"built-in {BUILTIN_PROMPTS}"
-        else:
-            path = self.options.prompts_file
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"{path}: cannot read prompts file: {exc.strerror}") from None
-            origin = str(path)
-        return _parse_prompts(text, origin)
+        source = self.options.prompts_file or f"package:fleetbench.tasks.data/{BUILTIN_PROMPTS}"
+        rows = load_rows(source)
+        if self.options.n_prompts is not None:
+            rows = rows[: self.options.n_prompts]
+        field, id_field = self.options.prompt_field, self.options.id_field
+        samples: list[Sample] = []
+        for row in rows:
+            prompt = row.data.get(field)
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise row.error(field, "must be a non-empty string")
+            sample_id = row.data.get(id_field)
+            index = len(samples)
+            samples.append(
+                Sample(
+                    index=index,
+                    id=str(index if sample_id in (None, "") else sample_id),
+                    prompt=prompt,
+                )
+            )
+        if not samples:
+            raise ConfigError(f"{source}: no prompts found")
+        return samples
 
     def messages(self, sample: Sample, system_prompt: str | None) -> list[Message]:
         return chat_messages(sample.prompt, self.options.system_prompt or system_prompt)
 
     def score(self, sample: Sample, result: GenerationResult) -> dict[str, float] | None:
         return None
-
-
-def _parse_prompts(text: str, origin: str) -> list[Sample]:
-    samples: list[Sample] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{origin}:{lineno}: invalid JSON ({exc.msg})") from None
-        prompt = row.get("prompt") if isinstance(row, dict) else None
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ConfigError(f"{origin}:{lineno}: field 'prompt' must be a non-empty string")
-        index = len(samples)
-        samples.append(Sample(index=index, id=str(row.get("id", index)), prompt=prompt))
-    if not samples:
-        raise ConfigError(f"{origin}: no prompts found")
-    return samples

@@ -19,11 +19,12 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-# Tests exercise the optional backends too: transformers ([hf], torch pinned first so
-# that pip takes the CPU wheel) and hosted APIs ([hosted], against a loopback server).
+# Tests exercise the optional parts too: transformers ([hf], torch pinned first so that
+# pip takes the CPU wheel), hosted APIs ([hosted], against a loopback server), dense
+# retrieval ([rag]) and PDF corpora ([pdf]).
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,hf,hosted]'
+	$(BIN)/pip install --quiet -e '.[dev,hf,hosted,rag,pdf]'
 	touch $@
 
 install: $(VENV)/.installed

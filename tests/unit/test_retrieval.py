@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
 
@@ -63,12 +64,54 @@ def test_dense_ranks_semantically() -> None:
     assert hybrid.search("GShard CO2e emissions", 1)[0].passage.doc_id == "carbon"
 
 
-def test_pdf_without_pypdf_names_the_extra(tmp_path: Path) -> None:
-    try:
-        import pypdf  # noqa: F401
-    except ImportError:
-        (tmp_path / "paper.pdf").write_bytes(b"%PDF-1.4\n")
-        with pytest.raises(ConfigError, match=r"paper.pdf: reading PDF files needs pypdf"):
-            load_corpus(tmp_path)
-    else:
-        pytest.skip("pypdf is installed")
+def test_pdf_without_pypdf_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.import_module
+
+    def no_pypdf(name: str, package: str | None = None) -> object:
+        if name == "pypdf":
+            raise ImportError(name)
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", no_pypdf)
+    (tmp_path / "paper.pdf").write_bytes(b"%PDF-1.4\n")
+    with pytest.raises(ConfigError, match=r"paper.pdf: reading PDF files needs pypdf"):
+        load_corpus(tmp_path)
+
+
+def tiny_pdf(text: str) -> bytes:
+    """A one-page PDF whose page shows ``text`` (ASCII), with a correct xref table."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def test_pdf_documents_are_read_as_text(tmp_path: Path) -> None:
+    pytest.importorskip("pypdf")
+    (tmp_path / "paper.pdf").write_bytes(tiny_pdf("Training emitted 42 tonnes of CO2"))
+    (tmp_path / "notes.txt").write_text("unrelated")
+    corpus = load_corpus(tmp_path)
+    assert "42 tonnes" in corpus["paper"]
+    index = Index(corpus, "bm25", chunk_chars=800)
+    assert index.search("tonnes CO2", 1)[0].passage.doc_id == "paper"
+    (tmp_path / "paper.pdf").write_bytes(b"%PDF-1.4\nnot really")
+    with pytest.raises(ConfigError, match=r"paper.pdf: cannot read PDF"):
+        load_corpus(tmp_path)

@@ -96,4 +96,17 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE attempts ADD COLUMN startup_s REAL;
         """,
     ),
+    (
+        # Energy per device class: net (idle-subtracted) and gross GPU and CPU/DRAM figures
+        # per sample; per attempt the devices, methods, idle watts, the whole-attempt
+        # window and what could not be measured (JSON).
+        "004_energy_devices",
+        """
+        ALTER TABLE samples ADD COLUMN gpu_energy_wh REAL;
+        ALTER TABLE samples ADD COLUMN gpu_energy_gross_wh REAL;
+        ALTER TABLE samples ADD COLUMN cpu_energy_wh REAL;
+        ALTER TABLE samples ADD COLUMN cpu_energy_gross_wh REAL;
+        ALTER TABLE attempts ADD COLUMN energy_json TEXT;
+        """,
+    ),
 ]

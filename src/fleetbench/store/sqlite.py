@@ -57,6 +57,10 @@ _SAMPLE_COLUMNS = (
     "token_source",
     "retries",
     "cost_usd",
+    "gpu_energy_wh",
+    "gpu_energy_gross_wh",
+    "cpu_energy_wh",
+    "cpu_energy_gross_wh",
 )
 _SAMPLE_OPTIONAL: dict[str, Any] = {
     "answer_text": None,
@@ -66,6 +70,10 @@ _SAMPLE_OPTIONAL: dict[str, Any] = {
     "token_source": None,
     "retries": 0,
     "cost_usd": None,
+    "gpu_energy_wh": None,
+    "gpu_energy_gross_wh": None,
+    "cpu_energy_wh": None,
+    "cpu_energy_gross_wh": None,
 }
 
 
@@ -245,7 +253,14 @@ class Store:
         return int(attempt)
 
     def update_attempt(self, run_id: str, attempt: int, **fields: Any) -> None:
-        allowed = {"load_time_s", "peak_rss_mb", "details_json", "last_seen_at", "startup_s"}
+        allowed = {
+            "load_time_s",
+            "peak_rss_mb",
+            "details_json",
+            "last_seen_at",
+            "startup_s",
+            "energy_json",
+        }
         if not fields.keys() <= allowed:
             raise ValueError(f"cannot update {sorted(fields.keys() - allowed)}")
         sets = ", ".join(f"{k} = ?" for k in fields)

@@ -1,0 +1,214 @@
+"""NVIDIA GPU energy and memory through NVML (``pip install 'fleetbench[nvml]'``).
+
+Energy per visible GPU (``CUDA_VISIBLE_DEVICES`` by index or UUID, in CUDA order):
+the cumulative energy counter (``nvmlDeviceGetTotalEnergyConsumption``, Volta and
+newer) where the GPU has one, else power polled by the shared poller thread (>= 10 Hz)
+and integrated with the trapezoid rule over the real timestamps; every mark also takes
+a reading, so windows shorter than the poll period still see two points.
+
+Why by hand on nvidia-ml-py (NVIDIA's own binding, no dependencies) rather than Zeus or
+CodeCarbon: Zeus's ``ZeusMonitor`` uses the same counter but drags numpy, pandas,
+scikit-learn, amdsmi and tyro into the worker and polls older GPUs from a spawned
+process; CodeCarbon polls every 15 s by default and estimates between polls. Neither
+subtracts idle power nor tracks a process tree's GPU memory, which we need anyway.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from fleetbench.meters.devices import GPU, NVML_COUNTER, NVML_POLLING, Device
+from fleetbench.meters.integrate import PowerIntegrator, WrappingCounter
+from fleetbench.meters.poller import Poller
+
+INSTALL_HINT = "pip install 'fleetbench[nvml]'"
+MEMORY_HZ = 2.0
+
+
+def load_nvml() -> tuple[Any, str | None]:
+    """The initialised ``pynvml`` module, or None and why GPUs cannot be metered."""
+    try:
+        nvml = importlib.import_module("pynvml")
+    except ImportError:
+        driver = Path("/proc/driver/nvidia").exists()
+        what = "" if driver else "; no NVIDIA driver either"
+        return None, f"no NVML (nvidia-ml-py not installed: {INSTALL_HINT}){what}"
+    try:
+        nvml.nvmlInit()
+    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        return None, f"no NVIDIA GPU (NVML: {exc})"
+    return nvml, None
+
+
+def visible_gpus(nvml: Any, env: dict[str, str] | None = None) -> tuple[list[Any], str | None]:
+    """NVML handles of the GPUs this process may use, in CUDA's order."""
+    count = int(nvml.nvmlDeviceGetCount())
+    if count == 0:
+        return [], "no NVIDIA GPU"
+    all_handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+    spec = (env if env is not None else dict(os.environ)).get("CUDA_VISIBLE_DEVICES")
+    if spec is None:
+        return all_handles, None
+    uuids = [_str(nvml.nvmlDeviceGetUUID(h)) for h in all_handles]
+    chosen: list[Any] = []
+    for entry in (e.strip() for e in spec.split(",")):
+        if entry.isdigit() and int(entry) < count:
+            chosen.append(all_handles[int(entry)])
+        elif entry.startswith("GPU-") or entry.startswith("gpu-"):
+            matches = [h for h, u in zip(all_handles, uuids, strict=True) if u.startswith(entry)]
+            if len(matches) != 1:
+                break  # CUDA stops at the first entry it cannot resolve
+            chosen.append(matches[0])
+        elif entry.startswith("MIG-"):
+            return [], "MIG instances: NVML has no per-instance energy"
+        else:
+            break
+    if not chosen:
+        return [], f"CUDA_VISIBLE_DEVICES={spec!r} leaves no GPU visible"
+    return chosen, None
+
+
+class NvmlMeter:
+    def __init__(
+        self,
+        nvml: Any,
+        handles: list[Any],
+        poll_hz: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._nvml = nvml
+        self._handles = handles
+        self._clock = clock
+        self.poll_hz = poll_hz
+        self.devices: list[Device] = []
+        self._counters: dict[str, WrappingCounter] = {}
+        self._integrators: dict[str, PowerIntegrator] = {}
+        self._lock = threading.Lock()  # keeps each integrator's samples in time order
+        self.peak_memory_bytes: int | None = None
+        self._memory_known = False
+        driver = _str_or_none(_try(nvml.nvmlSystemGetDriverVersion))
+        for i, handle in enumerate(handles):
+            dev_id = f"gpu{i}"
+            info = {
+                "cuda_index": i,
+                "name": _str_or_none(_try(nvml.nvmlDeviceGetName, handle)),
+                "uuid": _str_or_none(_try(nvml.nvmlDeviceGetUUID, handle)),
+                "memory_total_mb": _memory_total_mb(nvml, handle),
+                "driver": driver,
+            }
+            if _try(nvml.nvmlDeviceGetTotalEnergyConsumption, handle) is not None:
+                self._counters[dev_id] = WrappingCounter(None)
+                method = NVML_COUNTER
+            else:
+                self._integrators[dev_id] = PowerIntegrator()
+                method = NVML_POLLING
+            self.devices.append(Device(dev_id, GPU, method, info))
+        self.read()
+
+    def read(self) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        with self._lock:
+            for device, handle in zip(self.devices, self._handles, strict=True):
+                if device.id in self._counters:
+                    mj = _try(self._nvml.nvmlDeviceGetTotalEnergyConsumption, handle)
+                    total = None if mj is None else self._counters[device.id].update(float(mj))
+                    out[device.id] = None if total is None else total / 1000.0
+                else:
+                    mw = _try(self._nvml.nvmlDeviceGetPowerUsage, handle)
+                    if mw is None:
+                        out[device.id] = None
+                    else:
+                        out[device.id] = self._integrators[device.id].add(self._clock(), mw / 1e3)
+        return out
+
+    def poll_power(self) -> None:
+        """One power sample of every GPU without an energy counter."""
+        with self._lock:
+            for device, handle in zip(self.devices, self._handles, strict=True):
+                if device.id in self._integrators:
+                    mw = self._nvml.nvmlDeviceGetPowerUsage(handle)
+                    self._integrators[device.id].add(self._clock(), mw / 1e3)
+
+    def poll_memory(self) -> None:
+        """GPU memory held by this process and its descendants, summed over GPUs."""
+        me = psutil.Process()
+        pids = {me.pid} | {p.pid for p in me.children(recursive=True)}
+        used = 0
+        for handle in self._handles:
+            for getter in (
+                "nvmlDeviceGetComputeRunningProcesses",
+                "nvmlDeviceGetGraphicsRunningProcesses",
+            ):
+                for proc in _try(getattr(self._nvml, getter), handle) or []:
+                    mem = getattr(proc, "usedGpuMemory", None)
+                    if proc.pid in pids and isinstance(mem, int):
+                        used += mem
+                        self._memory_known = True
+        if self._memory_known:
+            self.peak_memory_bytes = max(self.peak_memory_bytes or 0, used)
+
+    def attach(self, poller: Poller) -> None:
+        if self._integrators:
+            poller.add("nvml-power", self.poll_hz, self.poll_power)
+        poller.add("nvml-memory", MEMORY_HZ, self.poll_memory)
+
+    def close(self) -> None:
+        _try(self._nvml.nvmlShutdown)
+
+
+def torch_peak_memory_mb() -> float | None:
+    """Peak bytes PyTorch's CUDA allocator held, if this process already uses torch."""
+    torch = sys.modules.get("torch")  # never import torch just for this
+    if torch is None:
+        return None
+    try:
+        if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+            return None
+        peak = sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))
+        return float(peak) / 2**20
+    except Exception:
+        return None
+
+
+def gpu_names() -> list[str]:
+    """Names of the visible NVIDIA GPUs for host records; empty without NVML."""
+    nvml, _ = load_nvml()
+    if nvml is None:
+        return []
+    try:
+        handles, _ = visible_gpus(nvml)
+        return [_str(nvml.nvmlDeviceGetName(h)) for h in handles]
+    except Exception:
+        return []
+    finally:
+        _try(nvml.nvmlShutdown)
+
+
+def _try(fn: Callable[..., Any], *args: Any) -> Any:
+    """NVML raises NVMLError (NotSupported, GpuIsLost, ...): the value is then unknown."""
+    try:
+        return fn(*args)
+    except Exception:
+        return None
+
+
+def _memory_total_mb(nvml: Any, handle: Any) -> float | None:
+    info = _try(nvml.nvmlDeviceGetMemoryInfo, handle)
+    return None if info is None else float(info.total) / 2**20
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from fleetbench import __version__
+from fleetbench.cli.ensemble import ENSEMBLE_HELP, ensemble
+from fleetbench.cli.matrix import MATRIX_HELP, matrix
 from fleetbench.cli.models import models_app
 from fleetbench.cli.run import run
 from fleetbench.cli.score import score_app
@@ -25,6 +27,8 @@ app = typer.Typer(
 app.command()(run)
 app.add_typer(models_app, name="models")
 app.add_typer(score_app, name="score")
+app.command(help=MATRIX_HELP)(matrix)
+app.command(help=ENSEMBLE_HELP)(ensemble)
 
 
 @app.command("example-plan")

@@ -26,6 +26,7 @@ _KEYS = {
     "answer_unit": ("answer_unit", "unit", "units"),
     "ref_id": ("ref_id", "ref_ids", "refs", "references", "reference", "doc_id", "doc_ids"),
     "explanation": ("explanation", "reason", "reasoning", "justification"),
+    "confidence": ("confidence", "confidence_score", "certainty"),
 }
 
 
@@ -37,6 +38,7 @@ class ParsedAnswer:
     answer_unit: str = ""
     ref_ids: list[str] = field(default_factory=list)
     explanation: str = ""
+    confidence: float | None = None  # self-reported, in [0, 1]; None when absent or invalid
     error: str | None = None
 
     @property
@@ -194,7 +196,23 @@ def _from_dict(obj: dict[Any, Any]) -> ParsedAnswer:
         answer_unit=_text(_field(obj, "answer_unit")),
         ref_ids=_ref_ids(_field(obj, "ref_id")),
         explanation=_text(_field(obj, "explanation")),
+        confidence=_confidence(_field(obj, "confidence")),
     )
+
+
+def _confidence(value: Any) -> float | None:
+    """A self-reported confidence: 0..1, or a percentage (``85``, ``"85%"``) scaled to it."""
+    if isinstance(value, bool) or value is None:
+        return None
+    text = str(value).strip()
+    percent = text.endswith("%")
+    try:
+        number = float(text.rstrip("%").strip())
+    except ValueError:
+        return None
+    if percent or 1.0 < number <= 100.0:
+        number /= 100.0
+    return number if 0.0 <= number <= 1.0 else None
 
 
 def _bare(body: str) -> ParsedAnswer:

@@ -45,6 +45,14 @@ CASES = {
         r"plan.yaml:4: models\[1\].name: duplicate name 'smollm2'",
     ),
     "not_a_mapping": ("- just\n- a list\n", r"plan.yaml:1: expected a mapping"),
+    "unknown_carbon_region": (
+        GOOD_MODEL + GOOD_TASK + "energy:\n  carbon_region: XX\n",
+        r"plan.yaml:7: energy.carbon_region: .*unknown region 'XX'; valid: .*FR, .*WORLD",
+    ),
+    "missing_stars_reference": (
+        GOOD_MODEL + GOOD_TASK + "energy:\n  stars_reference: ref.csv\n",
+        r"plan.yaml:7: energy.stars_reference: .*ref.csv: cannot read stars reference",
+    ),
     "missing_prompts_file": (
         GOOD_MODEL + "tasks:\n  - name: textgen\n    options:\n      prompts_file: nope.jsonl\n",
         r"nope.jsonl: cannot read dataset file",

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 from conftest import PROMPTS, PlanWriter, db_rows, run_cli
 
 from fleetbench.report import MASTER_COLUMNS
@@ -57,12 +58,25 @@ def test_run_writes_consistent_outputs(tmp_path: Path, write_plan: PlanWriter) -
 
     rows = read_master(out)
     assert [r["model_name"] for r in rows] == ["smollm2", "smollm2-t05"]
+    assert "5" in {r["energy_stars"] for r in rows}  # the lower energy of the two
     for row in rows:
         assert row["status"] == "completed"
         assert int(row["total_prompts"]) == 4
         assert int(row["successful_prompts"]) + int(row["failed_prompts"]) == 4
         assert row["energy_method"] == "estimate"
         assert row["gpu_energy_wh"] == ""  # no GPU here: empty, never 0
+        # Derived columns, CO2 at the default region's intensity, stars, disk size.
+        per_prompt = float(row["avg_energy_per_prompt_wh"])
+        assert float(row["wh_per_1000_queries"]) == pytest.approx(per_prompt * 1000, rel=1e-4)
+        assert row["carbon_region"] == "WORLD"
+        intensity = float(row["carbon_intensity_g_per_kwh"])
+        assert float(row["co2_emissions_g"]) == pytest.approx(
+            float(row["energy_wh"]) / 1000 * intensity, rel=1e-4
+        )
+        assert row["energy_stars"] in {"1", "2", "3", "4", "5"}
+        assert row["energy_stars_basis"] == "batch"
+        assert int(row["model_disk_bytes"]) > 50_000_000  # the SmolLM2 GGUF
+        assert row["model_disk_unmeasured_reason"] == ""
         assert float(row["avg_ttft_seconds"]) < float(row["avg_latency_seconds"])
 
         run_dir = out / "runs" / row["run_id"]
@@ -85,11 +99,14 @@ def test_run_writes_consistent_outputs(tmp_path: Path, write_plan: PlanWriter) -
         assert int(row["total_prompt_tokens"]) == prompt
         assert int(row["total_tokens"]) == prompt + completion
         assert summary["summary"]["total_completion_tokens"] == completion
+        assert str(summary["summary"]["energy_stars"]) == row["energy_stars"]
         assert summary["config"]["generation"]["max_tokens"] == 12
         assert summary["attempts"][0]["host"]["cpu_count"] >= 1
         # SmolLM2 does not reason: the answer is the whole output, counted as such.
         assert [s["answer_text"] for s in samples] == [r["answer_text"] for r in stored]
         assert row["reasoning_tokens"] == "0"
+        assert row["reasoning_energy_wh"] == "0"  # no reasoning: all energy is the answer's
+        assert float(row["answer_energy_wh"]) == pytest.approx(float(row["energy_wh"]), rel=1e-4)
         assert int(row["answer_tokens"]) == completion
         for s in samples:
             assert s["answer_text"] == s["output_text"]

@@ -8,14 +8,18 @@ import statistics
 from datetime import UTC, datetime
 from typing import Any
 
-from fleetbench.meters.energy import NONE, co2_grams
+from fleetbench.meters import carbon
+from fleetbench.meters.derived import DerivedInputs, derive
+from fleetbench.meters.disk import model_disk
+from fleetbench.meters.energy import NONE
+from fleetbench.report.energy import energy_columns
 from fleetbench.store import Store
 from fleetbench.tasks import primary_metric, run_scores
 
 
 def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     """Aggregate a run over the samples of its current plan (index < planned_samples)."""
-    carbon_g_per_kwh = json.loads(run["config_json"])["energy"]["carbon_intensity_g_per_kwh"]
+    grid = carbon.from_config(json.loads(run["config_json"]).get("energy", {}))
     planned = int(run["planned_samples"])
     samples = store.samples(run["run_id"], below=planned)
     ok = [s for s in samples if s["error"] is None]
@@ -27,14 +31,12 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     ttfts = [s["ttft_s"] for s in ok if s["ttft_s"] is not None]
     ok_completion = sum(s["completion_tokens"] or 0 for s in ok)
 
-    energies = [s["energy_wh"] for s in samples if s["energy_wh"] is not None]
-    energy_wh = sum(energies) if energies else None
-    methods = sorted({s["energy_method"] for s in samples if s["energy_wh"] is not None})
-    gpu_wh = energy_wh if energy_wh is not None and _is_gpu(methods) else None
-    joules = energy_wh * 3600.0 if energy_wh else None
+    energy = energy_columns(samples, attempts)
+    energy_wh, gpu_wh = energy["energy_wh"], energy["gpu_energy_wh"]
 
     loads = [a["load_time_s"] for a in attempts if a["load_time_s"] is not None]
     rss = [a["peak_rss_mb"] for a in attempts if a["peak_rss_mb"] is not None]
+    split = _reasoning_split(samples)
     return {
         "model_name": run["model_name"],
         "model_class": run["model_class"],
@@ -50,28 +52,40 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "total_completion_tokens": completion_tokens,
         "throughput_tokens_per_second": ok_completion / sum(latencies) if latencies else None,
         "gpu_energy_wh": gpu_wh,
-        "co2_emissions_g": co2_grams(energy_wh, carbon_g_per_kwh),
-        "tokens_per_joule": completion_tokens / joules if joules else None,
-        "avg_energy_per_prompt_wh": energy_wh / len(samples) if energy_wh is not None else None,
         "timestamp": datetime.fromtimestamp(run["updated_at"], UTC).isoformat(timespec="seconds"),
         "error_message": run["error_message"] or "",
         "run_id": run["run_id"],
         "backend": run["backend"],
         "avg_ttft_seconds": _mean(ttfts),
-        "energy_method": "+".join(methods) if methods else NONE,
+        "energy_method": energy.pop("energy_method") or NONE,
         "status": run["status"],
         "settings_label": run["settings_label"],
         "samples_stored": len(samples),
         "samples_with_error": len(samples) - len(ok),
         "energy_wh": energy_wh,
-        "cpu_energy_wh": energy_wh if energy_wh is not None and not _is_gpu(methods) else None,
+        **energy,
         "cpu_seconds": sum(s["cpu_seconds"] or 0.0 for s in samples),
         "load_time_seconds": loads[-1] if loads else None,
         "peak_rss_mb": max(rss) if rss else None,
         "attempts": len(attempts),
-        **_reasoning_split(samples),
+        **split,
         **_serving(samples, ok, attempts),
         **_quality(run["task"], planned, samples),
+        **derive(
+            DerivedInputs(
+                net_energy_wh=gpu_wh if gpu_wh is not None else energy_wh,
+                total_energy_wh=energy_wh,
+                prompts=len(samples),
+                completion_tokens=completion_tokens,
+                reasoning_tokens=split["reasoning_tokens"],
+                answer_tokens=split["answer_tokens"],
+                carbon_g_per_kwh=grid.g_per_kwh,
+            )
+        ),
+        "carbon_region": grid.region,
+        "carbon_intensity_g_per_kwh": grid.g_per_kwh,
+        "carbon_intensity_source": grid.source,
+        **_disk(attempts),
     }
 
 
@@ -113,8 +127,9 @@ def _reasoning_split(samples: list[sqlite3.Row]) -> dict[str, int | None]:
     return {"reasoning_tokens": reasoning, "answer_tokens": completion - reasoning}
 
 
-def _is_gpu(methods: list[str]) -> bool:
-    return bool(methods) and all(m.startswith("nvml") for m in methods)
+def _disk(attempts: list[sqlite3.Row]) -> dict[str, Any]:
+    size, reason = model_disk(a["details_json"] for a in attempts)
+    return {"model_disk_bytes": size, "model_disk_unmeasured_reason": reason}
 
 
 def _mean(values: list[float]) -> float | None:

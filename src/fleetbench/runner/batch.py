@@ -13,12 +13,13 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from fleetbench.catalog import ModelFilter
 from fleetbench.errors import ConfigError
 from fleetbench.meters import host_info
 from fleetbench.report import summarize_run, write_master_csv
+from fleetbench.report.stars import rate_runs
 from fleetbench.runner.executor import Executor, SequentialExecutor
 from fleetbench.runner.job import Event, RunJob, RunOutcome
 from fleetbench.runner.plan import LoadedPlan, RunSpec
@@ -190,8 +191,9 @@ def _run_locked(
             raise
         finally:
             store.finish_batch(batch_id, status)
-            _export(store, options.output, [])
-        return [_summary(store, r.run_id) for r in selected]
+            exported = _export(store, options.output, [])
+        by_id_summary = {s["run_id"]: s for s in exported}
+        return [by_id_summary[r.run_id] for r in selected]
     finally:
         store.close()
 
@@ -226,18 +228,14 @@ def _mark_interrupted(store: Store, run_ids: list[str]) -> None:
             store.set_run_status(run_id, FAILED, "interrupted by the user; re-run to resume")
 
 
-def _summary(store: Store, run_id: str) -> dict[str, object]:
-    row = store.get_run(run_id)
-    assert row is not None
-    return summarize_run(store, row)
-
-
-def _export(store: Store, output: Path, run_ids: list[str]) -> None:
-    """Rewrite the given runs' files (all runs if empty) and the master CSV."""
-    summaries = []
-    for row in store.runs():
-        summary = summarize_run(store, row)
-        summaries.append(summary)
+def _export(store: Store, output: Path, run_ids: list[str]) -> list[dict[str, Any]]:
+    """Rewrite the given runs' files (all runs if empty) and the master CSV; returns
+    every run's summary (stars are rated across runs, so all are summarised)."""
+    rows = store.runs()
+    summaries = [summarize_run(store, row) for row in rows]
+    rate_runs(summaries, rows)
+    for row, summary in zip(rows, summaries, strict=True):
         if not run_ids or row["run_id"] in run_ids:
             write_run_files(store, row, summary, run_dir(output, row["run_id"]))
     write_master_csv(output, summaries)
+    return summaries

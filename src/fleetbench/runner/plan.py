@@ -14,12 +14,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fleetbench.backends import get_backend_class
 from fleetbench.backends.base import GenerationSettings
 from fleetbench.catalog import ModelFilter, ModelSpec, load_catalog
 from fleetbench.errors import CatalogError, ConfigError, PlanError, UserError
+from fleetbench.meters.carbon import DEFAULT_REGION, normalise_region
+from fleetbench.report.stars import load_reference
 from fleetbench.runner.fit import fit_reason
 from fleetbench.tasks import get_task_class
 from fleetbench.yamlconf import YamlDocument
@@ -48,12 +50,42 @@ class SettingsVariant(BaseModel):
 class EnergySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    watts_per_core: float = Field(
-        10.0, gt=0, description="CPU power per fully busy core for the CPU-time estimate"
+    watts_per_core: float | None = Field(
+        None,
+        gt=0,
+        description="CPU power per fully busy core for the CPU-time estimate; default: the "
+        "CPU model's TDP / cores where known, else default_watts_per_core",
     )
-    carbon_intensity_g_per_kwh: float = Field(
-        475.0, ge=0, description="grid intensity; default: IEA world average"
+    default_watts_per_core: float = Field(
+        10.0, gt=0, description="per-core power for CPU models not in the TDP table"
     )
+    idle_baseline_s: float = Field(
+        2.0,
+        ge=0,
+        description="seconds of idle power measured before the samples (measured meters "
+        "only; 0: none); energy net of idle is reported next to gross",
+    )
+    poll_hz: float = Field(
+        20.0, ge=10, le=1000, description="power polling rate for GPUs without an energy counter"
+    )
+    carbon_region: str = Field(
+        DEFAULT_REGION,
+        description="country code (ISO 3166-1 alpha-2, WORLD, EU) for the grid's carbon "
+        "intensity (Ember 2024 figures)",
+    )
+    carbon_intensity_g_per_kwh: float | None = Field(
+        None, ge=0, description="explicit grid intensity in gCO2e/kWh; overrides the region's"
+    )
+    stars_reference: Path | None = Field(
+        None,
+        description="CSV of reference runs (task, model_class, wh_per_1000_queries) whose "
+        "energy range sets the star bands; default: the runs of the output folder",
+    )
+
+    @field_validator("carbon_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        return normalise_region(value)
 
 
 class CatalogRef(BaseModel):
@@ -137,10 +169,25 @@ def load_plan(path: Path | None) -> LoadedPlan:
     plan = doc.validate(Plan)
     if plan.output is not None and not plan.output.is_absolute():
         plan.output = base / plan.output
+    _check_stars_reference(plan, doc, base)
     models = [*plan.models, *_catalog_models(plan, doc, base)]
     if not models:
         raise doc.error(("models",), "no models: give 'models' or a 'catalog' that matches some")
     return LoadedPlan(plan=plan, source=source, runs=_Expander(plan, doc, base).expand(models))
+
+
+def _check_stars_reference(plan: Plan, doc: YamlDocument, base: Path) -> None:
+    """Rebase the reference CSV on the plan's folder and read it now: a bad file fails
+    before anything runs."""
+    ref = plan.energy.stars_reference
+    if ref is None:
+        return
+    if not ref.is_absolute():
+        plan.energy.stars_reference = ref = base / ref
+    try:
+        load_reference(ref)
+    except ConfigError as exc:
+        raise doc.error(("energy", "stars_reference"), str(exc)) from None
 
 
 def _catalog_models(plan: Plan, doc: YamlDocument, base: Path) -> list[ModelSpec]:

@@ -1,0 +1,128 @@
+"""AI Energy Score style stars: equal bands over the energy range, per task and class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetbench.errors import ConfigError
+from fleetbench.report.stars import (
+    ReferenceRow,
+    assign_stars,
+    load_reference,
+    rate_runs,
+    stars_for,
+)
+
+
+def run(
+    energy: float | None, task: str = "textgen", klass: str = "A", status: str = "completed"
+) -> dict[str, Any]:
+    return {"task": task, "model_class": klass, "status": status, "wh_per_1000_queries": energy}
+
+
+def test_five_equal_bands_lowest_energy_five_stars() -> None:
+    # Range 10..60: bands of width 10.
+    assert [stars_for(v, 10, 60) for v in (10, 15, 25, 35, 45, 55, 60)] == [5, 5, 4, 3, 2, 1, 1]
+    # A boundary belongs to the band with more energy (fewer stars), float noise aside.
+    assert stars_for(20, 10, 60) == 4
+    assert stars_for(0.48, 0.2, 0.9) == 3  # (0.48-0.2)/0.7*5 computes as 1.9999999999999998
+    # Outside a reference's range: clamped.
+    assert stars_for(1, 10, 60) == 5 and stars_for(100, 10, 60) == 1
+
+
+def test_stars_on_a_known_set() -> None:
+    runs = [run(v) for v in (2.0, 4.0, 6.0, 8.0, 10.0, 3.5)]
+    assign_stars(runs)
+    assert [r["energy_stars"] for r in runs] == [5, 4, 3, 2, 1, 5]
+    assert {r["energy_stars_basis"] for r in runs} == {"batch"}
+
+
+def test_edge_cases() -> None:
+    one = [run(5.0)]
+    assign_stars(one)
+    assert one[0]["energy_stars"] == 5  # a single run: 5 stars
+    equal = [run(5.0), run(5.0)]
+    assign_stars(equal)
+    assert [r["energy_stars"] for r in equal] == [5, 5]  # all equal: 5 stars
+    mixed = [run(None), run(1.0), run(100.0, status="failed"), run(3.0)]
+    assign_stars(mixed)
+    # No energy or a failed run: no stars, and the failed run does not widen the range.
+    assert [r["energy_stars"] for r in mixed] == [None, 5, None, 1]
+    assert [r["energy_stars_basis"] for r in mixed] == ["", "batch", "", "batch"]
+
+
+def test_groups_by_task_and_by_class_for_text_generation() -> None:
+    runs = [
+        run(1.0, klass="A"),
+        run(9.0, klass="A"),
+        run(50.0, klass="B"),  # alone in class B: 5 stars, not 1
+        run(7.0, task="wattbot", klass="A"),
+        run(8.0, task="wattbot", klass="B"),  # not text generation: classes compete
+    ]
+    assign_stars(runs)
+    assert [r["energy_stars"] for r in runs] == [5, 1, 5, 5, 1]
+
+
+def test_reference_table(tmp_path: Path) -> None:
+    path = tmp_path / "ref.csv"
+    path.write_text(
+        "task,class,wh_per_1000_queries\n"
+        "textgen,A,10\n"
+        "textgen,A,60\n"
+        "TextGen,B,1000\n"
+        "humaneval,,100\n"
+        "\n"
+    )
+    ref = load_reference(path)
+    assert ref[0] == ReferenceRow("textgen", "A", 10.0)
+    assert len(ref) == 4
+    runs = [
+        run(12.0),  # band 1 of 10..60
+        run(47.0),  # band 4
+        run(80.0),  # above the reference: 1 star
+        run(5.0, klass="B"),  # B's reference is one value: at or below it, 5 stars
+        run(3.0, klass="C"),  # no C rows: rated within the batch
+        run(150.0, task="humaneval", klass="C"),
+    ]
+    assign_stars(runs, ref)
+    assert [r["energy_stars"] for r in runs] == [5, 2, 1, 5, 5, 1]
+    assert [r["energy_stars_basis"] for r in runs] == ["reference"] * 4 + ["batch", "reference"]
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("model,energy\nx,1\n", r"needs columns task, wh_per_1000_queries.*missing task"),
+        ("task,wh_per_1000_queries\ntextgen,lots\n", r"ref.csv:2: expected a task and a number"),
+        ("task,wh_per_1000_queries\ntextgen,-1\n", r"ref.csv:2: "),
+        ("task,wh_per_1000_queries\n", r"has no rows"),
+    ],
+)
+def test_bad_reference_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "ref.csv"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_reference(path)
+    with pytest.raises(ConfigError, match="cannot read stars reference"):
+        load_reference(tmp_path / "absent.csv")
+
+
+def test_rate_runs_uses_the_latest_plans_reference(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "ref.csv"
+    path.write_text("task,wh_per_1000_queries\ntextgen,0\ntextgen,100\n")
+    rows = [
+        {"updated_at": 1.0, "config_json": json.dumps({"energy": {}})},
+        {"updated_at": 2.0, "config_json": json.dumps({"energy": {"stars_reference": str(path)}})},
+    ]
+    runs = [run(10.0), run(90.0)]
+    rate_runs(runs, rows)
+    assert [r["energy_stars"] for r in runs] == [5, 1]
+    assert runs[0]["energy_stars_basis"] == "reference"
+    path.unlink()  # moved since: the batch's own range, and the basis says so
+    rate_runs(runs, rows)
+    assert [r["energy_stars_basis"] for r in runs] == ["batch", "batch"]

@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 
 from fleetbench import __version__
+from fleetbench.meters.nvml import gpu_names
 
 
 @cache
@@ -35,7 +36,7 @@ def host_info() -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "ram_total_gb": round(psutil.virtual_memory().total / 2**30, 2),
-        "gpus": [],  # filled by the GPU meters when present
+        "gpus": gpu_names(),  # visible NVIDIA GPUs; empty without NVML
     }
 
 

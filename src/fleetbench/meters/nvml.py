@@ -39,9 +39,9 @@ def load_nvml() -> tuple[Any, str | None]:
     try:
         nvml = importlib.import_module("pynvml")
     except ImportError:
-        driver = Path("/proc/driver/nvidia").exists()
-        what = "" if driver else "; no NVIDIA driver either"
-        return None, f"no NVML (nvidia-ml-py not installed: {INSTALL_HINT}){what}"
+        if not Path("/proc/driver/nvidia").exists():
+            return None, "no NVIDIA GPU (no NVIDIA driver; nvidia-ml-py not installed)"
+        return None, f"no NVML (nvidia-ml-py not installed: {INSTALL_HINT})"
     try:
         nvml.nvmlInit()
     except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...

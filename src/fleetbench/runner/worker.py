@@ -27,8 +27,10 @@ from fleetbench.backends import (
     get_backend_class,
 )
 from fleetbench.catalog.spec import ModelSpec
-from fleetbench.meters import CpuTimeEstimate, host_info, peak_rss_mb
+from fleetbench.meters import host_info, peak_rss_mb
+from fleetbench.meters.monitor import EnergyMonitor, Mark, MeterSettings
 from fleetbench.runner.job import RunJob
+from fleetbench.runner.plan import EnergySettings
 from fleetbench.store import Store
 from fleetbench.tasks import Sample, apply_affixes, get_task_class
 from fleetbench.tasks.response import split_response
@@ -69,10 +71,13 @@ def run_job(job: RunJob) -> None:
         backend_cls.Options.model_validate(spec.backend_options),
         BackendContext(model=spec.model, run_dir=job.run_dir),
     )
+    # Probed before the load, so GPU memory peaks include loading the model.
+    monitor = EnergyMonitor.probe(meter_settings(spec.energy))
     try:
         info = backend.load()
     except BaseException:
         backend.close()  # a managed server that started but failed later must stop
+        monitor.close()
         raise
     store.update_attempt(
         spec.run_id,
@@ -99,19 +104,18 @@ def run_job(job: RunJob) -> None:
         )
         for s in todo
     }
-    meter = CpuTimeEstimate(spec.energy.watts_per_core)
+    run_mark = monitor.begin()
     try:
-        for result in _metered(backend.generate(requests.values()), meter):
+        run_mark = _idle_then_begin(monitor, spec.energy.idle_baseline_s, store, job)
+        for result, mark in _metered(backend.generate(requests.values()), monitor):
             sample = by_index[result.index]
-            reading = meter.end()
+            reading = monitor.end(mark)
             row = _sample_row(job, sample, requests[result.index], result)
             row.update(_split_fields(backend, result))
             # Scorers judge the visible answer only, never the reasoning.
             answer = result.model_copy(update={"text": row["answer_text"]})
             row.update(
-                cpu_seconds=reading.cpu_seconds,
-                energy_wh=reading.energy_wh,
-                energy_method=reading.method,
+                **reading.sample_fields(),
                 cost_usd=sample_cost(spec.model, result),
                 scores_json=_json_or_none(task.score(sample, answer)),
             )
@@ -128,22 +132,51 @@ def run_job(job: RunJob) -> None:
             if result.error:
                 log.warning("sample %d failed: %s", sample.index, result.error)
     finally:
+        whole = monitor.end(run_mark)
         backend.close()
-        store.update_attempt(spec.run_id, job.attempt, peak_rss_mb=peak_rss_mb())
+        monitor.close()
+        record = {**monitor.record(), "window": whole.to_json()}
+        store.update_attempt(
+            spec.run_id, job.attempt, peak_rss_mb=peak_rss_mb(), energy_json=json.dumps(record)
+        )
         store.close()
 
 
+def meter_settings(energy: EnergySettings) -> MeterSettings:
+    return MeterSettings(
+        watts_per_core=energy.watts_per_core,
+        default_watts_per_core=energy.default_watts_per_core,
+        idle_baseline_s=energy.idle_baseline_s,
+        poll_hz=energy.poll_hz,
+    )
+
+
+def _idle_then_begin(monitor: EnergyMonitor, idle_s: float, store: Store, job: RunJob) -> Mark:
+    """Idle power with the model loaded, before any sample; the record is stored at once
+    so a killed attempt still says how its energy was measured."""
+    monitor.measure_idle(idle_s)
+    record = monitor.record()
+    store.update_attempt(job.spec.run_id, job.attempt, energy_json=json.dumps(record))
+    log.info(
+        "energy: %s; idle W %s; not measured: %s",
+        ", ".join(f"{d['id']} {d['method']}" for d in record["devices"]),
+        record["idle_w"] or "-",
+        "; ".join(f"{k}: {v}" for k, v in record["unmeasured"].items()) or "-",
+    )
+    return monitor.begin()
+
+
 def _metered(
-    results: Iterator[GenerationResult], meter: CpuTimeEstimate
-) -> Iterator[GenerationResult]:
+    results: Iterator[GenerationResult], monitor: EnergyMonitor
+) -> Iterator[tuple[GenerationResult, Mark]]:
     """Open a meter window before each result is produced; the consumer closes it."""
     while True:
-        meter.begin()
+        mark = monitor.begin()
         try:
             result = next(results)
         except StopIteration:
             return
-        yield result
+        yield result, mark
 
 
 def _sample_row(

@@ -184,7 +184,8 @@ def test_custom_majority_uses_the_scorers_normalisation(
         master = {r["run_id"]: r for r in csv.DictReader(f)}
     assert master[run_id]["backend"] == "ensemble"
     assert float(master[run_id]["quality_score"]) == pytest.approx(1.0)
-    assert (stored.output / "runs" / run_id / "results.jsonl").is_file()
+    exported = (stored.output / "runs" / run_id / "results.jsonl").read_text().splitlines()
+    assert json.loads(exported[0])["ensemble"]["chosen"] == "r2"
 
     again = stored.ensemble([r1, r2, r3], "majority", name="vote")  # replaces, no duplicates
     assert again == run_id and len(stored.samples(run_id)) == 3

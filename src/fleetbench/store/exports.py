@@ -42,6 +42,8 @@ def sample_record(row: sqlite3.Row) -> dict[str, Any]:
         "scores": json.loads(row["scores_json"]) if row["scores_json"] else None,
         "error": row["error"],
         "attempt": row["attempt"],
+        # an ensemble's sample: which member(s) supplied the answer (runner/ensemble.py)
+        **({"ensemble": inputs["ensemble"]} if "ensemble" in inputs else {}),
     }
 
 

@@ -345,3 +345,15 @@ def test_run_selection(stored: Stored, numeric: dict[str, Any]) -> None:
         select_task_runs(stored.store, "wattbot", [], [])
     runs = stored.store.runs()
     assert column_labels(runs) == ["Alpha", "beta (beta-1)", "beta (beta-2)"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0.7, 0.7), ("0.7", 0.7), (85, 0.85), ("85%", 0.85), ("high", None), (250, None),
+     (True, None), (None, None)],
+)  # fmt: skip
+def test_self_reported_confidence(value: Any, expected: float | None) -> None:
+    from fleetbench.tasks.answer_json import parse
+
+    text = json.dumps({"answer_value": "1", "confidence": value})
+    assert parse(text).confidence == (pytest.approx(expected) if expected is not None else None)

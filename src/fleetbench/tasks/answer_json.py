@@ -6,6 +6,7 @@ order: every ``{...}`` object in the text (fenced blocks first) as JSON, then wi
 commas dropped, then as a Python literal (single quotes, True/None); an object cut off at the
 end is closed. Without any ``{`` a short single line is taken as a bare answer value.
 Anything else is a parse error: the caller scores it as a wrong answer and keeps the text.
+An optional ``confidence`` (0..1 or a percentage) is kept for ``fleetbench ensemble``.
 """
 
 from __future__ import annotations

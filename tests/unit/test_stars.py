@@ -126,3 +126,34 @@ def test_rate_runs_uses_the_latest_plans_reference(tmp_path: Path) -> None:
     path.unlink()  # moved since: the batch's own range, and the basis says so
     rate_runs(runs, rows)
     assert [r["energy_stars_basis"] for r in runs] == ["batch", "batch"]
+
+
+def test_summary_table_shows_stars_only_when_rated() -> None:
+    from rich.console import Console
+
+    from fleetbench.cli.tables import summary_table
+
+    def summary(stars: int | None) -> dict[str, Any]:
+        return {
+            "model_name": "m",
+            "backend": "llamacpp",
+            "task": "textgen",
+            "status": "completed",
+            "successful_prompts": 1,
+            "total_prompts": 1,
+            "avg_latency_seconds": 0.1,
+            "avg_ttft_seconds": 0.01,
+            "throughput_tokens_per_second": 10.0,
+            "energy_wh": 0.001,
+            "energy_method": "estimate",
+            "error_message": "",
+            "energy_stars": stars,
+        }
+
+    console = Console(width=200, record=True)
+    console.print(summary_table([summary(4), summary(None)]))
+    text = console.export_text()
+    assert "stars" in text and "★★★★☆" in text
+    console = Console(width=200, record=True)
+    console.print(summary_table([summary(None)]))
+    assert "stars" not in console.export_text()

@@ -44,6 +44,7 @@ def _tokens(run: PlannedRun) -> str:
 def summary_table(summaries: list[dict[str, Any]]) -> Table:
     table = Table(title="Results", title_justify="left")
     priced = any(s.get("cost_usd") is not None for s in summaries)
+    rated = any(s.get("energy_stars") is not None for s in summaries)
     headers = [
         "model",
         "backend",
@@ -55,6 +56,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
         "tok/s",
         "energy Wh",
         "method",
+        *(["stars"] if rated else []),
         *(["cost $"] if priced else []),
         "error",
     ]
@@ -73,7 +75,12 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
             fmt(s["throughput_tokens_per_second"], ".1f"),
             fmt(s["energy_wh"], ".4f"),
             s["energy_method"],
+            *([_stars(s.get("energy_stars"))] if rated else []),
             *([fmt(s.get("cost_usd"), ".4g")] if priced else []),
             escape(s["error_message"]),
         )
     return table
+
+
+def _stars(stars: int | None) -> str:
+    return "★" * stars + "☆" * (5 - stars) if stars else "—"

@@ -8,8 +8,10 @@ Pure arithmetic, no I/O. The rules every function follows:
   (idle-subtracted) where the run has it, else the run's energy figure (on machines
   without an energy counter, the CPU-time estimate). This is AI Energy Score's
   convention: energy attributable to the model's work.
-* CO2 counts all the energy the run drew from the grid (its ``energy_wh``), falling
-  back to the net figure where that is all there is.
+* CO2 counts the run's energy on every metered device (its ``energy_wh``: GPU and
+  CPU, net of idle), falling back to the net GPU figure where that is all there is.
+  Idle power is drawn whether or not a model runs, so it is left out, as in the
+  per-query figures.
 
 Reasoning vs answer energy is split **per run, in proportion to tokens**: the run's
 net energy per completion token (net Wh ÷ all completion tokens) times the reasoning

@@ -350,3 +350,45 @@ def test_poller_survives_a_failing_task_and_accounts_its_cpu() -> None:
     time.sleep(0.2)
     poller.stop()
     assert len(calls) >= 5 and poller.cpu_seconds >= 0.0
+
+
+def test_cpu_time_counts_children_but_not_what_they_spent_before_being_seen() -> None:
+    import subprocess
+    import sys
+
+    import psutil
+
+    def burner() -> tuple[subprocess.Popen[bytes], psutil.Process]:
+        proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        return proc, psutil.Process(proc.pid)
+
+    def used(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return t.user + t.system
+
+    cpu = CpuTime()
+    cpu.LIST_EVERY_S = 3600.0  # list descendants only when the test says so
+    child, ps_child = burner()
+    try:
+        time.sleep(0.5)
+        before = cpu.refresh()  # not listed yet: the child's CPU is unseen
+        cpu._listed_at = -math.inf
+        seen = cpu.refresh()  # first seen, born before the previous read: from now on
+        at_seen = used(ps_child)
+        assert at_seen > 0.05 and seen - before < 0.05
+        time.sleep(0.5)
+        later = cpu.refresh()
+        assert later - seen >= 0.8 * (used(ps_child) - at_seen)
+    finally:
+        child.kill()
+        child.wait()
+    fresh = CpuTime()
+    fresh.LIST_EVERY_S = 0.0
+    other, ps_other = burner()
+    try:
+        time.sleep(0.5)
+        total = fresh.refresh()  # born after the previous read: counts from zero
+        assert total >= 0.8 * used(ps_other) > 0
+    finally:
+        other.kill()
+        other.wait()

@@ -1,10 +1,9 @@
-"""Energy meters around a measurement window.
+"""Energy labels and the original single-window CPU-time estimate.
 
-Only the CPU-time estimate exists so far: CPU seconds of the worker process (all its
-threads) and of every process it started (a managed server does the generating for
-an HTTP backend, so leaving it out would undercount) x a per-core power figure. It is
-always labelled ``estimate``; measured methods (NVML, RAPL) plug in behind the same
-``EnergyMeter`` interface.
+Runs are metered by ``meters.monitor.EnergyMonitor`` (NVML, RAPL or the estimate in
+``meters.estimate``, nestable windows, idle baseline); ``CpuTimeEstimate`` stays as a
+one-window form of the estimate: CPU seconds of the worker process (all its threads)
+and of every process it started x a per-core power figure, labelled ``estimate``.
 """
 
 from __future__ import annotations

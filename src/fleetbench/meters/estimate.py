@@ -9,11 +9,18 @@ and never subtracted from or mixed up with a measured figure.
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 import re
 import threading
+import time
+from pathlib import Path
+
+import psutil
 
 from fleetbench.meters.devices import CPU, Device
-from fleetbench.meters.energy import ESTIMATE, tree_cpu_seconds
+from fleetbench.meters.energy import ESTIMATE
 from fleetbench.meters.poller import Poller
 
 # (pattern in /proc/cpuinfo's model name, TDP watts, physical cores): vendor spec sheets.
@@ -54,20 +61,72 @@ class CpuTime:
     """Cumulative CPU seconds of this process and its descendants.
 
     A process born between two reads counts from zero; one that died between them is
-    lost (short-lived helpers only: managed servers live for the whole run).
+    lost (short-lived helpers only: managed servers live for the whole run). Listing
+    descendants scans all of /proc (milliseconds on a busy host), so it is redone at
+    most every ``LIST_EVERY_S``; a read in between costs microseconds. A descendant
+    first seen late but born before the previous read counts from now on, so CPU it
+    spent earlier (a server loading its model) is never charged to a later window.
     """
+
+    LIST_EVERY_S = 2.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last = tree_cpu_seconds()
+        self._me = psutil.Process()
+        self._children: dict[int, psutil.Process] = {}
+        self._listed_at = -math.inf
+        self._last = self._sample()
+        self._last_at = _since_boot()
         self.total = 0.0
 
     def refresh(self) -> float:
         with self._lock:
-            now = tree_cpu_seconds()
-            self.total += sum(max(0.0, t - self._last.get(pid, 0.0)) for pid, t in now.items())
-            self._last = now
+            now, at = self._sample(), _since_boot()
+            for pid, t in now.items():
+                prev = self._last.get(pid)
+                if prev is None:
+                    born = _started(pid)
+                    # Start times are whole clock ticks (10 ms): allow one.
+                    prev = 0.0 if born is None or born >= self._last_at - _TICK_S else t
+                self.total += max(0.0, t - prev)
+            self._last, self._last_at = now, at
             return self.total
+
+    def _sample(self) -> dict[int, float]:
+        if time.monotonic() - self._listed_at >= self.LIST_EVERY_S:
+            with contextlib.suppress(psutil.Error):
+                # Keep known Process objects: psutil checks they are still the same process.
+                found = self._me.children(recursive=True)
+                self._children = {p.pid: self._children.get(p.pid, p) for p in found}
+            self._listed_at = time.monotonic()
+        own = os.times()
+        out = {self._me.pid: own.user + own.system}
+        for pid, proc in list(self._children.items()):
+            try:
+                t = proc.cpu_times()
+                out[pid] = t.user + t.system
+            except psutil.Error:
+                del self._children[pid]
+        return out
+
+
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def _since_boot() -> float:
+    # /proc/PID/stat start times count from boot in CLOCK_BOOTTIME; wall-clock create
+    # times are rounded to whole seconds of the boot time, too coarse for this.
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
+def _started(pid: int) -> float | None:
+    """When a process started, in seconds since boot (Linux); None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2 :].split()[19]) * _TICK_S
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class EstimateMeter:

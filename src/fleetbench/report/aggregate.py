@@ -19,7 +19,7 @@ from fleetbench.tasks import primary_metric, run_scores
 
 def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     """Aggregate a run over the samples of its current plan (index < planned_samples)."""
-    grid = carbon.from_config(json.loads(run["config_json"]).get("energy", {}))
+    grid = carbon.from_config(json.loads(run["config_json"]).get("energy") or {})
     planned = int(run["planned_samples"])
     samples = store.samples(run["run_id"], below=planned)
     ok = [s for s in samples if s["error"] is None]

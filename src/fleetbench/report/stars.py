@@ -144,7 +144,7 @@ def rate_runs(summaries: list[dict[str, Any]], runs: Iterable[Any]) -> None:
     named = [
         (row["updated_at"], path)
         for row in runs
-        if (path := json.loads(row["config_json"]).get("energy", {}).get("stars_reference"))
+        if (path := (json.loads(row["config_json"]).get("energy") or {}).get("stars_reference"))
     ]
     reference = None
     if named:

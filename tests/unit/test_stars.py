@@ -52,6 +52,11 @@ def test_edge_cases() -> None:
     # No energy or a failed run: no stars, and the failed run does not widen the range.
     assert [r["energy_stars"] for r in mixed] == [None, 5, None, 1]
     assert [r["energy_stars_basis"] for r in mixed] == ["", "batch", "", "batch"]
+    # An ensemble's energy is its members' sum: not rated, and not part of the range.
+    ensemble = {**run(30.0), "backend": "ensemble"}
+    with_ensemble = [run(1.0), ensemble, run(3.0)]
+    assign_stars(with_ensemble)
+    assert [r["energy_stars"] for r in with_ensemble] == [5, None, 1]
 
 
 def test_groups_by_task_and_by_class_for_text_generation() -> None:

@@ -22,7 +22,8 @@ Where the range comes from:
 Edge cases: a range of zero width (one run, or all at the same energy) gives 5 stars
 to every run at or below it (and 1 star to a run above a one-value reference). Runs
 that are not ``completed`` and runs without an energy figure get no stars (empty)
-and do not widen the range.
+and do not widen the range. Ensembles (backend ``ensemble``) are not rated either: their
+energy is their members' sum, a system of several models, not one model's figure.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def assign_stars(
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for summary in summaries:
         summary[STARS], summary[BASIS] = None, ""
-        if summary.get("status") == "completed" and summary.get(ENERGY_FIELD) is not None:
+        rated = summary.get("status") == "completed" and summary.get("backend") != "ensemble"
+        if rated and summary.get(ENERGY_FIELD) is not None:
             groups[group_key(summary["task"], summary.get("model_class"))].append(summary)
     for key, members in groups.items():
         values = _reference_values(reference or [], key)

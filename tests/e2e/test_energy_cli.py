@@ -46,3 +46,11 @@ def test_estimate_is_labelled_and_unmeasured_gpu_says_why(
     assert set(record["unmeasured"]) == {"gpu", "rapl"}
     whole = record["window"]  # the whole-attempt window contains the sample windows
     assert whole["cpu_seconds"] >= sum(s["cpu_seconds"] for s in samples) - 0.02
+
+    run_dir = out / "runs" / row["run_id"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["attempts"][0]["energy"]["unmeasured"] == record["unmeasured"]
+    assert summary["summary"]["energy_unmeasured_reason"] == row["energy_unmeasured_reason"]
+    lines = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert [x["cpu_energy_wh"] for x in lines] == [s["cpu_energy_wh"] for s in samples]
+    assert all(x["gpu_energy_wh"] is None for x in lines)

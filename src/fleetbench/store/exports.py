@@ -39,6 +39,10 @@ def sample_record(row: sqlite3.Row) -> dict[str, Any]:
         "cpu_seconds": row["cpu_seconds"],
         "energy_wh": row["energy_wh"],
         "energy_method": row["energy_method"],
+        "gpu_energy_wh": row["gpu_energy_wh"],
+        "gpu_energy_gross_wh": row["gpu_energy_gross_wh"],
+        "cpu_energy_wh": row["cpu_energy_wh"],
+        "cpu_energy_gross_wh": row["cpu_energy_gross_wh"],
         "scores": json.loads(row["scores_json"]) if row["scores_json"] else None,
         "error": row["error"],
         "attempt": row["attempt"],
@@ -58,9 +62,13 @@ def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], run
         {
             k: a[k]
             for k in a.keys()  # noqa: SIM118 (sqlite3.Row iterates values)
-            if k not in ("host_json", "details_json")
+            if k not in ("host_json", "details_json", "energy_json")
         }
-        | {"host": _loads(a["host_json"]), "load": _loads(a["details_json"])}
+        | {
+            "host": _loads(a["host_json"]),
+            "load": _loads(a["details_json"]),
+            "energy": _loads(a["energy_json"]),
+        }
         for a in store.attempts(run["run_id"])
     ]
     document = {

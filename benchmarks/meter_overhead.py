@@ -11,14 +11,17 @@ once, then runs the same greedy prompts repeatedly, alternating
   process tree's CPU time (a psutil read of /proc per tick: at least as costly as an
   NVML power query), trapezoid rule, like ``nvml-polling``.
 
-Printed: wall time per repeat, the ratio of median wall times (on / off), the
-sampler thread's CPU time as a share of the run's wall time and of the process's CPU
-time, and the cost of one begin/end window pair. The idle baseline (``energy.
-idle_baseline_s``, 2 s by default where a measured meter exists) is a fixed, chosen
-wait before the samples, not overhead, and is left out.
+Printed: wall time per repeat, the median of the per-pair wall-time ratios (on / off;
+which side runs first alternates) and the ratio of median walls, the sampler thread's
+CPU time as a share of the run's wall time and of the process's CPU time, the cost of
+one begin/end window pair, and the metering CPU accounted in all. ``--aa`` runs
+metering off on both sides: its ratios show the noise floor of the machine, which on a
+small VM is wider than the 1 % target, so there the accounted CPU is the figure to read.
+The idle baseline (``energy.idle_baseline_s``, 2 s by default where a measured meter
+exists) is a fixed, chosen wait before the samples, not overhead, and is left out.
 
 Usage: python benchmarks/meter_overhead.py [--prompts N] [--max-tokens N]
-       [--repeats N] [--poll-hz HZ]
+       [--repeats N] [--poll-hz HZ] [--aa]
 Always exits 0 when both sides ran: the result is a measurement, not a test.
 """
 
@@ -172,8 +175,12 @@ def main() -> int:
     ap.add_argument(
         "--poll-hz", type=float, default=20.0, help="forced sampler rate; 0: windows only"
     )
+    ap.add_argument(
+        "--aa", action="store_true", help="A/A check: metering off on both sides (noise floor)"
+    )
     args = ap.parse_args()
 
+    on_hz: float | None = None if args.aa else args.poll_hz
     texts = prompts(args.prompts)
     reqs = requests(texts, args.max_tokens)
     print(f"machine:  {cpu_model()}, {os.cpu_count()} logical cores, {platform.system()}")
@@ -194,9 +201,9 @@ def main() -> int:
                 # Which side goes first alternates, so drift within a pair cancels out.
                 if rep % 2:
                     off.append(run_once(backend, reqs, None))
-                    on.append(run_once(backend, reqs, args.poll_hz))
+                    on.append(run_once(backend, reqs, on_hz))
                 else:
-                    on.append(run_once(backend, reqs, args.poll_hz))
+                    on.append(run_once(backend, reqs, on_hz))
                     off.append(run_once(backend, reqs, None))
                 print(
                     f"  pair {rep}: off {off[-1].wall_s:.3f} s, on {on[-1].wall_s:.3f} s "
@@ -226,18 +233,25 @@ def main() -> int:
     share_wall = sum(m.sampler_cpu_s for m in on) / sum(m.wall_s for m in on)
     share_cpu = sum(m.sampler_cpu_s for m in on) / sum(m.proc_cpu_s for m in on)
     rate = sum(m.polls for m in on) / sum(m.wall_s for m in on)
-    verdict = "PASS" if ratio <= TARGET_RATIO else "ABOVE TARGET"
-    print(f"\nwall time ratio on/off (medians): {ratio:.4f}  ({verdict}, target <= {TARGET_RATIO})")
+    # Paired ratios cancel drift between pairs (this VM swings by +-10 % over minutes).
+    med = statistics.median(pairs)
+    verdict = "PASS" if med <= TARGET_RATIO else "ABOVE TARGET"
+    print(f"\nwall time ratio on/off, median of {len(pairs)} pairs: {med:.4f}  ({verdict}, ")
+    print(f"  target <= {TARGET_RATIO}); ratio of median walls: {ratio:.4f}")
     if len(pairs) >= 4:
-        q1, med, q3 = statistics.quantiles(pairs, n=4)
-        print(f"per-pair ratios: median {med:.4f}, quartiles {q1:.4f}..{q3:.4f} (noise floor)")
+        q1, _, q3 = statistics.quantiles(pairs, n=4)
+        print(f"per-pair ratio quartiles {q1:.4f}..{q3:.4f}: the noise floor of one pair")
     if quiet:
         print(f"per-pair ratio over {len(quiet)} uncontended pairs: {statistics.median(quiet):.4f}")
     print(
         f"sampler thread CPU: {share_wall:.3%} of wall time, {share_cpu:.3%} of the process's "
         f"CPU time; {rate:.1f} power samples/s (poller + window marks)"
     )
-    print(f"one begin/end window pair (estimate meter, no polling): {window_cost_us():.0f} us")
+    window_us = window_cost_us()
+    marks_s = sum(2 * len(reqs) + 2 for _ in on) * window_us / 2 / 1e6
+    accounted = (sum(m.sampler_cpu_s for m in on) + marks_s) / sum(m.wall_s for m in on)
+    print(f"one begin/end window pair (estimate meter, no polling): {window_us:.0f} us")
+    print(f"metering CPU accounted (sampler thread + window marks): {accounted:.3%} of wall time")
     if any(m.others_cores > NOISY_CORES for m in off + on):
         print("WARNING: other processes competed for the CPU in some repeats (*): rerun quiet")
     return 0

@@ -11,6 +11,9 @@ why anything else could not be measured:
 device; window readings subtract them (net) next to the raw (gross) figures. The
 estimate has no idle part (it counts only the run's own CPU time), so no idle
 baseline is taken when the estimate is all there is.
+
+Library choice: the meters are small modules over nvidia-ml-py and sysfs rather than
+Zeus or CodeCarbon; the reasons are in ``meters.nvml``'s docstring.
 """
 
 from __future__ import annotations

@@ -7,10 +7,14 @@ and integrated with the trapezoid rule over the real timestamps; every mark also
 a reading, so windows shorter than the poll period still see two points.
 
 Why by hand on nvidia-ml-py (NVIDIA's own binding, no dependencies) rather than Zeus or
-CodeCarbon: Zeus's ``ZeusMonitor`` uses the same counter but drags numpy, pandas,
-scikit-learn, amdsmi and tyro into the worker and polls older GPUs from a spawned
-process; CodeCarbon polls every 15 s by default and estimates between polls. Neither
-subtracts idle power nor tracks a process tree's GPU memory, which we need anyway.
+CodeCarbon (both evaluated, 2026-11): Zeus 0.16's ``ZeusMonitor`` has the same counter
+and nestable windows, but depends on numpy, pandas, scikit-learn, amdsmi and tyro in
+every worker, and polls older GPUs from a spawned process. CodeCarbon 3.3 also reads
+the counter, but it is a run-level tracker sampling every 15 s by default (no window
+per sample; power x interval where there is no counter) and depends on pandas,
+requests, rapidfuzz, questionary and more. Neither subtracts idle power or tracks a
+process tree's GPU memory, which we would have written anyway; the counter and power
+reads themselves are a few NVML calls.
 """
 
 from __future__ import annotations

@@ -392,3 +392,16 @@ def test_cpu_time_counts_children_but_not_what_they_spent_before_being_seen() ->
     finally:
         other.kill()
         other.wait()
+
+
+def test_an_nvml_failure_is_recorded_and_never_stops_the_run(tmp_path: Path) -> None:
+    class Broken(FakeNvml):
+        def nvmlDeviceGetCount(self) -> int:
+            raise self.NVMLError("GPU is lost")
+
+    mon = EnergyMonitor.probe(MeterSettings(powercap_root=tmp_path, nvml=Broken(_gpus())))
+    try:
+        assert mon.unmeasured["gpu"] == "NVML error: GPU is lost"
+        assert [d.method for m in mon.meters for d in m.devices] == ["estimate"]
+    finally:
+        mon.close()

@@ -18,6 +18,7 @@ Zeus or CodeCarbon; the reasons are in ``meters.nvml``'s docstring.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,17 +65,11 @@ class EnergyMonitor:
     def probe(cls, settings: MeterSettings) -> EnergyMonitor:
         meters: list[DeviceMeter] = []
         unmeasured: dict[str, str] = {}
-        if settings.gpu:
-            nvml, reason = (settings.nvml, None) if settings.nvml else load_nvml()
-            handles, reason = visible_gpus(nvml) if nvml is not None else ([], reason)
-            if handles:
-                meters.append(NvmlMeter(nvml, handles, settings.poll_hz))
-            else:
-                unmeasured["gpu"] = reason or "no NVIDIA GPU"
-                if nvml is not None and nvml is not settings.nvml:
-                    nvml.nvmlShutdown()
+        gpu, reason = _gpu_meter(settings) if settings.gpu else (None, "GPU metering disabled")
+        if gpu is not None:
+            meters.append(gpu)
         else:
-            unmeasured["gpu"] = "GPU metering disabled"
+            unmeasured["gpu"] = reason or "no NVIDIA GPU"
         zones, reason = find_zones(settings.powercap_root)
         cpu = CpuTime()
         if zones:
@@ -163,3 +158,20 @@ class EnergyMonitor:
         self.poller.stop()
         for meter in self.meters:
             meter.close()
+
+
+def _gpu_meter(settings: MeterSettings) -> tuple[NvmlMeter | None, str | None]:
+    """The NVML meter, or None and why; an NVML failure never stops a run."""
+    nvml, reason = (settings.nvml, None) if settings.nvml else load_nvml()
+    if nvml is None:
+        return None, reason
+    try:
+        handles, reason = visible_gpus(nvml)
+        if handles:
+            return NvmlMeter(nvml, handles, settings.poll_hz), None
+    except Exception as exc:  # NVMLError from a lost or misbehaving GPU
+        reason = f"NVML error: {exc}"
+    if nvml is not settings.nvml:
+        with contextlib.suppress(Exception):
+            nvml.nvmlShutdown()
+    return None, reason

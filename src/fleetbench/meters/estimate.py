@@ -79,9 +79,10 @@ class CpuTime:
         self._last_at = _since_boot()
         self.total = 0.0
 
-    def refresh(self) -> float:
+    def refresh(self, relist: bool = False) -> float:
+        """``relist``: look for new descendants now (a server started since)."""
         with self._lock:
-            now, at = self._sample(), _since_boot()
+            now, at = self._sample(relist), _since_boot()
             for pid, t in now.items():
                 prev = self._last.get(pid)
                 if prev is None:
@@ -92,8 +93,8 @@ class CpuTime:
             self._last, self._last_at = now, at
             return self.total
 
-    def _sample(self) -> dict[int, float]:
-        if time.monotonic() - self._listed_at >= self.LIST_EVERY_S:
+    def _sample(self, relist: bool = False) -> dict[int, float]:
+        if relist or time.monotonic() - self._listed_at >= self.LIST_EVERY_S:
             with contextlib.suppress(psutil.Error):
                 # Keep known Process objects: psutil checks they are still the same process.
                 found = self._me.children(recursive=True)

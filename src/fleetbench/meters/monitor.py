@@ -91,11 +91,13 @@ class EnergyMonitor:
         """Whether any device has a real (non-estimate) meter."""
         return any(d.method != ESTIMATE for m in self.meters for d in m.devices)
 
-    def begin(self) -> Mark:
-        return self._mark()
+    def begin(self, relist: bool = False) -> Mark:
+        """A window starts; ``relist`` looks for new child processes first (the run's
+        window, after a backend may have started a server)."""
+        return self._mark(relist)
 
-    def _mark(self) -> Mark:
-        cpu_s = self.cpu.refresh()  # first: the estimate meter reads this fresh total
+    def _mark(self, relist: bool = False) -> Mark:
+        cpu_s = self.cpu.refresh(relist)  # first: the estimate meter reads this total
         joules: dict[str, float | None] = {}
         for meter in self.meters:
             joules.update(meter.read())

@@ -163,7 +163,7 @@ def _idle_then_begin(monitor: EnergyMonitor, idle_s: float, store: Store, job: R
         record["idle_w"] or "-",
         "; ".join(f"{k}: {v}" for k, v in record["unmeasured"].items()) or "-",
     )
-    return monitor.begin()
+    return monitor.begin(relist=True)  # a managed server started during the load
 
 
 def _metered(

@@ -179,3 +179,39 @@ def test_ensemble_bad_input_exits_2(results: Path) -> None:
     proc = run_cli("ensemble", "-o", str(cwd / "nowhere"), "--runs", "a,b", cwd=cwd)
     _one_line_error(proc, "no results store")
     assert not (cwd / "nowhere").exists()
+
+
+def test_report_rewrites_outputs_from_the_store(results: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(results, out)
+    before = read_master(out)
+    (out / "master_results.csv").unlink()
+    shutil.rmtree(out / "runs")
+    proc = run_cli("report", "--output", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    after = read_master(out)
+    assert [r["run_id"] for r in after] == [r["run_id"] for r in before]
+    assert [r["total_completion_tokens"] for r in after] == [
+        r["total_completion_tokens"] for r in before
+    ]
+    for row in after:
+        run_dir = out / "runs" / row["run_id"]
+        assert (run_dir / "summary.json").is_file() and (run_dir / "results.jsonl").is_file()
+
+    # Stars against a user's reference table: every textgen run of class A is rated by it.
+    reference = tmp_path / "ref.csv"
+    reference.write_text("task,model_class,wh_per_1000_queries\ntextgen,A,0\ntextgen,A,1e-9\n")
+    proc = run_cli("report", "-o", str(out), "--stars-reference", str(reference), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rated = [r for r in read_master(out) if r["task"] == "textgen" and r["energy_stars"]]
+    assert rated and all(r["energy_stars_basis"] == "reference" for r in rated)
+    assert all(r["energy_stars"] == "1" for r in rated)  # far above the reference range
+
+    proc = run_cli(
+        "report", "-o", str(out), "--stars-reference", str(tmp_path / "no.csv"), cwd=tmp_path
+    )
+    _one_line_error(proc, "no.csv")
+    proc = run_cli("report", "-o", str(tmp_path / "empty"), cwd=tmp_path)
+    _one_line_error(proc, "no results store")

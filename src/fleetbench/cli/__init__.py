@@ -12,6 +12,7 @@ from fleetbench import __version__
 from fleetbench.cli.ensemble import ENSEMBLE_HELP, ensemble
 from fleetbench.cli.matrix import MATRIX_HELP, matrix
 from fleetbench.cli.models import models_app
+from fleetbench.cli.report import REPORT_HELP, report
 from fleetbench.cli.run import run
 from fleetbench.cli.score import score_app
 from fleetbench.errors import UserError
@@ -29,6 +30,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(score_app, name="score")
 app.command(help=MATRIX_HELP)(matrix)
 app.command(help=ENSEMBLE_HELP)(ensemble)
+app.command(help=REPORT_HELP)(report)
 
 
 @app.command("example-plan")

@@ -19,7 +19,7 @@ from fleetbench.catalog import ModelFilter
 from fleetbench.errors import ConfigError
 from fleetbench.meters import host_info
 from fleetbench.report import summarize_run, write_master_csv
-from fleetbench.report.stars import rate_runs
+from fleetbench.report.stars import ReferenceRow, assign_stars, rate_runs
 from fleetbench.runner.executor import Executor, SequentialExecutor
 from fleetbench.runner.job import Event, RunJob, RunOutcome
 from fleetbench.runner.plan import LoadedPlan, RunSpec
@@ -171,7 +171,7 @@ def _run_locked(
         ]
 
         def finished(outcome: RunOutcome) -> None:
-            _export(store, options.output, [outcome.run_id])
+            export_results(store, options.output, [outcome.run_id])
             observer.run_finished(by_id[outcome.run_id], outcome)
 
         observer.batch_started(runs)
@@ -191,7 +191,7 @@ def _run_locked(
             raise
         finally:
             store.finish_batch(batch_id, status)
-            exported = _export(store, options.output, [])
+            exported = export_results(store, options.output, [])
         by_id_summary = {s["run_id"]: s for s in exported}
         return [by_id_summary[r.run_id] for r in selected]
     finally:
@@ -228,12 +228,21 @@ def _mark_interrupted(store: Store, run_ids: list[str]) -> None:
             store.set_run_status(run_id, FAILED, "interrupted by the user; re-run to resume")
 
 
-def _export(store: Store, output: Path, run_ids: list[str]) -> list[dict[str, Any]]:
+def export_results(
+    store: Store,
+    output: Path,
+    run_ids: list[str],
+    stars_reference: list[ReferenceRow] | None = None,
+) -> list[dict[str, Any]]:
     """Rewrite the given runs' files (all runs if empty) and the master CSV; returns
-    every run's summary (stars are rated across runs, so all are summarised)."""
+    every run's summary (stars are rated across runs, so all are summarised). Stars use
+    ``stars_reference`` when given, else the reference named by the latest plan."""
     rows = store.runs()
     summaries = [summarize_run(store, row) for row in rows]
-    rate_runs(summaries, rows)
+    if stars_reference is not None:
+        assign_stars(summaries, stars_reference)
+    else:
+        rate_runs(summaries, rows)
     for row, summary in zip(rows, summaries, strict=True):
         if not run_ids or row["run_id"] in run_ids:
             write_run_files(store, row, summary, run_dir(output, row["run_id"]))

@@ -43,7 +43,7 @@ from fleetbench.report.select import open_store, resolve_runs
 
 # The batch's own export step (summaries, star ratings, run folders, master CSV), so an
 # ensemble refreshes exactly what a batch writes.
-from fleetbench.runner.batch import _export as export_outputs
+from fleetbench.runner.batch import export_results
 from fleetbench.runner.ensemble_vote import STRATEGIES, Choice, Strategy, Vote, choose
 from fleetbench.store import COMPLETED, FAILED, Store
 from fleetbench.store.lock import OutputLock
@@ -92,7 +92,7 @@ def create_ensemble(spec: EnsembleSpec) -> dict[str, Any]:
         run = _run_record(spec, members, task_name)
         with OutputLock(spec.output):
             _store_run(store, run, task, questions, members, spec.strategy)
-            export_outputs(store, spec.output, [run["run_id"]])
+            export_results(store, spec.output, [run["run_id"]])
         row = store.get_run(run["run_id"])
         assert row is not None
         return summarize_run(store, row)

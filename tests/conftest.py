@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -13,6 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
+
+# A suite started in the background by a non-interactive shell (`cmd &`) inherits SIGINT
+# ignored, and so would every child it starts: the Ctrl-C tests could never interrupt
+# anything. A Python handler here becomes the default action in children after exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SUPPORT = Path(__file__).parent / "support"
 DATA = Path(__file__).parent / "data"

@@ -37,15 +37,16 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
 import psutil
 import yaml
+from common import builtin_prompts
 
 from fleetbench.catalog import embedded_model_path
+from fleetbench.meters.host import cpu_model
 
 TARGET_RATIO = 0.95
 # CPU (in cores) that other processes may use during a repeat before it counts as noisy:
@@ -74,14 +75,6 @@ class Measurement:
     @property
     def tok_s(self) -> float:
         return self.tokens / self.gen_s if self.gen_s else 0.0
-
-
-def builtin_prompts(n: int) -> list[str]:
-    text = resources.files("fleetbench.tasks.data").joinpath("textgen_prompts.jsonl").read_text()
-    prompts = [json.loads(line)["prompt"] for line in text.splitlines() if line.strip()]
-    if not 1 <= n <= len(prompts):
-        sys.exit(f"--prompts must be between 1 and {len(prompts)}")
-    return prompts[:n]
 
 
 def load_llama() -> llama_cpp.Llama:
@@ -197,16 +190,6 @@ def others_since(start: CpuMark) -> float:
     """Average cores used by other processes since ``start``: contention, not our work."""
     busy, own, now = cpu_mark()
     return max(0.0, ((busy - start[0]) - (own - start[1])) / (now - start[2]))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def row(label: str, rep: str, tokens: float, gen_s: float, tok_s: float, wall_s: float) -> str:

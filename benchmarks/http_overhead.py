@@ -40,18 +40,19 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import httpx
 import llama_cpp
 import psutil
+from common import builtin_prompts
 
 from fleetbench.backends import BackendContext, GenerationRequest, GenerationSettings, Message
 from fleetbench.backends.openai_http import OpenAIBackend, OpenAIOptions
 from fleetbench.catalog.embedded import EMBEDDED_MODEL_ID, embedded_model_path
 from fleetbench.catalog.spec import ModelSpec
+from fleetbench.meters.host import cpu_model
 
 TARGET_RATIO = 0.95
 NOISY_CORES = 0.10  # CPU used by unrelated processes before a repeat counts as contended
@@ -73,14 +74,6 @@ class Measurement:
     @property
     def req_s(self) -> float:
         return self.requests / self.wall_s if self.wall_s else 0.0
-
-
-def builtin_prompts(n: int) -> list[str]:
-    text = resources.files("fleetbench.tasks.data").joinpath("textgen_prompts.jsonl").read_text()
-    prompts = [json.loads(line)["prompt"] for line in text.splitlines() if line.strip()]
-    if n < 1:
-        sys.exit("--prompts must be >= 1")
-    return [prompts[i % len(prompts)] for i in range(n)]  # cycles past the 20 built-ins
 
 
 # -- the server -----------------------------------------------------------------------
@@ -287,16 +280,6 @@ def account(m: Measurement, start: CpuMark, server: psutil.Process) -> None:
     m.others_cores = max(0.0, others / (now - start[3]))
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 # -- main -----------------------------------------------------------------------------
 
 
@@ -304,7 +287,7 @@ def compare(
     mode: str, base_url: str, server: psutil.Process, args: argparse.Namespace, work: Path
 ) -> float:
     stream = mode == "stream"
-    prompts = builtin_prompts(args.prompts)
+    prompts = builtin_prompts(args.prompts, cycle=True)
     s = settings(args.max_tokens)
     if not same_body(prompts[0], s, stream):
         sys.exit("the bare loop's request body differs from fleetbench's: not like for like")

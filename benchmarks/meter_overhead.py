@@ -28,7 +28,6 @@ Always exits 0 when both sides ran: the result is a measurement, not a test.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -36,10 +35,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import psutil
+from common import builtin_prompts
 
 from fleetbench.backends import BackendContext, GenerationRequest, get_backend_class
 from fleetbench.backends.base import GenerationSettings, Message
@@ -93,14 +92,6 @@ class Measurement:
     others_cores: float
     sampler_cpu_s: float = 0.0
     polls: int = 0
-
-
-def prompts(n: int) -> list[str]:
-    text = resources.files("fleetbench.tasks.data").joinpath("textgen_prompts.jsonl").read_text()
-    found = [json.loads(line)["prompt"] for line in text.splitlines() if line.strip()]
-    if not 1 <= n <= len(found):
-        sys.exit(f"--prompts must be between 1 and {len(found)}")
-    return found[:n]
 
 
 def requests(texts: list[str], max_tokens: int) -> list[GenerationRequest]:
@@ -181,7 +172,7 @@ def main() -> int:
     args = ap.parse_args()
 
     on_hz: float | None = None if args.aa else args.poll_hz
-    texts = prompts(args.prompts)
+    texts = builtin_prompts(args.prompts)
     reqs = requests(texts, args.max_tokens)
     print(f"machine:  {cpu_model()}, {os.cpu_count()} logical cores, {platform.system()}")
     print(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from fleetbench.backends.apikeys import NOT_A_NAME, hide_non_name, not_a_name_problem
 from fleetbench.backends.base import GenerationResult, GenerationSettings
 from fleetbench.backends.retry import (
     RequestFailure,
@@ -43,8 +43,6 @@ _TRANSIENT_TYPES = frozenset(
 )
 # Exception class names (any-llm's and the SDK's) of transport failures.
 _TRANSIENT_NAMES = ("Timeout", "Connection", "RemoteProtocol", "ReadError", "RateLimit")
-_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_NOT_A_NAME = "!not-a-variable-name"  # replaces a pasted key, so nothing ever echoes it
 _AWS_CREDENTIAL_VARS = (
     "AWS_BEARER_TOKEN_BEDROCK",
     "AWS_ACCESS_KEY_ID",
@@ -83,9 +81,7 @@ class HostedOptions(BaseModel):
     @field_validator("api_key_env", mode="before")
     @classmethod
     def _hide_non_names(cls, value: Any) -> Any:
-        if isinstance(value, str) and value and not _VAR_NAME.match(value):
-            return _NOT_A_NAME
-        return value
+        return hide_non_name(value)
 
 
 # -- configuration checks (no network) -------------------------------------------------
@@ -148,11 +144,8 @@ def _boto_chain(options: HostedOptions) -> tuple[bool, str | None]:
 
 def preflight_problem(options: HostedOptions, env: Mapping[str, str]) -> str | None:
     """A configuration problem that must stop the batch before anything runs."""
-    if options.api_key_env == _NOT_A_NAME:
-        return (
-            "options.api_key_env must be the NAME of an environment variable "
-            "(letters, digits, _), such as ANTHROPIC_API_KEY, never the key itself"
-        )
+    if options.api_key_env == NOT_A_NAME:
+        return not_a_name_problem("ANTHROPIC_API_KEY")
     if options.provider == BEDROCK and not options.api_key_env:
         return bedrock_problem(options, env)
     name = key_variable(options)

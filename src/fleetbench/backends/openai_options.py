@@ -9,20 +9,15 @@ can echo it, and ``key_problem`` explains.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fleetbench.backends.apikeys import NOT_A_NAME, hide_non_name, not_a_name_problem
 from fleetbench.backends.managed import ManagedServerOptions
 from fleetbench.backends.presets import GENERIC, PRESETS, SAMPLING_EXTRAS, ReasoningParam
 from fleetbench.catalog.spec import ModelSpec
-
-_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Replaces an api_key_env that is not a variable name (a pasted key?), so that no
-# validation message, dump or store ever echoes it; preflight_error then explains.
-_NOT_A_NAME = "!not-a-variable-name"
 
 
 class OpenAIOptions(BaseModel):
@@ -63,9 +58,7 @@ class OpenAIOptions(BaseModel):
     @field_validator("api_key_env", mode="before")
     @classmethod
     def _hide_non_names(cls, value: Any) -> Any:
-        if isinstance(value, str) and value and not _VAR_NAME.match(value):
-            return _NOT_A_NAME
-        return value
+        return hide_non_name(value)
 
     @field_validator("sampling_extras")
     @classmethod
@@ -99,11 +92,8 @@ def key_problem(options: OpenAIOptions, model: ModelSpec) -> str | None:
     name = options.api_key_env
     if not name:
         return None
-    if name == _NOT_A_NAME:
-        return (
-            "options.api_key_env must be the NAME of an environment variable "
-            "(letters, digits, _), such as OPENAI_API_KEY, never the key itself"
-        )
+    if name == NOT_A_NAME:
+        return not_a_name_problem("OPENAI_API_KEY")
     if not os.environ.get(name):
         return (
             f"environment variable {name} is not set (needed for the API key of model "

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from test_store import RUN, sample
 
-from fleetbench.meters import CpuTimeEstimate, co2_grams
+from fleetbench.meters.derived import co2_grams
+from fleetbench.meters.estimate import CpuTime, EstimateMeter
 from fleetbench.report import MASTER_COLUMNS, summarize_run, write_master_csv
 from fleetbench.store import COMPLETED, Store
 
@@ -77,18 +78,21 @@ def test_unmeasured_is_empty_never_zero(store: Store, tmp_path: Path) -> None:
 
 
 def test_cpu_time_estimate_is_labelled_and_proportional() -> None:
-    meter = CpuTimeEstimate(watts_per_core=36.0)
-    meter.begin()
+    cpu = CpuTime()
+    meter = EstimateMeter(cpu, watts=36.0, source="test")
+    start_j, start_s = meter.read()["cpu"] or 0.0, cpu.total
     total = 0
     for i in range(300_000):
         total += i * i
-    reading = meter.end()
-    assert reading.method == "estimate"
-    assert reading.cpu_seconds > 0
-    assert reading.energy_wh == pytest.approx(reading.cpu_seconds * 36.0 / 3600)
+    cpu.refresh()
+    cpu_seconds = cpu.total - start_s
+    energy_wh = ((meter.read()["cpu"] or 0.0) - start_j) / 3600
+    assert meter.devices[0].method == "estimate"
+    assert cpu_seconds > 0
+    assert energy_wh == pytest.approx(cpu_seconds * 36.0 / 3600)
     assert co2_grams(2.0, 500.0) == pytest.approx(1.0)
     assert co2_grams(None, 500.0) is None
-    json.dumps(reading.__dict__)
+    json.dumps(meter.devices[0].__dict__)
 
 
 def test_reasoning_and_answer_tokens(store: Store) -> None:
@@ -147,14 +151,14 @@ def test_cpu_time_estimate_counts_child_processes() -> None:
 
     child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        meter = CpuTimeEstimate(watts_per_core=10.0)
-        meter.begin()
+        cpu = CpuTime()
+        start = cpu.total
         time.sleep(1.0)  # this process idles; the child burns CPU
-        reading = meter.end()
+        cpu_seconds = cpu.refresh(relist=True) - start
     finally:
         child.kill()
         child.wait()
-    assert reading.cpu_seconds > 0.3
+    assert cpu_seconds > 0.3
 
 
 def test_quality_means_and_unreached_samples(store: Store) -> None:

@@ -72,6 +72,7 @@ class Stored:
                 "output_text": text, "answer_text": text, "prompt_tokens": 10,
                 "completion_tokens": 5, "latency_s": 0.5, "ttft_s": 0.1,
                 "finish_reason": "stop", "cpu_seconds": 1.0, "energy_wh": 0.01,
+                "cpu_energy_wh": 0.01, "cpu_energy_gross_wh": 0.01,
                 "energy_method": "estimate", "cost_usd": None,
                 "scores_json": json.dumps(scores.get(sample_id)),
                 "error": error,
@@ -172,6 +173,8 @@ def test_custom_majority_uses_the_scorers_normalisation(
     # figures: the sum over the members that answered
     assert (a["prompt_tokens"], a["completion_tokens"]) == (30, 15)
     assert a["latency_s"] == pytest.approx(1.5) and a["energy_wh"] == pytest.approx(0.03)
+    # per device class too, so the run's GPU/CPU columns come from the same figures
+    assert a["cpu_energy_wh"] == pytest.approx(0.03) and a["gpu_energy_wh"] is None
     assert a["ttft_s"] is None and a["cost_usd"] is None
 
     run = stored.store.get_run(run_id)

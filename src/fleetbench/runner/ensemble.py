@@ -38,11 +38,11 @@ from typing import Any
 from fleetbench.backends.base import GenerationResult
 from fleetbench.errors import ConfigError, UserError
 from fleetbench.meters import NONE, host_info
-from fleetbench.report import summarize_run
-from fleetbench.report.select import open_store, resolve_runs
 
 # The batch's own export step (summaries, star ratings, run folders, master CSV), so an
 # ensemble refreshes exactly what a batch writes.
+from fleetbench.report import summarize_run
+from fleetbench.report.select import open_store, resolve_runs
 from fleetbench.runner.batch import export_results
 from fleetbench.runner.ensemble_vote import STRATEGIES, Choice, Strategy, Vote, choose
 from fleetbench.store import COMPLETED, FAILED, Store
@@ -53,6 +53,7 @@ from fleetbench.tasks.response import split_response
 
 BACKEND = "ensemble"
 _SUMMED = ("prompt_tokens", "completion_tokens", "latency_s", "cpu_seconds", "energy_wh",
+           "gpu_energy_wh", "gpu_energy_gross_wh", "cpu_energy_wh", "cpu_energy_gross_wh",
            "cost_usd")  # fmt: skip
 
 

@@ -38,11 +38,10 @@ from typing import Any
 from fleetbench.backends.base import GenerationResult
 from fleetbench.errors import ConfigError, UserError
 from fleetbench.meters import NONE, host_info
+from fleetbench.report.select import open_store, resolve_runs
 
 # The batch's own export step (summaries, star ratings, run folders, master CSV), so an
 # ensemble refreshes exactly what a batch writes.
-from fleetbench.report import summarize_run
-from fleetbench.report.select import open_store, resolve_runs
 from fleetbench.runner.batch import export_results
 from fleetbench.runner.ensemble_vote import STRATEGIES, Choice, Strategy, Vote, choose
 from fleetbench.store import COMPLETED, FAILED, Store
@@ -93,10 +92,8 @@ def create_ensemble(spec: EnsembleSpec) -> dict[str, Any]:
         run = _run_record(spec, members, task_name)
         with OutputLock(spec.output):
             _store_run(store, run, task, questions, members, spec.strategy)
-            export_results(store, spec.output, [run["run_id"]])
-        row = store.get_run(run["run_id"])
-        assert row is not None
-        return summarize_run(store, row)
+            summaries = export_results(store, spec.output, [run["run_id"]])
+        return next(s for s in summaries if s["run_id"] == run["run_id"])
     finally:
         store.close()
 

@@ -19,6 +19,7 @@ reads themselves are a few NVML calls.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import os
@@ -190,14 +191,21 @@ def torch_peak_memory_mb() -> float | None:
 
 def gpu_names() -> list[str]:
     """Names of the visible NVIDIA GPUs for host records; empty without NVML."""
+    return list(_gpu_names())
+
+
+@functools.cache
+def _gpu_names() -> tuple[str, ...]:
+    # Host records are written per attempt, by the batch and by the worker: init NVML
+    # once per process, not each time (the GPUs a process sees do not change).
     nvml, _ = load_nvml()
     if nvml is None:
-        return []
+        return ()
     try:
         handles, _ = visible_gpus(nvml)
-        return [_str(nvml.nvmlDeviceGetName(h)) for h in handles]
+        return tuple(_str(nvml.nvmlDeviceGetName(h)) for h in handles)
     except Exception:
-        return []
+        return ()
     finally:
         _try(nvml.nvmlShutdown)
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sqlite3
 import uuid
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from fleetbench.report.select import open_store, resolve_runs
 # ensemble refreshes exactly what a batch writes.
 from fleetbench.runner.batch import export_results
 from fleetbench.runner.ensemble_vote import STRATEGIES, Choice, Strategy, Vote, choose
+from fleetbench.runner.plan import slug
 from fleetbench.store import COMPLETED, FAILED, Store
 from fleetbench.store.lock import OutputLock
 from fleetbench.tasks.answers import read_answer, task_of_run
@@ -133,7 +133,7 @@ def _run_record(spec: EnsembleSpec, members: list[_Member], task: str) -> dict[s
     digest = hashlib.sha256(json.dumps([member_ids, spec.strategy]).encode()).hexdigest()[:10]
     first = members[0]
     return {
-        "run_id": f"{_slug(name)}__{task}__{spec.strategy}__{digest}",
+        "run_id": f"{slug(name, empty=BACKEND)}__{task}__{spec.strategy}__{digest}",
         "model_name": name,
         "model_class": _common([m.run["model_class"] for m in members], ""),
         "task": task,
@@ -247,7 +247,3 @@ def _sum(values: Any) -> float | None:
 
 def _common(values: list[str], otherwise: str) -> str:
     return values[0] if len(set(values)) == 1 else otherwise
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:48] or "ensemble"

@@ -349,12 +349,13 @@ def make_run_id(spec: RunSpec) -> str:
     """Readable and stable: ``<model>__<task>[__<label>]__<hash of the resolved config>``."""
     digest = hashlib.sha256(json.dumps(spec.identity(), sort_keys=True).encode()).hexdigest()[:10]
     parts = [spec.model.name, spec.task.name, spec.settings_label]
-    slug = "__".join(_slug(p) for p in parts if p)
-    return f"{slug}__{digest}"
+    joined = "__".join(slug(p) for p in parts if p)
+    return f"{joined}__{digest}"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:48] or "x"
+def slug(text: str, empty: str = "x") -> str:
+    """A run-id-safe piece of ``text`` (at most 48 characters); ``empty`` if none is left."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:48] or empty
 
 
 def _rebase(options: dict[str, Any], base: Path) -> dict[str, Any]:

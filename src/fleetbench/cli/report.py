@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from fleetbench.cli.matrix import OUTPUT_HELP
 from fleetbench.cli.run import DEFAULT_OUTPUT, make_console
 from fleetbench.cli.tables import summary_table
 from fleetbench.report.master import MASTER_FILE
@@ -33,7 +34,7 @@ def report(
         typer.Option(
             "--output",
             "-o",
-            help=f"Results folder holding fleetbench.db (default: ./{DEFAULT_OUTPUT}).",
+            help=OUTPUT_HELP,
             show_default=False,
         ),
     ] = DEFAULT_OUTPUT,

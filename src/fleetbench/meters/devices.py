@@ -10,13 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from fleetbench.meters.derived import JOULES_PER_WH
+from fleetbench.meters.energy import NONE
 from fleetbench.meters.poller import Poller
 
 GPU, CPU, DRAM = "gpu", "cpu", "dram"
+GPU_KINDS, CPU_KINDS = (GPU,), (CPU, DRAM)  # what the "gpu" and "cpu" columns add up
 NVML_COUNTER = "nvml-counter"
 NVML_POLLING = "nvml-polling"
 RAPL = "rapl"
-J_PER_WH = 3600.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class WindowReading:
     devices: tuple[DeviceEnergy, ...]
 
     def _of(self, kind: str) -> list[DeviceEnergy]:
-        kinds = (GPU,) if kind == GPU else (CPU, DRAM)
+        kinds = GPU_KINDS if kind == GPU else CPU_KINDS
         return [d for d in self.devices if d.kind in kinds]
 
     def wh(self, kind: str, *, net: bool = True) -> float | None:
@@ -67,11 +69,10 @@ class WindowReading:
         values = [d.net_j if net else d.gross_j for d in self._of(kind)]
         if not values or any(v is None for v in values):
             return None
-        return sum(v for v in values if v is not None) / J_PER_WH
+        return sum(v for v in values if v is not None) / JOULES_PER_WH
 
-    def methods(self, kind: str | None = None) -> list[str]:
-        devices = self.devices if kind is None else tuple(self._of(kind))
-        return sorted({d.method for d in devices})
+    def methods(self) -> list[str]:
+        return sorted({d.method for d in self.devices})
 
     def sample_fields(self) -> dict[str, Any]:
         """The per-sample store columns; ``energy_wh`` is the net total of all metered
@@ -82,7 +83,7 @@ class WindowReading:
         return {
             "cpu_seconds": self.cpu_seconds,
             "energy_wh": total,
-            "energy_method": "+".join(self.methods()) or "none",
+            "energy_method": "+".join(self.methods()) or NONE,
             "gpu_energy_wh": gpu,
             "gpu_energy_gross_wh": self.wh(GPU, net=False),
             "cpu_energy_wh": cpu,

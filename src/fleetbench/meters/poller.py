@@ -39,10 +39,6 @@ class Poller:
             raise RuntimeError("add tasks before start()")
         self._tasks.append(_Task(name, 1.0 / hz, fn))
 
-    @property
-    def active(self) -> bool:
-        return bool(self._tasks)
-
     def start(self) -> None:
         if self._tasks and self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="fleetbench-meter", daemon=True)

@@ -12,8 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
-GPU_KINDS = ("gpu",)
-CPU_KINDS = ("cpu", "dram")
+from fleetbench.meters.devices import CPU_KINDS, GPU_KINDS
 
 
 def energy_columns(samples: list[sqlite3.Row], attempts: list[sqlite3.Row]) -> dict[str, Any]:
@@ -34,7 +33,8 @@ def energy_columns(samples: list[sqlite3.Row], attempts: list[sqlite3.Row]) -> d
         is_gpu = bool(methods) and all(m.startswith("nvml") for m in methods)
         gpu, cpu = (legacy, None) if is_gpu else (None, legacy)
         gpu_gross, cpu_gross = gpu, cpu
-    record = _last_record(attempts)
+    records = _records(attempts)
+    record = records[-1] if records else {}
     unmeasured = [f"{k}: {v}" for k, v in record.get("unmeasured", {}).items()]
     devices = record.get("devices", [])
     idle = record.get("idle_w") or {}
@@ -50,7 +50,7 @@ def energy_columns(samples: list[sqlite3.Row], attempts: list[sqlite3.Row]) -> d
         "idle_baseline_s": record.get("idle_baseline_s"),
         "energy_unmeasured_reason": "; ".join(unmeasured + notes),
         "gpu_names": ", ".join(d.get("name") or "?" for d in devices if d["kind"] in GPU_KINDS),
-        "peak_gpu_memory_mb": _peak_gpu_memory(attempts),
+        "peak_gpu_memory_mb": _peak_gpu_memory(records),
     }
 
 
@@ -70,11 +70,6 @@ def _records(attempts: list[sqlite3.Row]) -> list[dict[str, Any]]:
     return [json.loads(a["energy_json"]) for a in attempts if a["energy_json"]]
 
 
-def _last_record(attempts: list[sqlite3.Row]) -> dict[str, Any]:
-    records = _records(attempts)
-    return records[-1] if records else {}
-
-
 def _idle(devices: list[dict[str, Any]], idle: dict[str, Any], kinds: tuple[str, ...]) -> Any:
     """Summed idle watts of the devices of these kinds; None unless all were measured."""
     values = [idle.get(d["id"]) for d in devices if d["kind"] in kinds]
@@ -83,10 +78,10 @@ def _idle(devices: list[dict[str, Any]], idle: dict[str, Any], kinds: tuple[str,
     return sum(values)
 
 
-def _peak_gpu_memory(attempts: list[sqlite3.Row]) -> float | None:
+def _peak_gpu_memory(records: list[dict[str, Any]]) -> float | None:
     """NVML's view of the process tree; PyTorch's allocator peak where NVML had none."""
     peaks = []
-    for record in _records(attempts):
+    for record in records:
         mem = record.get("peak_gpu_memory_mb") or {}
         value = mem.get("nvml") if mem.get("nvml") is not None else mem.get("torch")
         if value is not None:

@@ -54,7 +54,7 @@ import csv
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -332,6 +332,20 @@ def _index(
     return indexed
 
 
+def combine(
+    value_correct: Sequence[float],
+    ref_scores: Sequence[float],
+    blank_truth_recalled: Sequence[bool],
+) -> tuple[float, float, float, float]:
+    """(overall, value accuracy, ref overlap, NA recall) from per-question figures;
+    ``blank_truth_recalled`` has one flag per truly-blank question: answered blank?"""
+    n = len(value_correct)
+    value = sum(value_correct) / n
+    ref = sum(ref_scores) / n
+    na = sum(blank_truth_recalled) / len(blank_truth_recalled) if blank_truth_recalled else 1.0
+    return WEIGHTS["value"] * value + WEIGHTS["ref"] * ref + WEIGHTS["na"] * na, value, ref, na
+
+
 def score_frames(
     solution_rows: Iterable[Mapping[str, str | None]],
     submission_rows: Iterable[Mapping[str, str | None]],
@@ -353,13 +367,15 @@ def score_frames(
         )
     questions = [score_question(q, solution[q], submission[q]) for q in matched]
     n = len(questions)
-    value = sum(q.value_correct for q in questions) / n
-    ref = sum(q.ref_score for q in questions) / n
     blank_truth = [q for q in questions if q.truth_blank]
     recalled = sum(q.answer_blank for q in blank_truth)
-    na = recalled / len(blank_truth) if blank_truth else 1.0
+    overall, value, ref, na = combine(
+        [q.value_correct for q in questions],
+        [q.ref_score for q in questions],
+        [q.answer_blank for q in blank_truth],
+    )
     return WattBotScore(
-        overall=WEIGHTS["value"] * value + WEIGHTS["ref"] * ref + WEIGHTS["na"] * na,
+        overall=overall,
         value_accuracy=value,
         ref_overlap=ref,
         na_recall=na,

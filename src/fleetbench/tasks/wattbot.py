@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fleetbench.backends.base import GenerationResult, Message
 from fleetbench.errors import ConfigError
-from fleetbench.scoring.wattbot import BLANK, WEIGHTS, is_blank, score_question
+from fleetbench.scoring.wattbot import BLANK, combine, is_blank, score_question
 from fleetbench.tasks.answer_json import parse
 from fleetbench.tasks.base import Sample, chat_messages
 from fleetbench.tasks.retrieval import Index, Retriever, load_corpus
@@ -134,18 +134,15 @@ class WattBotTask:
     @staticmethod
     def aggregate_scores(scores: list[dict[str, Any] | None]) -> dict[str, float]:
         """The WattBot score over all planned samples (see the module docstring)."""
-        n = len(scores)
-        if n == 0:
+        if not scores:
             return {}
-        values = [int(s["value_correct"]) if s else 0 for s in scores]
-        refs = [float(s["ref_score"]) if s else 0.0 for s in scores]
-        blank_truth = [s for s in scores if s and s["truth_blank"]]
-        recalled = sum(bool(s["answer_blank"]) for s in blank_truth)
-        value = sum(values) / n
-        ref = sum(refs) / n
-        na = recalled / len(blank_truth) if blank_truth else 1.0
+        overall, value, ref, na = combine(
+            [int(s["value_correct"]) if s else 0 for s in scores],
+            [float(s["ref_score"]) if s else 0.0 for s in scores],
+            [bool(s["answer_blank"]) for s in scores if s and s["truth_blank"]],
+        )
         return {
-            "overall": WEIGHTS["value"] * value + WEIGHTS["ref"] * ref + WEIGHTS["na"] * na,
+            "overall": overall,
             "value_accuracy": value,
             "ref_overlap": ref,
             "na_recall": na,

@@ -31,6 +31,7 @@ from fleetbench.backends.llamacpp import _CHATML, _cut_at_stop
 from fleetbench.catalog.embedded import EMBEDDED_MODEL_ID, embedded_model_path
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import BackendError, BackendUnavailable
+from fleetbench.meters.disk import disk_bytes
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class TransformersBackend:
         return LoadInfo(
             load_time_s=load_time,
             model_path=str(weights),
-            model_size_bytes=_size(weights),
+            model_size_bytes=disk_bytes(weights) or 0,
             details={
                 "dtype": str(self._model.dtype).removeprefix("torch."),
                 "device": self._device,
@@ -331,9 +332,3 @@ def _import(name: str) -> Any:
         return importlib.import_module(name)
     except ImportError:
         raise BackendUnavailable(HF_EXTRA) from None
-
-
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fleetbench.backends.base import GenerationResult
 from fleetbench.scoring import simple
 from fleetbench.scoring.wattbot import BLANK, normalise
 from fleetbench.tasks.answer_json import parse
@@ -56,13 +55,14 @@ def read_answer(task: Any, sample: Sample, text: str, error: str | None) -> Answ
 
 
 def _wattbot(sample: Sample, text: str) -> Answer:
-    from fleetbench.tasks.wattbot import submission_row
+    from fleetbench.tasks.wattbot import parsed_row
 
-    row, parse_error = submission_row(sample.id, GenerationResult(index=sample.index, text=text))
+    parsed = parse(text)
+    row, parse_error = parsed_row(sample.id, parsed, text)
     if parse_error is not None:
         return NO_ANSWER
     key = normalise(row["answer_value"])
-    return Answer(key=key, blank=key == BLANK, confidence=parse(text).confidence)
+    return Answer(key=key, blank=key == BLANK, confidence=parsed.confidence)
 
 
 def _custom_key(task: Any, sample: Sample, text: str) -> str | None:

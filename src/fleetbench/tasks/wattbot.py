@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fleetbench.backends.base import GenerationResult, Message
 from fleetbench.errors import ConfigError
 from fleetbench.scoring.wattbot import BLANK, combine, is_blank, score_question
-from fleetbench.tasks.answer_json import parse
+from fleetbench.tasks.answer_json import ParsedAnswer, parse
 from fleetbench.tasks.base import Sample, chat_messages
 from fleetbench.tasks.retrieval import Index, Retriever, load_corpus
 
@@ -186,9 +186,13 @@ def submission_row(qid: str, result: GenerationResult) -> tuple[dict[str, str], 
         first = _first_line(result.error) or "unknown error"
         return {"id": qid, "answer_value": GENERATION_ERROR, "answer_unit": BLANK,
                 "ref_id": "[]", "explanation": f"generation failed: {first}"}, None  # fmt: skip
-    parsed = parse(result.text)
+    return parsed_row(qid, parse(result.text), result.text)
+
+
+def parsed_row(qid: str, parsed: ParsedAnswer, text: str) -> tuple[dict[str, str], str | None]:
+    """The Kaggle row for an answer already parsed from ``text``, and the parse error."""
     if not parsed.ok:
-        first = _first_line(result.text) or "(empty)"
+        first = _first_line(text) or "(empty)"
         return {"id": qid, "answer_value": PARSE_ERROR, "answer_unit": BLANK, "ref_id": "[]",
                 "explanation": f"unparsable model output: {first}"}, parsed.error  # fmt: skip
     value = _one_line(parsed.answer_value)

@@ -21,6 +21,7 @@ from fleetbench.backends.base import GenerationSettings
 from fleetbench.catalog import ModelFilter, ModelSpec, load_catalog
 from fleetbench.errors import CatalogError, ConfigError, PlanError, UserError
 from fleetbench.meters.carbon import DEFAULT_REGION, normalise_region
+from fleetbench.meters.monitor import MeterSettings
 from fleetbench.report.stars import load_reference
 from fleetbench.runner.fit import fit_reason
 from fleetbench.tasks import get_task_class
@@ -57,16 +58,21 @@ class EnergySettings(BaseModel):
         "CPU model's TDP / cores where known, else default_watts_per_core",
     )
     default_watts_per_core: float = Field(
-        10.0, gt=0, description="per-core power for CPU models not in the TDP table"
+        MeterSettings.default_watts_per_core,
+        gt=0,
+        description="per-core power for CPU models not in the TDP table",
     )
     idle_baseline_s: float = Field(
-        2.0,
+        MeterSettings.idle_baseline_s,
         ge=0,
         description="seconds of idle power measured before the samples (measured meters "
         "only; 0: none); energy net of idle is reported next to gross",
     )
     poll_hz: float = Field(
-        20.0, ge=10, le=1000, description="power polling rate for GPUs without an energy counter"
+        MeterSettings.poll_hz,
+        ge=10,
+        le=1000,
+        description="power polling rate for GPUs without an energy counter",
     )
     carbon_region: str = Field(
         DEFAULT_REGION,

@@ -33,9 +33,11 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return self.submit(coro).result(timeout)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the loop and wait up to ``timeout`` s for the thread; close the loop if
+        the thread ended. Call once."""
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        self._thread.join(timeout)
         if not self._thread.is_alive():
             self.loop.close()
 

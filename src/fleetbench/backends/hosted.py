@@ -25,14 +25,13 @@ import os
 import queue
 import random
 import re
-import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from fleetbench.backends._loopthread import LoopThread
 from fleetbench.backends.base import (
     BackendContext,
     GenerationRequest,
@@ -70,8 +69,7 @@ class HostedBackend:
         self.context = context
         self._provider: Any = None
         self._secret = ""  # only to scrub error text
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop: LoopThread | None = None
         self._warned: set[str] = set()
         self._rng = random.Random()
         self._policy = RetryPolicy(
@@ -130,9 +128,7 @@ class HostedBackend:
             )
             kwargs.pop("max_retries")  # boto3 retries are configured apart; ours still apply
         start = time.perf_counter()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
+        self._loop = LoopThread()
 
         async def create() -> Any:  # on the loop, so the SDK's client binds to it
             return AnyLLM.create(
@@ -140,7 +136,7 @@ class HostedBackend:
             )
 
         try:
-            self._provider = self._submit(create()).result(timeout=60)
+            self._provider = self._loop.run(create(), timeout=60)
         except Exception as exc:
             raise BackendError(self._scrub(f"cannot set up {o.provider}: {exc}")) from None
         return LoadInfo(
@@ -162,16 +158,13 @@ class HostedBackend:
             raise BackendError("hosted needs a model: set options.model or the entry's id")
         return model
 
-    def _submit(self, coro: Any) -> Future[Any]:
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
-
     def generate(self, requests: Iterable[GenerationRequest]) -> Iterator[GenerationResult]:
         if self._provider is None:
             raise BackendError("generate() called before load()")
         todo = list(requests)
         out: queue.SimpleQueue[GenerationResult | None] = queue.SimpleQueue()
-        future = self._submit(self._run_all(todo, out))
+        assert self._loop is not None
+        future = self._loop.submit(self._run_all(todo, out))
         try:
             while (item := out.get()) is not None:
                 yield item
@@ -262,15 +255,11 @@ class HostedBackend:
         client_close = getattr(getattr(provider, "client", None), "close", None)
         if client_close is not None and asyncio.iscoroutinefunction(client_close):
             try:
-                self._submit(client_close()).result(timeout=5)
+                loop.run(client_close(), timeout=5)
             except Exception as exc:  # closing must never fail a run
                 log.debug("closing the client: %s", type(exc).__name__)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if not loop.is_running():
-            loop.close()
-        self._loop = self._thread = None
+        loop.stop(timeout=5)
+        self._loop = None
 
 
 def _redact(url: str) -> str:

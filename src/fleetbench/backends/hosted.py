@@ -24,7 +24,6 @@ import logging
 import os
 import queue
 import random
-import re
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
@@ -48,6 +47,7 @@ from fleetbench.backends.hosted_wire import (
     provider_class,
     request_kwargs,
 )
+from fleetbench.backends.openai_wire import redact_url, scrub
 from fleetbench.backends.retry import RequestFailure, RetryPolicy
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import BackendError, BackendUnavailable
@@ -145,7 +145,7 @@ class HostedBackend:
             details={
                 "provider": o.provider,
                 "model": self._model(),
-                "api_base": _redact(o.api_base) if o.api_base else None,
+                "api_base": redact_url(o.api_base) if o.api_base else None,
                 "stream": o.stream,
                 "concurrency": o.concurrency,
                 "adapter": f"any-llm-sdk {_version('any-llm-sdk')}",
@@ -240,7 +240,7 @@ class HostedBackend:
         return reply
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        return scrub(text, (self._secret,))
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -260,10 +260,6 @@ class HostedBackend:
                 log.debug("closing the client: %s", type(exc).__name__)
         loop.stop(timeout=5)
         self._loop = None
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"(?<=://)[^/@\s]*@", "", url)
 
 
 def _version(dist: str) -> str:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fleetbench.backends.apikeys import NOT_A_NAME, hide_non_name, not_a_name_problem
 from fleetbench.backends.base import GenerationResult, GenerationSettings
+from fleetbench.backends.openai_wire import one_line
 from fleetbench.backends.retry import (
     RequestFailure,
     is_retryable_status,
@@ -296,8 +297,3 @@ def _body_detail(body: Any) -> str | None:
 def _count(usage: Any, name: str) -> int | None:
     value = getattr(usage, name, None)
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -211,6 +211,7 @@ def error_detail(text: str) -> str:
     return one_line(text)
 
 
+# one_line, scrub and redact_url serve the hosted backend too (hosted.py, hosted_wire.py).
 def one_line(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."

@@ -89,6 +89,7 @@ class OpenAIBackend:
         )
         self._rng = random.Random()
         self._warned: set[str] = set()
+        self._spec: BodySpec | None = None  # built on the first request, then reused
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={redact_url(self.base_url)!r})"
@@ -108,7 +109,7 @@ class OpenAIBackend:
         problem = key_problem(self.options, self.context.model)
         if problem is not None:
             raise BackendError(problem)
-        key = os.environ.get(self.options.api_key_env or "", "") if self.options.api_key_env else ""
+        key = os.environ.get(self.options.api_key_env, "") if self.options.api_key_env else ""
         self._secrets = (key,) if key else ()
         startup_s: float | None = None
         try:
@@ -266,12 +267,14 @@ class OpenAIBackend:
 
     def _body_spec(self) -> BodySpec:
         o = self.options
+        # OpenAIOptions._fill_from_preset has filled both from the preset already.
+        assert o.sampling_extras is not None and o.reasoning_param is not None
         effort = self.context.model.reasoning_effort
         spec = BodySpec(
             model=self.model,
             preset=self.preset,
-            extras=o.sampling_extras or {},
-            reasoning_param=o.reasoning_param or self.preset.reasoning_param,
+            extras=o.sampling_extras,
+            reasoning_param=o.reasoning_param,
             reasoning_effort=effort,
             stream=o.stream,
             extra_body=o.extra_body,
@@ -283,7 +286,9 @@ class OpenAIBackend:
         return spec
 
     async def _one(self, request: GenerationRequest) -> GenerationResult:
-        spec = self._body_spec()
+        if self._spec is None:  # constant for the run; its warning comes once, here
+            self._spec = self._body_spec()
+        spec = self._spec
         if request.chat_template_kwargs and not sends_template_kwargs(spec):
             self._warn_once("kwargs", "chat_template_kwargs are not sent to this server")
         body = build_body(request, spec)

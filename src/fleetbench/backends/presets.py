@@ -110,7 +110,3 @@ PRESETS: dict[str, Preset] = {
 
 # Without a preset: a generic OpenAI-compatible server, standard fields only.
 GENERIC = Preset("custom", "")
-
-
-def preset_names() -> list[str]:
-    return list(PRESETS)

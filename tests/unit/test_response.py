@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleetbench.tasks.response import SplitResponse, split_response
+from fleetbench.scoring.response import SplitResponse, split_response
 
 R1_OUTPUT = """<think>
 Okay, the user asks for 17 * 23. Let me compute.

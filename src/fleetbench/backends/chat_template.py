@@ -13,6 +13,18 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from fleetbench.backends.base import Message
 
+# Used when a GGUF carries no chat template of its own.
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def cut_at_stop(text: str, stops: list[str]) -> str:
+    """``text`` up to the first stop string (backends that stop after the fact)."""
+    cut = min((text.find(s) for s in stops if s in text), default=-1)
+    return text[:cut] if cut >= 0 else text
+
 
 class ChatTemplate:
     def __init__(self, template: str, bos_token: str = "", eos_token: str = "") -> None:

@@ -21,16 +21,11 @@ from fleetbench.backends.base import (
     GenerationResult,
     LoadInfo,
 )
-from fleetbench.backends.chat_template import ChatTemplate
+from fleetbench.backends.chat_template import CHATML, ChatTemplate, cut_at_stop
 from fleetbench.catalog.embedded import EMBEDDED_MODEL_ID, embedded_model_path
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import BackendError, BackendUnavailable
 
-# Used when a GGUF carries no chat template of its own.
-_CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 
 class LlamaCppOptions(BaseModel):
@@ -105,7 +100,7 @@ class LlamaCppBackend:
     def _chat_template(self) -> ChatTemplate:
         llm = self._llm
         meta: dict[str, str] = llm.metadata
-        template = meta.get("tokenizer.chat_template") or _CHATML
+        template = meta.get("tokenizer.chat_template") or CHATML
         return ChatTemplate(
             template,
             bos_token=_token_text(llm, llm.token_bos()),
@@ -164,7 +159,7 @@ class LlamaCppBackend:
         latency = time.perf_counter() - start
         text = llm.detokenize(out).decode("utf-8", errors="replace")
         if s.stop:
-            text = _cut_at_stop(text, s.stop)
+            text = cut_at_stop(text, s.stop)
         return GenerationResult(
             index=request.index,
             text=text,
@@ -215,8 +210,3 @@ def _token_text(llm: Any, token: int) -> str:
 def _hit_stop(llm: Any, out: list[int], stops: list[str]) -> bool:
     tail = llm.detokenize(out[-16:]).decode("utf-8", errors="ignore")
     return any(stop in tail for stop in stops)
-
-
-def _cut_at_stop(text: str, stops: list[str]) -> str:
-    cut = min((text.find(s) for s in stops if s in text), default=-1)
-    return text[:cut] if cut >= 0 else text

@@ -27,7 +27,7 @@ from fleetbench.backends.base import (
     LoadInfo,
     Message,
 )
-from fleetbench.backends.llamacpp import _CHATML, _cut_at_stop
+from fleetbench.backends.chat_template import CHATML, cut_at_stop
 from fleetbench.catalog.embedded import EMBEDDED_MODEL_ID, embedded_model_path
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import BackendError, BackendUnavailable
@@ -191,7 +191,7 @@ class TransformersBackend:
             ids, finish = ids[:-1], "stop"
         text = tok.decode(ids, skip_special_tokens=True)
         if s.stop and any(stop in text for stop in s.stop):
-            text, finish = _cut_at_stop(text, s.stop), "stop"
+            text, finish = cut_at_stop(text, s.stop), "stop"
         ttft = clock.times[0] - start if clock.times else None
         itl = None
         if len(clock.times) > 1:
@@ -216,7 +216,7 @@ class TransformersBackend:
                 [m.model_dump() for m in messages],
                 add_generation_prompt=True,
                 tokenize=False,
-                chat_template=None if tok.chat_template else _CHATML,
+                chat_template=None if tok.chat_template else CHATML,
                 **kwargs,
             )
         )

@@ -2,8 +2,8 @@
 
 from fleetbench.catalog.embedded import DEFAULT_MODEL_NAME, embedded_model_path
 from fleetbench.catalog.filters import ModelFilter
-from fleetbench.catalog.loaders import dump_yaml, load_catalog
-from fleetbench.catalog.spec import ModelSpec, normalise_id
+from fleetbench.catalog.loaders import load_catalog
+from fleetbench.catalog.spec import ModelSpec, dump_yaml, normalise_id
 
 __all__ = [
     "DEFAULT_MODEL_NAME",

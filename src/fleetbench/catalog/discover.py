@@ -31,8 +31,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetbench.catalog.loaders import dump_yaml
-from fleetbench.catalog.spec import ModelSpec
+from fleetbench.catalog.spec import ModelSpec, dump_yaml
 from fleetbench.errors import CatalogError
 
 HF_CONFIG = "config.json"

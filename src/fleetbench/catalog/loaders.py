@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from fleetbench.catalog.discover import discover_checkpoints
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import CatalogError, ConfigError
 from fleetbench.yamlconf import YamlDocument, describe_error, format_loc
@@ -35,8 +36,6 @@ def load_catalog(path: Path) -> list[ModelSpec]:
     """Load a catalogue by its extension (``.csv``, ``.yaml``/``.yml``); a folder is a
     training output whose checkpoints are discovered."""
     if path.is_dir():
-        from fleetbench.catalog.discover import discover_checkpoints
-
         return discover_checkpoints(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -99,21 +98,6 @@ def load_yaml(path: Path) -> list[ModelSpec]:
             continue
         _build({**defaults, **raw}, where, entries, errors, field_names=str)
     return _finish(path, entries, errors)
-
-
-def dump_yaml(entries: list[ModelSpec]) -> str:
-    """A YAML catalogue that loads back into the same entries."""
-    fields = set(ModelSpec.model_fields) - {"source", "warnings", "chat_template"}
-    models = []
-    defaults = ModelSpec(name="x")
-    for entry in entries:
-        item = {
-            k: v
-            for k, v in entry.model_dump(mode="json", include=fields).items()
-            if v != getattr(defaults, k) or k in ("name", "id")
-        }
-        models.append(item)
-    return yaml.safe_dump({"models": models}, sort_keys=False, allow_unicode=True)
 
 
 def _build(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fleetbench.catalog import families as fam
@@ -140,3 +141,18 @@ def resolve_entry(spec: ModelSpec) -> None:
     if hints.note and spec.supported and spec.family == "other":
         resolution.warnings.append(f"Chat Template text not understood: {hints.note!r}")
     spec.warnings = list(dict.fromkeys([*spec.warnings, *resolution.warnings]))
+
+
+def dump_yaml(entries: list[ModelSpec]) -> str:
+    """A YAML catalogue that loads back into the same entries."""
+    fields = set(ModelSpec.model_fields) - {"source", "warnings", "chat_template"}
+    models = []
+    defaults = ModelSpec(name="x")
+    for entry in entries:
+        item = {
+            k: v
+            for k, v in entry.model_dump(mode="json", include=fields).items()
+            if v != getattr(defaults, k) or k in ("name", "id")
+        }
+        models.append(item)
+    return yaml.safe_dump({"models": models}, sort_keys=False, allow_unicode=True)

@@ -9,7 +9,8 @@ import typer
 
 from fleetbench.cli.run import DEFAULT_OUTPUT
 from fleetbench.report.matrix import build_matrix, write_matrix
-from fleetbench.report.select import open_store, select_task_runs, split_ids
+from fleetbench.report.select import select_task_runs, split_ids
+from fleetbench.store.opener import open_store
 
 OUTPUT_HELP = f"Results folder holding fleetbench.db (default: ./{DEFAULT_OUTPUT})."
 MATRIX_HELP = "\n\n".join(

@@ -154,7 +154,7 @@ def discover(
     A plan may also point its catalog path at the folder itself.
     """
     from fleetbench.catalog.discover import discover_checkpoints
-    from fleetbench.catalog.loaders import dump_yaml
+    from fleetbench.catalog.spec import dump_yaml
     from fleetbench.fsutil import atomic_write_text
 
     entries = discover_checkpoints(folder)

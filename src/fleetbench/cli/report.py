@@ -11,9 +11,9 @@ from fleetbench.cli.matrix import OUTPUT_HELP
 from fleetbench.cli.run import DEFAULT_OUTPUT, make_console
 from fleetbench.cli.tables import summary_table
 from fleetbench.report.master import MASTER_FILE
-from fleetbench.report.select import open_store
+from fleetbench.store.opener import open_store
 from fleetbench.report.stars import load_reference
-from fleetbench.runner.batch import export_results
+from fleetbench.report.exports import export_results
 from fleetbench.store.lock import OutputLock
 
 REPORT_HELP = "\n\n".join(

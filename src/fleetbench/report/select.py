@@ -4,20 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from pathlib import Path
 
 from fleetbench.errors import ConfigError
-from fleetbench.store import DB_NAME, Store
-
-
-def open_store(output: Path) -> Store:
-    """The store of an existing results folder; never creates one."""
-    if not (output / DB_NAME).is_file():
-        raise ConfigError(
-            f"{output}: no results store ({DB_NAME}); run `fleetbench run` there first "
-            "or pass the results folder with --output"
-        )
-    return Store.in_dir(output)
+from fleetbench.store import Store
 
 
 def split_ids(values: Iterable[str] | None) -> list[str]:

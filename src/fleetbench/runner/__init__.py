@@ -10,7 +10,6 @@ from fleetbench.runner.batch import (
     PlannedRun,
     plan_batch,
     run_batch,
-    run_dir,
 )
 from fleetbench.runner.executor import Executor, SequentialExecutor
 from fleetbench.runner.plan import LoadedPlan, Plan, RunSpec, load_plan
@@ -31,5 +30,4 @@ __all__ = [
     "load_plan",
     "plan_batch",
     "run_batch",
-    "run_dir",
 ]

@@ -18,13 +18,11 @@ from typing import Any, Protocol
 from fleetbench.catalog import ModelFilter
 from fleetbench.errors import ConfigError
 from fleetbench.meters import host_info
-from fleetbench.report import summarize_run, write_master_csv
-from fleetbench.report.stars import ReferenceRow, assign_stars, rate_runs
+from fleetbench.report.exports import export_results, run_dir
 from fleetbench.runner.executor import Executor, SequentialExecutor
 from fleetbench.runner.job import Event, RunJob, RunOutcome
 from fleetbench.runner.plan import LoadedPlan, RunSpec
 from fleetbench.store import COMPLETED, DB_NAME, FAILED, Store
-from fleetbench.store.exports import write_run_files
 from fleetbench.store.lock import OutputLock
 from fleetbench.tasks import get_task_class
 
@@ -198,10 +196,6 @@ def _run_locked(
         store.close()
 
 
-def run_dir(output: Path, run_id: str) -> Path:
-    return output / "runs" / run_id
-
-
 def _run_record(spec: RunSpec) -> dict[str, object]:
     return {
         "run_id": spec.run_id,
@@ -226,25 +220,3 @@ def _mark_interrupted(store: Store, run_ids: list[str]) -> None:
         row = store.get_run(run_id)
         if row is not None and row["status"] == "running":
             store.set_run_status(run_id, FAILED, "interrupted by the user; re-run to resume")
-
-
-def export_results(
-    store: Store,
-    output: Path,
-    run_ids: list[str],
-    stars_reference: list[ReferenceRow] | None = None,
-) -> list[dict[str, Any]]:
-    """Rewrite the given runs' files (all runs if empty) and the master CSV; returns
-    every run's summary (stars are rated across runs, so all are summarised). Stars use
-    ``stars_reference`` when given, else the reference named by the latest plan."""
-    rows = store.runs()
-    summaries = [summarize_run(store, row) for row in rows]
-    if stars_reference is not None:
-        assign_stars(summaries, stars_reference)
-    else:
-        rate_runs(summaries, rows)
-    for row, summary in zip(rows, summaries, strict=True):
-        if not run_ids or row["run_id"] in run_ids:
-            write_run_files(store, row, summary, run_dir(output, row["run_id"]))
-    write_master_csv(output, summaries)
-    return summaries

@@ -33,7 +33,7 @@ from fleetbench.runner.job import RunJob
 from fleetbench.runner.plan import EnergySettings
 from fleetbench.store import Store
 from fleetbench.tasks import Sample, apply_affixes, get_task_class
-from fleetbench.tasks.response import split_response
+from fleetbench.scoring.response import split_response
 
 log = logging.getLogger("fleetbench.worker")
 

@@ -26,7 +26,7 @@ import re
 import textwrap
 from dataclasses import dataclass
 
-from fleetbench.tasks.response import THINK_CLOSE, split_response
+from fleetbench.scoring.response import THINK_CLOSE, split_response
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)",
                     re.DOTALL | re.MULTILINE)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Results storage: the SQLite store and the files exported from it."""
+"""Results storage: the SQLite store, its migrations and the output lock."""
 
 from fleetbench.store.sqlite import (
     COMPLETED,
@@ -9,5 +9,6 @@ from fleetbench.store.sqlite import (
     TIMEOUT,
     Store,
 )
+from fleetbench.store.opener import open_store
 
-__all__ = ["COMPLETED", "DB_NAME", "FAILED", "PENDING", "RUNNING", "TIMEOUT", "Store"]
+__all__ = ["COMPLETED", "DB_NAME", "FAILED", "PENDING", "RUNNING", "TIMEOUT", "Store", "open_store"]

@@ -1,4 +1,5 @@
-"""Per-run files derived from the store: ``summary.json`` and ``results.jsonl``.
+"""Files derived from the store: per-run ``summary.json``/``results.jsonl``/task files
+and the master CSV.
 
 They are regenerated from the store after every batch, so they are always consistent
 with it, and written atomically.
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.fsutil import atomic_write_text
+from fleetbench.report.aggregate import summarize_run
+from fleetbench.report.master import write_master_csv
+from fleetbench.report.stars import ReferenceRow, assign_stars, rate_runs
 from fleetbench.store.sqlite import Store
 from fleetbench.tasks import run_files
 
@@ -51,13 +55,13 @@ def sample_record(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], run_dir: Path) -> None:
+def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], folder: Path) -> None:
     samples = store.samples(run["run_id"], below=int(run["planned_samples"]))
     records = [sample_record(s) for s in samples]
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    atomic_write_text(run_dir / RESULTS_FILE, lines)
+    atomic_write_text(folder / RESULTS_FILE, lines)
     for name, text in run_files(run["task"], records).items():
-        atomic_write_text(run_dir / name, text)
+        atomic_write_text(folder / name, text)
     attempts = [
         {
             k: a[k]
@@ -76,8 +80,34 @@ def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], run
         "config": json.loads(run["config_json"]),
         "attempts": attempts,
     }
-    atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(document, indent=2, default=str) + "\n")
+    atomic_write_text(folder / SUMMARY_FILE, json.dumps(document, indent=2, default=str) + "\n")
 
 
 def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
+
+
+def run_dir(output: Path, run_id: str) -> Path:
+    return output / "runs" / run_id
+
+
+def export_results(
+    store: Store,
+    output: Path,
+    run_ids: list[str],
+    stars_reference: list[ReferenceRow] | None = None,
+) -> list[dict[str, Any]]:
+    """Rewrite the given runs' files (all runs if empty) and the master CSV; returns
+    every run's summary (stars are rated across runs, so all are summarised). Stars use
+    ``stars_reference`` when given, else the reference named by the latest plan."""
+    rows = store.runs()
+    summaries = [summarize_run(store, row) for row in rows]
+    if stars_reference is not None:
+        assign_stars(summaries, stars_reference)
+    else:
+        rate_runs(summaries, rows)
+    for row, summary in zip(rows, summaries, strict=True):
+        if not run_ids or row["run_id"] in run_ids:
+            write_run_files(store, row, summary, run_dir(output, row["run_id"]))
+    write_master_csv(output, summaries)
+    return summaries

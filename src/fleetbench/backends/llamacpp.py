@@ -27,7 +27,6 @@ from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import BackendError, BackendUnavailable
 
 
-
 class LlamaCppOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -10,11 +10,11 @@ import typer
 from fleetbench.cli.matrix import OUTPUT_HELP
 from fleetbench.cli.run import DEFAULT_OUTPUT, make_console
 from fleetbench.cli.tables import summary_table
-from fleetbench.report.master import MASTER_FILE
-from fleetbench.store.opener import open_store
-from fleetbench.report.stars import load_reference
 from fleetbench.report.exports import export_results
+from fleetbench.report.master import MASTER_FILE
+from fleetbench.report.stars import load_reference
 from fleetbench.store.lock import OutputLock
+from fleetbench.store.opener import open_store
 
 REPORT_HELP = "\n\n".join(
     [

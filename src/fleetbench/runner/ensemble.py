@@ -37,19 +37,19 @@ from typing import Any
 from fleetbench.backends.base import GenerationResult
 from fleetbench.errors import ConfigError, UserError
 from fleetbench.meters import NONE, host_info
-from fleetbench.report.select import resolve_runs
-from fleetbench.store.opener import open_store
 
 # The batch's own export step (summaries, star ratings, run folders, master CSV), so an
 # ensemble refreshes exactly what a batch writes.
 from fleetbench.report.exports import export_results
+from fleetbench.report.select import resolve_runs
 from fleetbench.runner.ensemble_vote import STRATEGIES, Choice, Strategy, Vote, choose
 from fleetbench.runner.plan import slug
+from fleetbench.scoring.response import split_response
 from fleetbench.store import COMPLETED, FAILED, Store
 from fleetbench.store.lock import OutputLock
+from fleetbench.store.opener import open_store
 from fleetbench.tasks.answers import read_answer, task_of_run
 from fleetbench.tasks.base import Sample
-from fleetbench.scoring.response import split_response
 
 BACKEND = "ensemble"
 _SUMMED = ("prompt_tokens", "completion_tokens", "latency_s", "cpu_seconds", "energy_wh",

@@ -31,9 +31,9 @@ from fleetbench.meters import host_info, peak_rss_mb
 from fleetbench.meters.monitor import EnergyMonitor, Mark, MeterSettings
 from fleetbench.runner.job import RunJob
 from fleetbench.runner.plan import EnergySettings
+from fleetbench.scoring.response import split_response
 from fleetbench.store import Store
 from fleetbench.tasks import Sample, apply_affixes, get_task_class
-from fleetbench.scoring.response import split_response
 
 log = logging.getLogger("fleetbench.worker")
 

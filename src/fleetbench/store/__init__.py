@@ -1,5 +1,6 @@
 """Results storage: the SQLite store, its migrations and the output lock."""
 
+from fleetbench.store.opener import open_store
 from fleetbench.store.sqlite import (
     COMPLETED,
     DB_NAME,
@@ -9,6 +10,5 @@ from fleetbench.store.sqlite import (
     TIMEOUT,
     Store,
 )
-from fleetbench.store.opener import open_store
 
 __all__ = ["COMPLETED", "DB_NAME", "FAILED", "PENDING", "RUNNING", "TIMEOUT", "Store", "open_store"]

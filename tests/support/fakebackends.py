@@ -13,7 +13,13 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from fleetbench.backends import BackendContext, GenerationRequest, GenerationResult, LoadInfo
+from fleetbench.backends import (
+    BackendContext,
+    GenerationRequest,
+    GenerationResult,
+    GpuPlacement,
+    LoadInfo,
+)
 
 
 class FaultOptions(BaseModel):
@@ -92,6 +98,41 @@ class FlakyEchoBackend:
                     ttft_s=0.005,
                     finish_reason="stop",
                 )
+
+    def close(self) -> None:
+        pass
+
+
+class GpuOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gpus: int = 1
+
+
+class GpuEchoBackend:
+    """Stands in for a GPU engine on machines without one (with ``fakenvml``'s GPUs):
+    placed on ``gpus`` GPUs, it answers every request with the CUDA_VISIBLE_DEVICES
+    its worker was given."""
+
+    name: ClassVar[str] = "gpu-echo"
+    Options: ClassVar[type[BaseModel]] = GpuOptions
+
+    def __init__(self, options: GpuOptions, context: BackendContext) -> None:
+        self.options = options
+
+    @staticmethod
+    def placement(options: GpuOptions) -> GpuPlacement:
+        return GpuPlacement(count=options.gpus)
+
+    def load(self) -> LoadInfo:
+        return LoadInfo(load_time_s=0.0)
+
+    def generate(self, requests: Iterable[GenerationRequest]) -> Iterator[GenerationResult]:
+        seen = os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
+        for r in requests:
+            yield GenerationResult(
+                index=r.index, text=seen, prompt_tokens=1, completion_tokens=1, latency_s=0.01
+            )
 
     def close(self) -> None:
         pass

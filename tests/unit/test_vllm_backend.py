@@ -20,7 +20,13 @@ import pytest
 from backendctx import make_context
 from conftest import PlanWriter, run_cli
 
-from fleetbench.backends import GenerationRequest, GenerationSettings, Message, get_backend_class
+from fleetbench.backends import (
+    GenerationRequest,
+    GenerationSettings,
+    GpuPlacement,
+    Message,
+    get_backend_class,
+)
 from fleetbench.backends import vllm_offline as vo
 from fleetbench.backends.vllm_offline import (
     NEEDS_EXTRA,
@@ -56,7 +62,7 @@ def output(
 
 def test_registered_under_vllm() -> None:
     assert get_backend_class("vllm") is VLLMBackend
-    assert VLLMBackend.placement(VLLMOptions()) == "gpu"
+    assert VLLMBackend.placement(VLLMOptions()) == GpuPlacement(count=1, memory_fraction=0.9)
 
 
 def test_sampling_kwargs_are_explicit_and_top_k_disabled_is_minus_one() -> None:
@@ -166,12 +172,53 @@ def test_unavailable_without_vllm_here() -> None:
 
 def test_gpu_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "CUDA_VISIBLE_DEVICES=''" in (gpu_problem({"CUDA_VISIBLE_DEVICES": ""}) or "")
-    monkeypatch.setattr(vo, "_nvml_count", lambda: None)
-    monkeypatch.setattr(vo, "_nvidia_smi_count", lambda: 2)
+    assert "CUDA_VISIBLE_DEVICES='-1'" in (gpu_problem({"CUDA_VISIBLE_DEVICES": "-1"}) or "")
+    monkeypatch.setattr(vo, "visible_gpu_count", lambda env: (None, "not installed"))
+    monkeypatch.setattr(vo, "_nvidia_smi_count", lambda env: 2)
     assert gpu_problem({}) is None
-    monkeypatch.setattr(vo, "_nvidia_smi_count", lambda: None)
+    monkeypatch.setattr(vo, "_nvidia_smi_count", lambda env: None)
     monkeypatch.setattr(vo, "_torch_count", lambda: 0)
     assert gpu_problem({}) == "no NVIDIA GPU visible"
+
+
+def test_gpu_detection_reads_cuda_visible_devices_through_nvml(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fakenvml import FakeNvml, gpu
+
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml([gpu(0, 70), gpu(1, 70)]))
+    assert gpu_problem({}) is None
+    assert gpu_problem({"CUDA_VISIBLE_DEVICES": gpu(1, 0)["uuid"]}) is None
+    assert gpu_problem({"CUDA_VISIBLE_DEVICES": "5"}) == (
+        "no NVIDIA GPU visible (CUDA_VISIBLE_DEVICES='5' leaves no GPU visible)"
+    )
+    assert gpu_problem({"CUDA_VISIBLE_DEVICES": "MIG-1234"}) is None  # vLLM can use MIG
+    assert gpu_problem({"CUDA_VISIBLE_DEVICES": "-1"}) is not None
+
+
+def test_nvidia_smi_fallback_applies_the_same_visibility(monkeypatch: pytest.MonkeyPatch) -> None:
+    listing = (
+        "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-aaaa-1111)\n"
+        "  MIG 3g.40gb     Device  0: (UUID: MIG-cccc)\n"
+        "GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-bbbb-2222)\n"
+    )
+    monkeypatch.setattr(vo.shutil, "which", lambda exe: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(
+        vo.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, listing, "")
+    )
+    assert vo._nvidia_smi_count({}) == 2
+    assert vo._nvidia_smi_count({"CUDA_VISIBLE_DEVICES": "GPU-bbbb"}) == 1
+    assert vo._nvidia_smi_count({"CUDA_VISIBLE_DEVICES": "1,0"}) == 2
+    assert vo._nvidia_smi_count({"CUDA_VISIBLE_DEVICES": "2"}) == 0
+
+
+def test_model_path_runs_a_local_checkpoint(tmp_path: Path) -> None:
+    ckpt = tmp_path / "checkpoint-100"
+    backend = VLLMBackend(VLLMOptions(model_path=ckpt), make_context(tmp_path / "run", "a/b"))
+    assert backend._model_name() == str(ckpt)
+    assert VLLMBackend(VLLMOptions(), make_context(tmp_path / "r2", "a/b"))._model_name() == "a/b"
+    with pytest.raises(ValueError, match="not both"):
+        VLLMOptions(model="a/b", model_path=ckpt)
 
 
 def test_no_gpu_on_this_machine() -> None:

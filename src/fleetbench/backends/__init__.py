@@ -16,8 +16,10 @@ from fleetbench.backends.base import (
     GenerationRequest,
     GenerationResult,
     GenerationSettings,
+    GpuPlacement,
     LoadInfo,
     Message,
+    Placement,
 )
 from fleetbench.errors import ConfigError
 
@@ -27,8 +29,10 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "GenerationSettings",
+    "GpuPlacement",
     "LoadInfo",
     "Message",
+    "Placement",
     "backend_names",
     "get_backend_class",
 ]

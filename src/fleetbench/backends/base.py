@@ -93,6 +93,30 @@ class LoadInfo(BaseModel):
 
 
 @dataclass(frozen=True)
+class GpuPlacement:
+    """The GPUs a local model is loaded on, as a backend's ``placement`` hook says.
+
+    ``count`` GPUs (e.g. vLLM's ``tensor_parallel_size``); ``devices`` when the options
+    fix which (CUDA indices among the visible GPUs, e.g. ``cuda:1``), else the runner
+    picks the visible GPUs with the most free memory and pins the run to them;
+    ``spread``: the backend spreads the model over every visible GPU (llama.cpp's layer
+    split), so their free memory adds up; ``memory_fraction``: the backend claims this
+    share of each GPU's total memory up front and refuses to start with less free
+    (vLLM's ``gpu_memory_utilization``).
+    """
+
+    count: int = 1
+    devices: tuple[int, ...] | None = None
+    spread: bool = False
+    memory_fraction: float | None = None
+
+
+# Where a backend places a model, for the fit check: RAM, GPU(s), or None (remote: no
+# local memory to check). A plain "gpu" is one GPU, any.
+Placement = Literal["ram", "gpu"] | GpuPlacement | None
+
+
+@dataclass(frozen=True)
 class BackendContext:
     """What a backend may know about the run it serves, besides its options."""
 
@@ -113,6 +137,10 @@ class Backend(Protocol):
     * ``unavailable_reason(options, model) -> str | None`` (static): why the model
       cannot run on this machine at all (a missing SDK, no GPU); the run is skipped
       with that reason, before anything loads.
+    * ``placement(options) -> Placement`` (static): where the weights go (``"ram"``,
+      a ``GpuPlacement``, ``"gpu"`` for one GPU, None for a remote model); the fit
+      check compares the estimated need with free memory there, per GPU, and skips a
+      model that cannot fit.
     * ``preflight_error(options, model) -> str | None`` (static): a configuration
       problem the user must fix (e.g. an API key variable that is not set); the whole
       batch stops with that one-line error before anything runs.

@@ -19,7 +19,9 @@ from fleetbench.backends.base import (
     BackendContext,
     GenerationRequest,
     GenerationResult,
+    GpuPlacement,
     LoadInfo,
+    Placement,
 )
 from fleetbench.backends.chat_template import CHATML, ChatTemplate, cut_at_stop
 from fleetbench.catalog.embedded import EMBEDDED_MODEL_ID, embedded_model_path
@@ -59,9 +61,10 @@ class LlamaCppBackend:
         return None
 
     @staticmethod
-    def placement(options: LlamaCppOptions) -> str:
-        """Where the weights live, for the fit check before loading."""
-        return "gpu" if options.n_gpu_layers != 0 else "ram"
+    def placement(options: LlamaCppOptions) -> Placement:
+        """Where the weights live, for the fit check before loading: with GPU layers,
+        llama.cpp splits them over every visible GPU (its default layer split)."""
+        return GpuPlacement(spread=True) if options.n_gpu_layers != 0 else "ram"
 
     def load(self) -> LoadInfo:
         try:

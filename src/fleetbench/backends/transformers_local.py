@@ -24,8 +24,10 @@ from fleetbench.backends.base import (
     BackendContext,
     GenerationRequest,
     GenerationResult,
+    GpuPlacement,
     LoadInfo,
     Message,
+    Placement,
 )
 from fleetbench.backends.chat_template import CHATML, cut_at_stop
 from fleetbench.catalog.embedded import EMBEDDED_MODEL_ID, embedded_model_path
@@ -90,11 +92,16 @@ class TransformersBackend:
         return None
 
     @staticmethod
-    def placement(options: TransformersOptions) -> str:
-        """Where the weights live, for the fit check (``auto``: GPU when a driver is loaded)."""
-        if options.device == "auto":
-            return "gpu" if Path("/dev/nvidiactl").exists() else "ram"
-        return "ram" if options.device == "cpu" else "gpu"
+    def placement(options: TransformersOptions) -> Placement:
+        """Where the weights live, for the fit check (``auto``: GPU when a driver is
+        loaded): ``cuda:N`` is that GPU; ``cuda`` and ``auto`` mean CUDA's first visible
+        GPU, so the runner may pick the one with the most free memory."""
+        if options.device == "cpu" or (
+            options.device == "auto" and not Path("/dev/nvidiactl").exists()
+        ):
+            return "ram"
+        index = options.device.partition(":")[2]
+        return GpuPlacement(devices=(int(index),)) if index else GpuPlacement()
 
     def load(self) -> LoadInfo:
         os.environ["HF_HUB_OFFLINE"] = "1"  # never reach a hub, whatever the path looks like

@@ -27,19 +27,22 @@ import subprocess
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fleetbench.backends.base import (
     BackendContext,
     GenerationRequest,
     GenerationResult,
     GenerationSettings,
+    GpuPlacement,
     LoadInfo,
 )
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import BackendError, BackendUnavailable
+from fleetbench.meters.nvml import select_by_uuid, visible_gpu_count
 
 log = logging.getLogger("fleetbench.backends.vllm")
 
@@ -61,6 +64,11 @@ class VLLMOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(None, description="HF id or local folder; default: the model id")
+    model_path: Path | None = Field(
+        None,
+        description="local HF folder or .gguf file (e.g. a discovered checkpoint); "
+        "excludes 'model'",
+    )
     dtype: str | None = Field(None, description="default: the catalogue dtype, else auto")
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
@@ -69,6 +77,18 @@ class VLLMOptions(BaseModel):
     trust_remote_code: bool = False
     batch: int | None = Field(None, ge=1, description="requests per chat() call; default all")
     engine_args: dict[str, Any] = Field(default_factory=dict, description="more LLM(...) args")
+
+    @model_validator(mode="after")
+    def _one_model(self) -> VLLMOptions:
+        if self.model and self.model_path:
+            raise ValueError("give 'model' or 'model_path', not both")
+        return self
+
+    def gpus(self) -> int:
+        """GPUs one engine uses: tensor x pipeline parallel (engine_args may set them)."""
+        tp = self.engine_args.get("tensor_parallel_size", self.tensor_parallel_size)
+        pp = self.engine_args.get("pipeline_parallel_size", 1)
+        return max(1, int(tp) * int(pp))
 
 
 # -- pure mappings (unit-tested without vLLM) ------------------------------------------
@@ -178,38 +198,22 @@ def result_from_output(index: int, output: Any, wall_s: float) -> tuple[Generati
 
 
 def gpu_problem(env: dict[str, str] | None = None) -> str | None:
-    """None if an NVIDIA GPU is visible: NVML if importable, else ``nvidia-smi -L``,
-    else torch's CUDA check if torch is importable."""
+    """None if an NVIDIA GPU is visible to this process: NVML if importable, else
+    ``nvidia-smi -L``, else torch's CUDA check if torch is importable. Which GPUs
+    ``CUDA_VISIBLE_DEVICES`` leaves visible is decided in ``meters.nvml`` only."""
     env = dict(os.environ) if env is None else env
-    visible = env.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1", "none", "NoDevFiles"):
-        return f"{NO_GPU} (CUDA_VISIBLE_DEVICES={visible!r})"
-    count = _nvml_count()
-    if count is None:
-        count = _nvidia_smi_count()
+    count, reason = visible_gpu_count(env)
+    if count is None:  # no NVML here: ask the other tools, which give no reason
+        reason = None
+        count = _nvidia_smi_count(env)
     if count is None:
         count = _torch_count()
-    return None if count else NO_GPU
-
-
-def _nvml_count() -> int | None:
-    try:
-        import pynvml
-    except ImportError:
+    if count:
         return None
-    try:
-        pynvml.nvmlInit()
-    except Exception:  # no driver: NVML raises its own error types
-        return 0
-    try:
-        return int(pynvml.nvmlDeviceGetCount())
-    except Exception:
-        return 0
-    finally:
-        pynvml.nvmlShutdown()
+    return f"{NO_GPU} ({reason})" if reason else NO_GPU
 
 
-def _nvidia_smi_count() -> int | None:
+def _nvidia_smi_count(env: dict[str, str]) -> int | None:
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return None
@@ -217,7 +221,13 @@ def _nvidia_smi_count() -> int | None:
         out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return 0
-    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+    # "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-5f3c...)"; MIG lines are indented.
+    uuids = [
+        line.rsplit("UUID:", 1)[-1].strip(" )")
+        for line in out.stdout.splitlines()
+        if line.startswith("GPU ")
+    ]
+    return len(select_by_uuid(uuids, env))
 
 
 def _torch_count() -> int | None:
@@ -250,13 +260,19 @@ class VLLMBackend:
         return gpu_problem()
 
     @staticmethod
-    def placement(options: VLLMOptions) -> str:
-        return "gpu"
+    def placement(options: VLLMOptions) -> GpuPlacement:
+        """vLLM takes the first ``tensor x pipeline parallel`` visible GPUs, and claims
+        ``gpu_memory_utilization`` of each GPU's memory up front."""
+        fraction = options.engine_args.get("gpu_memory_utilization", options.gpu_memory_utilization)
+        return GpuPlacement(count=options.gpus(), memory_fraction=float(fraction))
 
     def _model_name(self) -> str:
-        name = self.options.model or self.context.model.id
+        o = self.options
+        name = str(o.model_path) if o.model_path else (o.model or self.context.model.id)
         if not name:
-            raise BackendError("vllm needs a model: set options.model or the entry's id")
+            raise BackendError(
+                "vllm needs a model: set options.model, options.model_path or the entry's id"
+            )
         return name
 
     def load(self) -> LoadInfo:

@@ -26,7 +26,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,13 @@ from fleetbench.meters.poller import Poller
 
 INSTALL_HINT = "pip install 'fleetbench[nvml]'"
 MEMORY_HZ = 2.0
+MIG_NOTE = "MIG instances"
 
 
 def load_nvml() -> tuple[Any, str | None]:
     """The initialised ``pynvml`` module, or None and why GPUs cannot be metered."""
-    try:
-        nvml = importlib.import_module("pynvml")
-    except ImportError:
+    nvml = _import_nvml()
+    if nvml is None:
         if not Path("/proc/driver/nvidia").exists():
             return None, "no NVIDIA GPU (no NVIDIA driver; nvidia-ml-py not installed)"
         return None, f"no NVML (nvidia-ml-py not installed: {INSTALL_HINT})"
@@ -55,32 +56,148 @@ def load_nvml() -> tuple[Any, str | None]:
     return nvml, None
 
 
-def visible_gpus(nvml: Any, env: dict[str, str] | None = None) -> tuple[list[Any], str | None]:
-    """NVML handles of the GPUs this process may use, in CUDA's order."""
+def _import_nvml() -> Any:
+    try:
+        return importlib.import_module("pynvml")
+    except ImportError:
+        return None
+
+
+def visible_gpus(nvml: Any, env: Mapping[str, str] | None = None) -> tuple[list[Any], str | None]:
+    """NVML handles of the GPUs this process may use, in CUDA's order, or none and why.
+
+    The one reader of ``CUDA_VISIBLE_DEVICES`` (the fit check, the vLLM backend and the
+    meters all come here): entries are indices or (prefixes of) UUIDs, read as CUDA
+    reads them, up to the first entry that names no GPU (``""`` and ``-1`` hide all).
+    Indices are NVML's (PCI bus) order, which is CUDA's under ``CUDA_DEVICE_ORDER=
+    PCI_BUS_ID`` and on machines of one GPU model; runs pinned by fleetbench name UUIDs.
+    MIG instances have no handle here (NVML has no per-instance energy).
+    """
     count = int(nvml.nvmlDeviceGetCount())
     if count == 0:
         return [], "no NVIDIA GPU"
     all_handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-    spec = (env if env is not None else dict(os.environ)).get("CUDA_VISIBLE_DEVICES")
+    spec = _visible_spec(env)
     if spec is None:
         return all_handles, None
     uuids = [_str(nvml.nvmlDeviceGetUUID(h)) for h in all_handles]
-    chosen: list[Any] = []
+    picked, reason = _select(uuids, spec)
+    return [all_handles[i] for i in picked], reason
+
+
+def _select(uuids: list[str], spec: str) -> tuple[list[int], str | None]:
+    """Which of the GPUs named by ``uuids`` (NVML order) ``spec`` leaves visible."""
+    chosen: list[int] = []
     for entry in (e.strip() for e in spec.split(",")):
-        if entry.isdigit() and int(entry) < count:
-            chosen.append(all_handles[int(entry)])
-        elif entry.startswith("GPU-") or entry.startswith("gpu-"):
-            matches = [h for h, u in zip(all_handles, uuids, strict=True) if u.startswith(entry)]
-            if len(matches) != 1:
-                break  # CUDA stops at the first entry it cannot resolve
-            chosen.append(matches[0])
-        elif entry.startswith("MIG-"):
-            return [], "MIG instances: NVML has no per-instance energy"
+        if entry.isdigit() and int(entry) < len(uuids):
+            index: int | None = int(entry)
+        elif entry.upper().startswith("GPU-"):
+            matches = [i for i, u in enumerate(uuids) if u.upper().startswith(entry.upper())]
+            index = matches[0] if len(matches) == 1 else None
+        elif entry.upper().startswith("MIG-"):
+            return [], f"{MIG_NOTE} in CUDA_VISIBLE_DEVICES={spec!r}: NVML meters whole GPUs"
         else:
-            break
+            index = None
+        if index is None:
+            break  # CUDA stops at the first entry it cannot resolve
+        if index not in chosen:
+            chosen.append(index)
     if not chosen:
         return [], f"CUDA_VISIBLE_DEVICES={spec!r} leaves no GPU visible"
     return chosen, None
+
+
+def _visible_spec(env: Mapping[str, str] | None) -> str | None:
+    """The ``CUDA_VISIBLE_DEVICES`` value, read here and nowhere else in fleetbench."""
+    return (env if env is not None else os.environ).get("CUDA_VISIBLE_DEVICES")
+
+
+def hidden_by_env(env: Mapping[str, str] | None = None) -> str | None:
+    """Why ``CUDA_VISIBLE_DEVICES`` hides every GPU whatever the machine has (``""``,
+    ``-1``, ``none``: the first entry names no GPU), else None; needs no driver."""
+    spec = _visible_spec(env)
+    if spec is None:
+        return None
+    first = spec.split(",")[0].strip().upper()
+    if first.isdigit() or first.startswith(("GPU-", "MIG-")):
+        return None
+    return f"CUDA_VISIBLE_DEVICES={spec!r} leaves no GPU visible"
+
+
+def uses_mig(env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``CUDA_VISIBLE_DEVICES`` names MIG instances (GPUs NVML cannot meter)."""
+    spec = _visible_spec(env) or ""
+    return any(e.strip().upper().startswith("MIG-") for e in spec.split(","))
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    """One visible GPU's memory, for the fit check."""
+
+    index: int  # CUDA index among the visible GPUs
+    uuid: str
+    name: str
+    free: int  # bytes
+    total: int  # bytes
+
+
+def gpu_memory(
+    nvml: Any = None, env: Mapping[str, str] | None = None
+) -> tuple[list[GpuMemory], str | None]:
+    """Free and total memory of each visible GPU, in CUDA order; none and why when NVML
+    is missing or sees none. ``nvml`` is a stand-in module (tests); else it is loaded."""
+    own = nvml is None
+    if own:
+        nvml, reason = load_nvml()
+        if nvml is None:
+            return [], reason
+    try:
+        handles, reason = visible_gpus(nvml, env)
+        out = []
+        for i, handle in enumerate(handles):
+            info = nvml.nvmlDeviceGetMemoryInfo(handle)
+            uuid = _str(nvml.nvmlDeviceGetUUID(handle))
+            name = _str_or_none(_try(nvml.nvmlDeviceGetName, handle)) or "GPU"
+            out.append(GpuMemory(i, uuid, name, int(info.free), int(info.total)))
+        return out, reason
+    except Exception as exc:  # NVMLError from a lost or misbehaving GPU
+        return [], f"NVML error: {exc}"
+    finally:
+        if own:
+            _try(nvml.nvmlShutdown)
+
+
+def visible_gpu_count(env: Mapping[str, str] | None = None) -> tuple[int | None, str | None]:
+    """How many GPUs this process may use (MIG instances count), and why none; None
+    when NVML is not installed (the caller may ask another tool)."""
+    if (hidden := hidden_by_env(env)) is not None:
+        return 0, hidden
+    if uses_mig(env):
+        spec = _visible_spec(env) or ""
+        return len([e for e in spec.split(",") if e.strip()]), None
+    nvml = _import_nvml()
+    if nvml is None:
+        return None, "nvidia-ml-py not installed"
+    try:
+        nvml.nvmlInit()
+    except Exception as exc:  # no driver, no GPU
+        return 0, f"NVML: {exc}"
+    try:
+        handles, reason = visible_gpus(nvml, env)
+        return len(handles), reason
+    except Exception as exc:
+        return 0, f"NVML error: {exc}"
+    finally:
+        _try(nvml.nvmlShutdown)
+
+
+def select_by_uuid(uuids: list[str], env: Mapping[str, str] | None = None) -> list[int]:
+    """Indices into ``uuids`` (all GPUs, in ``nvidia-smi -L`` order) that
+    ``CUDA_VISIBLE_DEVICES`` leaves visible: the same rules as ``visible_gpus``."""
+    spec = _visible_spec(env)
+    if spec is None:
+        return list(range(len(uuids)))
+    return _select(uuids, spec)[0]
 
 
 class NvmlMeter:

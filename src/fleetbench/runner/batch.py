@@ -107,9 +107,10 @@ def _decide(spec: RunSpec, planned: int, stored: int, model_filter: ModelFilter)
         return PlannedRun(spec, planned, stored, SKIP, spec.skip_reason)
     if stored >= planned:
         return PlannedRun(spec, planned, stored, SKIP, f"completed ({stored}/{planned} stored)")
+    where = f"; {spec.placement_note}" if spec.placement_note else ""
     if stored:
-        return PlannedRun(spec, planned, stored, RESUME, f"{stored}/{planned} stored")
-    return PlannedRun(spec, planned, stored, RUN, "")
+        return PlannedRun(spec, planned, stored, RESUME, f"{stored}/{planned} stored{where}")
+    return PlannedRun(spec, planned, stored, RUN, spec.placement_note or "")
 
 
 def run_batch(

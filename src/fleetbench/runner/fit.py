@@ -4,23 +4,24 @@ cannot run instead of crashing into an out-of-memory kill halfway through a flee
 The need is the weights (a model file/folder's size when the options name one, else
 parameters x bytes per parameter of the dtype) times an allowance for the KV cache,
 activations and runtime; the supply is free memory where the backend places the
-model (GPU memory over the visible GPUs, or available RAM). A backend says where it
-places a model with an optional static ``placement(options) -> "ram" | "gpu" | None``
-(None: remote, nothing to check).
+model. A backend says where with an optional static ``placement(options)`` (see
+``backends.base.GpuPlacement``): available RAM; or the GPUs it is given, each on its
+own, since a model on one GPU cannot use another's memory: the GPUs the options fix,
+else the visible ones with the most free memory (the run is then pinned to them);
+only a backend that spreads a model over every GPU (llama.cpp) counts their sum.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import psutil
 
+from fleetbench.backends.base import GpuPlacement, Placement
 from fleetbench.catalog.spec import ModelSpec
-
-Placement = Literal["ram", "gpu"]
+from fleetbench.meters.nvml import GpuMemory, gpu_memory
 
 # Weights are not all a loaded model needs: KV cache, activations, the runtime itself.
 OVERHEAD = 1.2
@@ -79,64 +80,109 @@ def free_ram_bytes() -> int:
     return int(psutil.virtual_memory().available)
 
 
-def free_gpu_bytes() -> int | None:
-    """Free memory summed over the visible NVIDIA GPUs; None if NVML is unavailable."""
-    try:
-        import pynvml
-    except ImportError:
-        return None
-    try:
-        pynvml.nvmlInit()
-    except Exception:  # no driver, no GPU: NVML raises its own error types
-        return None
-    try:
-        count = pynvml.nvmlDeviceGetCount()
-        visible = _visible_indices(count)
-        return sum(
-            int(pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(i)).free)
-            for i in visible
-        )
-    finally:
-        pynvml.nvmlShutdown()
+@dataclass(frozen=True)
+class Fit:
+    """The fit check's answer: why the model will not fit (None: it fits, or there is
+    nothing to compare with), and the GPUs it was checked against."""
+
+    reason: str | None = None
+    gpus: tuple[GpuMemory, ...] = ()  # chosen by free memory; the run is pinned to them
+    note: str | None = None  # where it goes, for the dry run ("GPU 1, 70.0 GiB free")
 
 
-def _visible_indices(count: int) -> list[int]:
-    """Respect CUDA_VISIBLE_DEVICES when it lists plain indices (UUIDs: all GPUs)."""
-    raw = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if raw is None:
-        return list(range(count))
-    picked = [int(p) for p in raw.split(",") if p.strip().isdigit()]
-    if not picked and raw.strip() and not raw.strip().startswith(("GPU-", "MIG-")):
-        return []
-    return [i for i in picked if i < count] if picked else list(range(count))
+def as_gpu_placement(placement: object) -> GpuPlacement | None:
+    """A backend's placement as GPUs (``"gpu"``: one, any); None for RAM or remote."""
+    if isinstance(placement, GpuPlacement):
+        return placement
+    return GpuPlacement() if placement == "gpu" else None
 
 
-def fit_reason(
+def check_fit(
     model: ModelSpec,
     options: dict[str, Any],
-    placement: str | None,
-    free: int | None = None,
-) -> str | None:
-    """Why the model will not fit where it is placed; None if it fits or is unknown.
-
-    ``free`` overrides the measured free memory (tests, reference machines).
-    """
+    placement: Placement,
+    *,
+    ram: int | None = None,
+    gpus: list[GpuMemory] | None = None,
+) -> Fit:
+    """Will ``model`` fit where its backend places it? ``ram`` and ``gpus`` replace the
+    measured free memory (tests, reference machines)."""
     if placement is None:
-        return None
+        return Fit()
     need = estimate_need(model, options)
     if need is None:
-        return None
-    if free is None:
-        free = free_ram_bytes() if placement == "ram" else free_gpu_bytes()
-    if free is None:
-        return None  # nothing to compare with: the backend reports a missing GPU itself
-    if need.bytes <= free:
-        return None
-    where = "available RAM" if placement == "ram" else "free GPU memory"
-    return (
-        f"does not fit: needs ~{_gb(need.bytes)} ({need.how}, x{OVERHEAD:g} for cache and "
-        f"runtime), {where} is {_gb(free)}"
-    )
+        return Fit()
+    on_gpu = as_gpu_placement(placement)
+    if on_gpu is None:
+        free = free_ram_bytes() if ram is None else ram
+        if need.bytes <= free:
+            return Fit()
+        return Fit(f"does not fit: {_needs(need)}, available RAM is {_gb(free)}")
+    if gpus is None:
+        gpus, _ = gpu_memory()
+    if not gpus:
+        return Fit()  # nothing to compare with: the backend reports a missing GPU itself
+    return _on_gpus(need, on_gpu, gpus)
+
+
+def _on_gpus(need: Need, placement: GpuPlacement, gpus: list[GpuMemory]) -> Fit:
+    if placement.spread:  # the backend spreads the weights over all of them
+        free = sum(g.free for g in gpus)
+        if need.bytes <= free:
+            return Fit()
+        return Fit(
+            f"does not fit: {_needs(need)}, free GPU memory is {_gb(free)} over {_gpu_list(gpus)}"
+        )
+    if placement.devices is not None:
+        by_index = {g.index: g for g in gpus}
+        if any(i not in by_index for i in placement.devices):
+            return Fit()  # a GPU that is not there: the backend reports it itself
+        chosen = [by_index[i] for i in placement.devices]
+        how = "given"
+    else:
+        if placement.count > len(gpus):
+            return Fit(
+                f"does not fit: needs {placement.count} GPUs, {len(gpus)} visible "
+                f"({_gpu_list(gpus)})"
+            )
+        ranked = sorted(gpus, key=lambda g: (-g.free, g.index))[: placement.count]
+        chosen = sorted(ranked, key=lambda g: g.index)
+        how = "most free memory" if len(gpus) > placement.count else "all visible"
+    reason = _per_gpu_shortfall(need, placement, chosen)
+    where = f"{_gpu_list(chosen)} ({how}: {', '.join(_gb(g.free) for g in chosen)} free)"
+    if reason is not None:
+        return Fit(f"does not fit: {reason}; on {where}", tuple(chosen))
+    pinned = tuple(chosen) if placement.devices is None else ()
+    return Fit(None, pinned, f"on {where}")
+
+
+def _per_gpu_shortfall(need: Need, placement: GpuPlacement, chosen: list[GpuMemory]) -> str | None:
+    """Why the weights, shared evenly over ``chosen``, do not fit there; None if they do."""
+    share = need.bytes / len(chosen)
+    per = f" = {_gb(share)} per GPU" if len(chosen) > 1 else ""
+    fraction = placement.memory_fraction
+    for g in chosen:
+        if fraction is not None:
+            claim = fraction * g.total
+            if g.free < claim:
+                return (
+                    f"claims {fraction:g} x {_gb(g.total)} = {_gb(claim)} of GPU {g.index} "
+                    f"(gpu_memory_utilization), {_gb(g.free)} is free"
+                )
+            if share > claim:
+                return f"{_needs(need)}{per}, more than the {_gb(claim)} claimed on GPU {g.index}"
+        elif share > g.free:
+            return f"{_needs(need)}{per}, free GPU memory is {_gb(g.free)} on GPU {g.index}"
+    return None
+
+
+def _needs(need: Need) -> str:
+    return f"needs ~{_gb(need.bytes)} ({need.how}, x{OVERHEAD:g} for cache and runtime)"
+
+
+def _gpu_list(gpus: list[GpuMemory]) -> str:
+    names = ", ".join(str(g.index) for g in gpus)
+    return f"GPU {names}" if len(gpus) == 1 else f"GPUs {names}"
 
 
 def _gb(n: float) -> str:

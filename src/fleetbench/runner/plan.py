@@ -22,8 +22,9 @@ from fleetbench.catalog import ModelFilter, ModelSpec, load_catalog
 from fleetbench.errors import CatalogError, ConfigError, PlanError, UserError
 from fleetbench.meters.carbon import DEFAULT_REGION, normalise_region
 from fleetbench.meters.monitor import MeterSettings
+from fleetbench.meters.nvml import GpuMemory, gpu_memory
 from fleetbench.report.stars import load_reference
-from fleetbench.runner.fit import fit_reason
+from fleetbench.runner.fit import Fit, as_gpu_placement, check_fit
 from fleetbench.tasks import get_task_class
 from fleetbench.yamlconf import YamlDocument
 
@@ -131,6 +132,11 @@ class RunSpec(BaseModel):
     model: ModelSpec
     skip_reason: str | None = None
     preflight_error: str | None = None  # stops the batch if this run is to execute
+    gpus: list[str] = Field(
+        default_factory=list,
+        description="UUIDs of the GPUs the fit check chose; the worker sees only these",
+    )
+    placement_note: str | None = None  # where the fit check put it, for the dry run
     backend_options: dict[str, Any]
     task: TaskSpec
     task_options: dict[str, Any]
@@ -147,6 +153,8 @@ class RunSpec(BaseModel):
                 "energy": True,
                 "skip_reason": True,
                 "preflight_error": True,
+                "gpus": True,
+                "placement_note": True,
                 "model": {"source", "warnings"},
             },
         )
@@ -219,6 +227,13 @@ class _Expander:
 
     def __init__(self, plan: Plan, doc: YamlDocument, base: Path) -> None:
         self.plan, self.doc, self.base = plan, doc, base
+        self._gpus: list[GpuMemory] | None = None
+
+    def _gpu_memory(self) -> list[GpuMemory]:
+        """The visible GPUs' free memory, read once per plan (NVML init is not free)."""
+        if self._gpus is None:
+            self._gpus = gpu_memory()[0]
+        return self._gpus
 
     def expand(self, models: list[ModelSpec]) -> list[RunSpec]:
         plan = self.plan
@@ -227,7 +242,7 @@ class _Expander:
         tasks = [self._task(ti, task) for ti, task in enumerate(plan.tasks)]
         runs: list[RunSpec] = []
         for mi, model in enumerate(models):
-            backend_options, skip, preflight = self._backend(mi, model)
+            backend_options, skip, preflight, fit = self._backend(mi, model)
             for ti, (task, task_cls, task_options) in enumerate(tasks):
                 protocol = _protocol_defaults(task_cls, task_options, bool(model.reasoning))
                 for si, variant in enumerate(plan.settings):
@@ -237,6 +252,8 @@ class _Expander:
                         model=model,
                         skip_reason=skip,
                         preflight_error=preflight,
+                        gpus=[g.uuid for g in fit.gpus] if skip is None else [],
+                        placement_note=fit.note,
                         backend_options=backend_options,
                         task=task,
                         task_options=task_options,
@@ -258,17 +275,19 @@ class _Expander:
         ).model_dump(mode="json")
         return task, task_cls, options
 
-    def _backend(self, mi: int, model: ModelSpec) -> tuple[dict[str, Any], str | None, str | None]:
-        """Validated backend options, why the model cannot run here (None if it can),
-        and a configuration error that must stop the batch if it is to run."""
+    def _backend(
+        self, mi: int, model: ModelSpec
+    ) -> tuple[dict[str, Any], str | None, str | None, Fit]:
+        """Validated backend options, why the model cannot run here (None if it can), a
+        configuration error that must stop the batch if it is to run, and the fit check."""
         options = _rebase(model.options, self.base)
         if not model.supported:
-            return options, model.skip_reason or "unsupported", None
+            return options, model.skip_reason or "unsupported", None, Fit()
         try:
             backend_cls = get_backend_class(model.backend)
         except ConfigError as exc:
             if mi >= len(self.plan.models):  # a catalogue may list more than runs here
-                return options, f"backend not available: {exc}", None
+                return options, f"backend not available: {exc}", None, Fit()
             raise self._model_error(mi, model, "backend", str(exc)) from None
         try:
             validated = backend_cls.Options.model_validate(options)
@@ -282,13 +301,17 @@ class _Expander:
         reason = getattr(backend_cls, "unavailable_reason", None)
         skip = reason(validated, model) if reason else None
         placement = getattr(backend_cls, "placement", None)
+        fit = Fit()
         if skip is None and placement is not None and self.plan.fit_check:
-            skip = fit_reason(model, checked, placement(validated))
+            where = placement(validated)
+            gpus = self._gpu_memory() if as_gpu_placement(where) else None
+            fit = check_fit(model, checked, where, gpus=gpus)
+            skip = fit.reason
         preflight = getattr(backend_cls, "preflight_error", None)
         error = preflight(validated, model) if preflight else None
         if error is not None:
             error = f"{model.source or self.doc.path}: model {model.name!r}: {error}"
-        return checked, skip, error
+        return checked, skip, error, fit
 
     def _generation(
         self, mi: int, ti: int, si: int, model: ModelSpec, protocol: dict[str, Any]

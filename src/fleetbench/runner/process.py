@@ -40,6 +40,7 @@ def run_attempt(job: RunJob, store: Store, on_event: EventSink) -> RunOutcome:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,
+            env=worker_env(job),
             start_new_session=True,
         )
     status, error = _supervise(proc, job, lambda e: on_event(run_id, e))
@@ -50,6 +51,15 @@ def run_attempt(job: RunJob, store: Store, on_event: EventSink) -> RunOutcome:
         status, error = FAILED, f"worker ended with {stored}/{job.planned_samples} samples stored"
     store.finish_attempt(run_id, job.attempt, status, error)
     return RunOutcome(run_id=run_id, status=status, error=error, samples_stored=stored)
+
+
+def worker_env(job: RunJob, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The worker's environment: the batch's, pinned to the GPUs the fit check chose
+    (by UUID, which no device ordering can confuse)."""
+    env = dict(os.environ if base is None else base)
+    if job.spec.gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(job.spec.gpus)
+    return env
 
 
 def _supervise(

@@ -98,3 +98,40 @@ def test_discover_checkpoints_and_run_the_gguf_one(tmp_path: Path) -> None:
     smoke = run_cli("run", str(plan), "--smoke", "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert smoke.returncode == 0, smoke.stderr  # the GGUF checkpoint ran; HF ones skipped
     assert "completed train/step_100.gguf" in smoke.stdout
+
+
+def test_discovered_checkpoints_follow_the_catalogue_defaults(tmp_path: Path) -> None:
+    root = tmp_path / "train"
+    for step in (20, 300):
+        ckpt = root / f"checkpoint-{step}"
+        ckpt.mkdir(parents=True)
+        (ckpt / "config.json").write_text('{"torch_dtype": "bfloat16"}')
+        (ckpt / "model.safetensors").write_bytes(b"\0" * 1024)
+    (root / "step_100.gguf").write_bytes(b"GGUF")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "catalog: {path: train, defaults: {backend: vllm, options: {max_model_len: 2048}}}\n"
+        "tasks: [{name: textgen}]\n"
+    )
+    dry = run_cli("run", str(plan), "--dry-run", "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    rows = [line for line in dry.stdout.splitlines() if "train/" in line]
+    assert len(rows) == 3, dry.stdout  # the GGUF one too: vLLM loads a .gguf file
+    for row in rows:
+        assert " vllm " in row and "skip" in row
+        assert "vllm backend needs the [vllm] extra" in row  # no vLLM, no GPU here
+    # The checkpoint reaches vLLM as its model_path, with the defaults' own options.
+    from fleetbench.runner.plan import load_plan
+
+    specs = load_plan(plan).runs
+    assert [s.model.backend for s in specs] == ["vllm"] * 3
+    order = ("checkpoint-20", "step_100.gguf", "checkpoint-300")
+    paths = [str((root / name).resolve()) for name in order]
+    assert [s.backend_options["model_path"] for s in specs] == paths
+    assert {s.backend_options["max_model_len"] for s in specs} == {2048}
+    # Without defaults, each checkpoint keeps the backend its file kind suggests.
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("catalog: {path: train}\ntasks: [{name: textgen}]\n")
+    assert [s.model.backend for s in load_plan(plain).runs] == [
+        "transformers", "llamacpp", "transformers"
+    ]  # fmt: skip

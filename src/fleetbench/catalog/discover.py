@@ -21,6 +21,10 @@ name order, with a warning.
 Entries have no ``id`` (they are local files, so the llamacpp backend's guard against
 running the embedded model in place of a missing GGUF does not apply) and are named
 ``<root folder name>/<path relative to root>``, which contains the step.
+
+The backend and task are only guessed from the file kind (``GUESSED``): a plan's
+``catalog: {path: <folder>, defaults: {backend: vllm}}`` replaces them, and every
+backend that loads local weights takes the checkpoint as ``options.model_path``.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ _STEP = re.compile(
     r"(?<![a-z0-9])(?:checkpoint|ckpt|step|iteration|iter|epoch)[-_]?(\d+)(?![a-z0-9])",
     re.IGNORECASE,
 )
+
+# Fields an entry gets from the kind of file found, not from the checkpoint itself.
+GUESSED = frozenset({"backend", "task"})
 
 _LOOKED_FOR = (
     "HF-format folders holding config.json and .gguf files, "

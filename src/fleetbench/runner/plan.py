@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fleetbench.backends import get_backend_class
 from fleetbench.backends.base import GenerationSettings
 from fleetbench.catalog import ModelFilter, ModelSpec, load_catalog
+from fleetbench.catalog.discover import GUESSED
 from fleetbench.errors import CatalogError, ConfigError, PlanError, UserError
 from fleetbench.meters.carbon import DEFAULT_REGION, normalise_region
 from fleetbench.meters.monitor import MeterSettings
@@ -211,13 +212,21 @@ def _catalog_models(plan: Plan, doc: YamlDocument, base: Path) -> list[ModelSpec
         return []
     path = ref.path if ref.path.is_absolute() else base / ref.path
     entries = load_catalog(path)
+    # A discovered checkpoint's backend and task are guesses: the defaults win there.
+    guessed = GUESSED if path.is_dir() else frozenset()
     if ref.defaults:
-        entries = [_with_defaults(e, ref.defaults, doc) for e in entries]
+        entries = [_with_defaults(e, ref.defaults, doc, guessed) for e in entries]
     return [e for e in entries if ref.filter.matches(e)]
 
 
-def _with_defaults(entry: ModelSpec, defaults: dict[str, Any], doc: YamlDocument) -> ModelSpec:
-    data = entry.model_dump(exclude_unset=True)
+def _with_defaults(
+    entry: ModelSpec, defaults: dict[str, Any], doc: YamlDocument, guessed: frozenset[str]
+) -> ModelSpec:
+    """``defaults`` under what the entry says, except over the fields it only guessed."""
+    data = {
+        k: v for k, v in entry.model_dump(exclude_unset=True).items()
+        if not (k in guessed and k in defaults)
+    }  # fmt: skip
     merged = {**defaults, **data, "options": {**defaults.get("options", {}), **entry.options}}
     return doc.validate(ModelSpec, merged, loc=("catalog", "defaults"))
 

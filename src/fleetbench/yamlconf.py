@@ -20,6 +20,20 @@ from fleetbench.errors import PlanError
 M = TypeVar("M", bound=BaseModel)
 Loc = Sequence[int | str]
 
+# ``Field(json_schema_extra=DERIVED)``: a field fleetbench fills in while resolving an
+# entry (support, warnings, where it was read), not one a user sets; errors that list
+# the valid fields leave it out.
+DERIVED: dict[str, Any] = {"derived": True}
+
+
+def user_fields(model: type[BaseModel]) -> list[str]:
+    """The fields of ``model`` a user may set, in declaration order."""
+    return [
+        name
+        for name, info in model.model_fields.items()
+        if not (isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("derived"))
+    ]
+
 
 class YamlDocument:
     """Parsed YAML plus its node tree, for line lookups."""
@@ -102,7 +116,7 @@ def describe_error(model: type[BaseModel], err: Any) -> str:
     kind, loc = err["type"], err["loc"]
     if kind == "extra_forbidden":
         owner = model_at(model, loc[:-1])
-        valid = ", ".join(owner.model_fields) if owner else "see the documentation"
+        valid = ", ".join(user_fields(owner)) if owner else "see the documentation"
         return f"unknown field {loc[-1]!r}; valid fields: {valid}"
     if kind == "missing":
         return "required field is missing"

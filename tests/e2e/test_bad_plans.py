@@ -21,7 +21,9 @@ CASES = {
     ),
     "unknown_field": (
         GOOD_MODEL + "    temprature: 0.5\n" + GOOD_TASK,
-        r"plan.yaml:4: models\[0\].temprature: unknown field 'temprature'; valid fields: name, ",
+        # Only fields a user sets: not supported, skip_reason, warnings, source.
+        r"plan.yaml:4: models\[0\].temprature: unknown field 'temprature'; valid fields: name, "
+        r"id, backend, options, .*, dtype, price_input_per_1m, price_output_per_1m$",
     ),
     "wrong_type": (
         GOOD_MODEL + GOOD_TASK + "generation:\n  max_tokens: lots\n",
@@ -106,3 +108,25 @@ def test_help_explains_every_command(tmp_path: Path) -> None:
         assert flag in run.stdout
     example = run_cli("example-plan", cwd=tmp_path)
     assert example.returncode == 0 and "models:" in example.stdout
+
+
+def test_task_selects_the_plans_benchmark_tasks(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(GOOD_MODEL + GOOD_TASK + "  - name: wattbot\n")
+    out = tmp_path / "out"
+    proc = run_cli("run", str(plan), "--dry-run", "--task", "wattbot", "-o", str(out),
+                   cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if "smollm2" in line]
+    assert len(rows) == 1 and "wattbot" in rows[0]
+    assert "1 more run(s) filtered out" in proc.stdout
+    both = run_cli("run", str(plan), "--dry-run", "--task", "wattbot", "--task", "textgen",
+                   "-o", str(out), cwd=tmp_path)  # fmt: skip
+    assert len([line for line in both.stdout.splitlines() if "smollm2" in line]) == 2
+
+    unknown = run_cli("run", str(plan), "--task", "text_gen", "-o", str(out), cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr == (
+        f"error: --task 'text_gen': not a task of {plan}; its tasks: textgen, wattbot\n"
+    )
+    assert not out.exists()

@@ -64,7 +64,7 @@ def test_bad_catalogue_is_one_line_exit_2(tmp_path: Path) -> None:
 def test_dry_run_of_a_catalogue_plan_says_why_rows_are_skipped(tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
     plan.write_text(f"catalog: {{path: {OCT}}}\ntasks: [{{name: textgen}}]\n")
-    proc = run_cli("run", str(plan), "--dry-run", "--task", "image_gen", "-o",
+    proc = run_cli("run", str(plan), "--dry-run", "--catalog-task", "image_gen", "-o",
                    str(tmp_path / "out"), cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("is not supported") == 3

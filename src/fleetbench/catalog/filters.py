@@ -31,7 +31,7 @@ class ModelFilter(BaseModel):
                 f"class {entry.model_class or '(none)'} not in --class {','.join(self.model_class)}"
             )
         if self.task and entry.task.lower() not in {t.lower() for t in self.task}:
-            return f"task {entry.task} not in --task {','.join(self.task)}"
+            return f"catalogue task {entry.task} not in --catalog-task {','.join(self.task)}"
         if self.reasoning and self.reasoning.lower() not in entry.reasoning_state.lower():
             return f"reasoning state {entry.reasoning_state!r} lacks {self.reasoning!r}"
         if self.max_priority is not None and (

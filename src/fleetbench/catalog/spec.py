@@ -20,6 +20,7 @@ from fleetbench.catalog.reasoning import (
     parse_template_text,
     resolve,
 )
+from fleetbench.yamlconf import DERIVED
 
 MODEL_CLASSES = ("A", "B", "C")
 TEXT_TASKS = ("text_gen",)
@@ -59,10 +60,12 @@ class ModelSpec(BaseModel):
     dtype: str | None = None
     price_input_per_1m: float | None = Field(None, ge=0)
     price_output_per_1m: float | None = Field(None, ge=0)
-    supported: bool = True
-    skip_reason: str | None = None
-    warnings: list[str] = Field(default_factory=list)
-    source: str = Field("", description="where the entry was read: file:row")
+    supported: bool = Field(True, json_schema_extra=DERIVED)
+    skip_reason: str | None = Field(None, json_schema_extra=DERIVED)
+    warnings: list[str] = Field(default_factory=list, json_schema_extra=DERIVED)
+    source: str = Field(
+        "", description="where the entry was read: file:row", json_schema_extra=DERIVED
+    )
 
     @field_validator("id")
     @classmethod

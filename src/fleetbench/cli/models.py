@@ -63,7 +63,10 @@ def list_models(
     model_class: Annotated[
         list[str] | None, typer.Option("--class", help="Class: A, B, C.")
     ] = None,
-    task: Annotated[list[str] | None, typer.Option("--task", help="Task, e.g. text_gen.")] = None,
+    task: Annotated[
+        list[str] | None,
+        typer.Option("--catalog-task", "--task", help="Task column, e.g. text_gen."),
+    ] = None,
     reasoning: Annotated[
         str | None, typer.Option("--reasoning", help="Reasoning state contains this, e.g. High.")
     ] = None,

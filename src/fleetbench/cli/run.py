@@ -76,7 +76,18 @@ def run(
     ] = None,
     task: Annotated[
         list[str] | None,
-        typer.Option("--task", help="Only catalogue entries of this task (e.g. text_gen)."),
+        typer.Option(
+            "--task",
+            help="Only this benchmark task of the plan (e.g. wattbot, textgen); repeat for "
+            "several.",
+        ),
+    ] = None,
+    catalog_task: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--catalog-task",
+            help="Only catalogue entries whose task column is this (e.g. text_gen).",
+        ),
     ] = None,
     reasoning: Annotated[
         str | None,
@@ -149,13 +160,14 @@ def run(
     model_filter = ModelFilter(
         name=model or [],
         model_class=model_class or [],
-        task=task or [],
+        task=catalog_task or [],
         reasoning=reasoning,
         max_priority=max_priority,
     )
     options = BatchOptions(
         output=(output or loaded.plan.output or DEFAULT_OUTPUT).resolve(),
         filter=model_filter,
+        tasks=task or [],
         limit=1 if smoke else (limit or loaded.plan.limit),
         timeout_s=timeout or loaded.plan.timeout_s,
         fresh=fresh,

@@ -36,6 +36,7 @@ FILTERED = "filtered out"
 class BatchOptions:
     output: Path
     filter: ModelFilter = field(default_factory=ModelFilter)
+    tasks: list[str] = field(default_factory=list)  # run only these of the plan's tasks
     limit: int | None = None
     timeout_s: float = 1800.0
     fresh: bool = False
@@ -68,6 +69,7 @@ class BatchObserver(Protocol):
 
 def plan_batch(loaded: LoadedPlan, options: BatchOptions) -> list[PlannedRun]:
     """Decide, for every run of the plan, whether to run, resume or skip it. Loads no model."""
+    _check_task_names(loaded, options.tasks)
     db = options.output / DB_NAME
     store = Store(db) if db.exists() else None
     counts: dict[str, int] = {}
@@ -82,7 +84,7 @@ def plan_batch(loaded: LoadedPlan, options: BatchOptions) -> list[PlannedRun]:
                 )
             n = min(counts[key], options.limit) if options.limit else counts[key]
             stored = _stored_count(store, spec.run_id, n, options.fresh)
-            planned.append(_decide(spec, n, stored, options.filter))
+            planned.append(_decide(spec, n, stored, options))
     finally:
         if store is not None:
             store.close()
@@ -99,8 +101,19 @@ def _stored_count(store: Store | None, run_id: str, planned: int, fresh: bool) -
     return len([i for i in store.done_indices(run_id) if i < planned])
 
 
-def _decide(spec: RunSpec, planned: int, stored: int, model_filter: ModelFilter) -> PlannedRun:
-    rejected = model_filter.why_not(spec.model)
+def _check_task_names(loaded: LoadedPlan, selected: list[str]) -> None:
+    names = list(dict.fromkeys(t.name for t in loaded.plan.tasks))
+    unknown = [t for t in selected if t not in names]
+    if unknown:
+        raise ConfigError(
+            f"--task {unknown[0]!r}: not a task of {loaded.source}; its tasks: {', '.join(names)}"
+        )
+
+
+def _decide(spec: RunSpec, planned: int, stored: int, options: BatchOptions) -> PlannedRun:
+    rejected = options.filter.why_not(spec.model)
+    if rejected is None and options.tasks and spec.task.name not in options.tasks:
+        rejected = f"task {spec.task.name} not in --task {','.join(options.tasks)}"
     if rejected is not None:
         return PlannedRun(spec, planned, stored, SKIP, f"{FILTERED}: {rejected}")
     if spec.skip_reason is not None:

@@ -74,6 +74,12 @@ class GenerationResult(BaseModel):
     itl_s: float | None = Field(None, description="mean inter-token latency, client side")
     token_source: TokenSource | None = None
     retries: int = Field(0, ge=0, description="attempts beyond the first")
+    # Wall clock (time.time()) of the final attempt's request sent and last byte
+    # received. Optional: the runner falls back to its own clock when the result
+    # reaches it (received) minus latency_s (sent). A backend that does work between
+    # the reply and yielding the result (counting tokens) should set them.
+    sent_at: float | None = None
+    received_at: float | None = None
     error: str | None = None
     retryable: bool = False
 

@@ -386,9 +386,14 @@ class OpenAIBackend:
     # -- results and token counts ---------------------------------------------------
 
     def _result(self, request: GenerationRequest, reply: Reply, retries: int) -> GenerationResult:
+        # Wall-clock send/receive times: counting tokens afterwards must not stretch the
+        # run's generation window (throughput = tokens ÷ first send -> last reply).
+        wall = time.time() - time.perf_counter()
         result = GenerationResult(
             index=request.index,
             text=reply.text,
+            sent_at=reply.start + wall,
+            received_at=None if reply.end is None else reply.end + wall,
             latency_s=reply.latency_s,
             ttft_s=reply.ttft_s,  # None unless streamed: no chunks, no first token
             itl_s=reply.itl_s,

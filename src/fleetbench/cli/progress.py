@@ -42,7 +42,8 @@ class ProgressObserver:
         self._batch: TaskID | None = None
         self._run: TaskID | None = None
         self._tokens = 0
-        self._gen_seconds = 0.0
+        self._unknown_tokens = False
+        self._window: tuple[float, float] | None = None  # first send, last reply
         self._index = 0
         self._total = 0
 
@@ -68,7 +69,7 @@ class ProgressObserver:
 
     def run_started(self, run: PlannedRun) -> None:
         self._index += 1
-        self._tokens, self._gen_seconds = 0, 0.0
+        self._tokens, self._unknown_tokens, self._window = 0, False, None
         label = f"{run.spec.model.name} / {run.spec.task.name}"
         if run.spec.settings_label:
             label += f" [{run.spec.settings_label}]"
@@ -93,10 +94,30 @@ class ProgressObserver:
         elif kind == "loaded":
             self.progress.update(self._run, rate=f"loaded in {event['load_time_s']:.2f}s")
         elif kind == "sample":
-            self._tokens += int(event.get("completion_tokens", 0))
-            self._gen_seconds += float(event.get("latency_s", 0.0))
-            rate = self._tokens / self._gen_seconds if self._gen_seconds else 0.0
-            self.progress.update(self._run, advance=1, rate=f"{rate:6.1f} tok/s")
+            self._count(event)
+            self.progress.update(self._run, advance=1, rate=self._rate())
+
+    def _count(self, event: Event) -> None:
+        tokens = event.get("completion_tokens")
+        if tokens is not None:
+            self._tokens += int(tokens)
+        elif event.get("ok"):
+            self._unknown_tokens = True
+        received = event.get("received_at")
+        if received is not None:
+            sent = event.get("sent_at")
+            start = float(sent if sent is not None else received)
+            first = min(self._window[0], start) if self._window else start
+            self._window = (first, max(self._window[1], received) if self._window else received)
+
+    def _rate(self) -> str:
+        """Tokens delivered per second of this attempt's wall time (as the summary's
+        throughput), or why there is no figure."""
+        if self._unknown_tokens:
+            return "tokens unknown"
+        if self._window is None or self._window[1] <= self._window[0]:
+            return ""
+        return f"{self._tokens / (self._window[1] - self._window[0]):6.1f} tok/s"
 
     def run_finished(self, run: PlannedRun, outcome: RunOutcome) -> None:
         if self._batch is not None:

@@ -9,7 +9,7 @@ import typer
 
 from fleetbench.cli.matrix import OUTPUT_HELP
 from fleetbench.cli.run import DEFAULT_OUTPUT, make_console
-from fleetbench.cli.tables import summary_table
+from fleetbench.cli.tables import summary_notes, summary_table
 from fleetbench.report.exports import export_results
 from fleetbench.report.master import MASTER_FILE
 from fleetbench.report.stars import load_reference
@@ -60,4 +60,6 @@ def report(
     console = make_console()
     if summaries:
         console.print(summary_table(summaries))
+        for note in summary_notes(summaries):
+            console.print(note, markup=False)
     console.print(f"results: {output / MASTER_FILE} ({len(summaries)} run(s))")

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from fleetbench.catalog import ModelFilter
 from fleetbench.cli.progress import ProgressObserver
-from fleetbench.cli.tables import plan_table, summary_table
+from fleetbench.cli.tables import plan_table, summary_notes, summary_table
 from fleetbench.errors import ConfigError
 from fleetbench.report import MASTER_FILE
 from fleetbench.runner import FILTERED, BatchOptions, load_plan, plan_batch, run_batch
@@ -192,6 +192,8 @@ def run(
         console.print("interrupted: completed samples are stored; run again to resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     console.print(summary_table(summaries))
+    for note in summary_notes(summaries):
+        console.print(note, markup=False)
     console.print(f"results: {options.output / MASTER_FILE}")
     if any(s["status"] != "completed" for s in summaries):
         raise typer.Exit(1)

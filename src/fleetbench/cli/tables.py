@@ -82,5 +82,16 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
     return table
 
 
+def summary_notes(summaries: list[dict[str, Any]]) -> list[str]:
+    """One warning line per run whose token counts are unknown (its token figures are
+    empty, not 0), saying why and what fixes it."""
+    return [
+        f"warning: {s['model_name']} / {s['task']}: token counts unknown, so token "
+        f"totals, tokens/s, tokens per joule and cost are empty: {s['token_count_unknown_reason']}"
+        for s in summaries
+        if s.get("token_count_unknown_reason")
+    ]
+
+
 def _stars(stars: int | None) -> str:
     return "★" * stars + "☆" * (5 - stars) if stars else "—"

@@ -3,7 +3,8 @@
 Pure arithmetic, no I/O. The rules every function follows:
 
 * An unmeasured input gives ``None`` (empty in the CSV), never 0: no energy means no
-  Wh per prompt, no tokens per joule, no CO2.
+  Wh per prompt, no tokens per joule, no CO2; unknown token counts (``None``) mean no
+  tokens per joule and no reasoning/answer split.
 * Per-query and per-token figures use the run's **net** energy: net GPU energy
   (idle-subtracted) where the run has it, else the run's energy figure (on machines
   without an energy counter, the CPU-time estimate). This is AI Energy Score's
@@ -15,9 +16,10 @@ Pure arithmetic, no I/O. The rules every function follows:
 
 Reasoning vs answer energy is split **per run, in proportion to tokens**: the run's
 net energy per completion token (net Wh ÷ all completion tokens) times the reasoning
-tokens, and likewise for the answer tokens. Only samples whose reasoning count is
-known contribute tokens (``reasoning_tokens``/``answer_tokens`` already count those
-only), so the two parts add up to the run's net energy when every count is known.
+tokens, and likewise for the answer tokens. ``reasoning_tokens``/``answer_tokens``
+count the successful samples and are empty unless every one of them has its counts,
+so the two parts add up to the run's net energy unless failed samples reported
+tokens too.
 The split assumes every generated token costs the same, with the prompt's processing
 (prefill) spread evenly over the generated tokens; long reasoning makes later tokens
 slightly dearer (longer context), which this ignores.
@@ -39,7 +41,7 @@ class DerivedInputs:
     net_energy_wh: float | None
     total_energy_wh: float | None
     prompts: int  # queries that were run (samples stored, failed ones included)
-    completion_tokens: int
+    completion_tokens: int | None  # None: some successful sample's count is unknown
     reasoning_tokens: int | None
     answer_tokens: int | None
     carbon_g_per_kwh: float
@@ -61,10 +63,10 @@ def wh_per_1000_queries(energy_wh: float | None, prompts: int) -> float | None:
     return None if per is None else per * QUERIES_PER_SCORE_UNIT
 
 
-def tokens_per_joule(tokens: int, energy_wh: float | None) -> float | None:
-    """Generated tokens per joule; ``None`` without energy or with zero energy."""
+def tokens_per_joule(tokens: int | None, energy_wh: float | None) -> float | None:
+    """Generated tokens per joule; ``None`` without tokens, without or with zero energy."""
     j = joules(energy_wh)
-    if not j or j <= 0:
+    if tokens is None or not j or j <= 0:
         return None
     return tokens / j
 
@@ -75,14 +77,14 @@ def co2_grams(energy_wh: float | None, g_per_kwh: float) -> float | None:
 
 def split_energy(
     energy_wh: float | None,
-    completion_tokens: int,
+    completion_tokens: int | None,
     reasoning_tokens: int | None,
     answer_tokens: int | None,
 ) -> tuple[float | None, float | None]:
     """(reasoning Wh, answer Wh) in proportion to tokens (see the module docstring)."""
     if energy_wh is None or reasoning_tokens is None or answer_tokens is None:
         return None, None
-    if completion_tokens <= 0:
+    if completion_tokens is None or completion_tokens <= 0:
         return None, None
     per_token = energy_wh / completion_tokens
     return reasoning_tokens * per_token, answer_tokens * per_token

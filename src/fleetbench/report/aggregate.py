@@ -13,6 +13,8 @@ from fleetbench.meters.derived import DerivedInputs, derive
 from fleetbench.meters.disk import model_disk
 from fleetbench.meters.energy import NONE
 from fleetbench.report.energy import energy_columns
+from fleetbench.report.timing import speed_figures
+from fleetbench.report.tokens import token_totals
 from fleetbench.store import Store
 from fleetbench.tasks import primary_metric, run_scores
 
@@ -25,11 +27,9 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     ok = [s for s in samples if s["error"] is None]
     attempts = store.attempts(run["run_id"])
 
-    prompt_tokens = sum(s["prompt_tokens"] or 0 for s in samples)
-    completion_tokens = sum(s["completion_tokens"] or 0 for s in samples)
+    tokens = token_totals(samples, run["backend"])
     latencies = [s["latency_s"] for s in ok if s["latency_s"] is not None]
     ttfts = [s["ttft_s"] for s in ok if s["ttft_s"] is not None]
-    ok_completion = sum(s["completion_tokens"] or 0 for s in ok)
 
     energy = energy_columns(samples, attempts)
     energy_wh, gpu_wh = energy["energy_wh"], energy["gpu_energy_wh"]
@@ -47,10 +47,10 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "failed_prompts": planned - len(ok),
         "total_duration_seconds": _duration(attempts),
         "avg_latency_seconds": _mean(latencies),
-        "total_tokens": prompt_tokens + completion_tokens,
-        "total_prompt_tokens": prompt_tokens,
-        "total_completion_tokens": completion_tokens,
-        "throughput_tokens_per_second": ok_completion / sum(latencies) if latencies else None,
+        "total_tokens": _add(tokens.prompt, tokens.completion),
+        "total_prompt_tokens": tokens.prompt,
+        "total_completion_tokens": tokens.completion,
+        **speed_figures(samples, ok, tokens.ok_completion),
         "gpu_energy_wh": gpu_wh,
         "timestamp": datetime.fromtimestamp(run["updated_at"], UTC).isoformat(timespec="seconds"),
         "error_message": run["error_message"] or "",
@@ -64,19 +64,21 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "samples_with_error": len(samples) - len(ok),
         "energy_wh": energy_wh,
         **energy,
-        "cpu_seconds": sum(s["cpu_seconds"] or 0.0 for s in samples),
+        "cpu_seconds": _complete_sum(samples, "cpu_seconds"),
         "load_time_seconds": loads[-1] if loads else None,
         "peak_rss_mb": max(rss) if rss else None,
         "attempts": len(attempts),
         **split,
         **_serving(samples, ok, attempts),
+        "token_count_source": tokens.source,
+        "token_count_unknown_reason": tokens.unknown_reason,
         **_quality(run["task"], planned, samples),
         **derive(
             DerivedInputs(
                 net_energy_wh=gpu_wh if gpu_wh is not None else energy_wh,
                 total_energy_wh=energy_wh,
                 prompts=len(samples),
-                completion_tokens=completion_tokens,
+                completion_tokens=tokens.completion,
                 reasoning_tokens=split["reasoning_tokens"],
                 answer_tokens=split["answer_tokens"],
                 carbon_g_per_kwh=grid.g_per_kwh,
@@ -103,33 +105,50 @@ def _quality(task: str, planned: int, samples: list[sqlite3.Row]) -> dict[str, A
 def _serving(
     samples: list[sqlite3.Row], ok: list[sqlite3.Row], attempts: list[sqlite3.Row]
 ) -> dict[str, Any]:
-    """Cost, inter-token latency, retries, token-count provenance and server startup."""
-    costs = [s["cost_usd"] for s in samples if s["cost_usd"] is not None]
+    """Cost, inter-token latency, retries and server startup.
+
+    Cost follows the token rule (``report.tokens``): every successful sample must have
+    one (a priced model with known counts), else the run's cost is empty, never a
+    partial sum; failed samples add theirs where known.
+    """
+    priced = bool(ok) and all(s["cost_usd"] is not None for s in ok)
     itls = [s["itl_s"] for s in ok if s["itl_s"] is not None]
-    sources = sorted({s["token_source"] for s in samples if s["token_source"]})
     startups = [a["startup_s"] for a in attempts if a["startup_s"] is not None]
     return {
-        "cost_usd": sum(costs) if costs else None,
+        "cost_usd": sum(s["cost_usd"] or 0.0 for s in samples) if priced else None,
         "avg_itl_seconds": _mean(itls),
         "retries": sum(s["retries"] or 0 for s in samples),
-        "token_count_source": "+".join(sources),
         "server_startup_seconds": startups[-1] if startups else None,
     }
 
 
 def _reasoning_split(samples: list[sqlite3.Row]) -> dict[str, int | None]:
-    """Reasoning and answer tokens over the samples whose reasoning count is known."""
-    known = [s for s in samples if s["reasoning_tokens"] is not None]
-    if not known:
+    """Reasoning and answer tokens over the successful samples (failed ones have no
+    text to split); empty unless every one has both its reasoning and completion
+    count, as for every token total (``report.tokens``)."""
+    ok = [s for s in samples if s["error"] is None]
+    columns = ("reasoning_tokens", "completion_tokens")
+    if not ok or any(s[c] is None for s in ok for c in columns):
         return {"reasoning_tokens": None, "answer_tokens": None}
-    reasoning = sum(s["reasoning_tokens"] for s in known)
-    completion = sum(s["completion_tokens"] or 0 for s in known)
+    reasoning = sum(s["reasoning_tokens"] for s in ok)
+    completion = sum(s["completion_tokens"] for s in ok)
     return {"reasoning_tokens": reasoning, "answer_tokens": completion - reasoning}
 
 
 def _disk(attempts: list[sqlite3.Row]) -> dict[str, Any]:
     size, reason = model_disk(a["details_json"] for a in attempts)
     return {"model_disk_bytes": size, "model_disk_unmeasured_reason": reason}
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a + b
+
+
+def _complete_sum(samples: list[sqlite3.Row], column: str) -> float | None:
+    """The column's sum, or None if any sample lacks it (a partial sum reads low)."""
+    if not samples or any(s[column] is None for s in samples):
+        return None
+    return float(sum(s[column] for s in samples))
 
 
 def _mean(values: list[float]) -> float | None:

@@ -39,6 +39,8 @@ def sample_record(row: sqlite3.Row) -> dict[str, Any]:
         "completion_tokens": row["completion_tokens"],
         "latency_s": row["latency_s"],
         "ttft_s": row["ttft_s"],
+        "sent_at": row["sent_at"],
+        "received_at": row["received_at"],
         "finish_reason": row["finish_reason"],
         "cpu_seconds": row["cpu_seconds"],
         "energy_wh": row["energy_wh"],

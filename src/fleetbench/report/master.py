@@ -73,6 +73,10 @@ MASTER_COLUMNS: list[str] = [
     "energy_stars_basis",
     "model_disk_bytes",
     "model_disk_unmeasured_reason",
+    "generation_seconds",
+    "requests_per_second",
+    "per_request_tokens_per_second",
+    "token_count_unknown_reason",
 ]
 
 

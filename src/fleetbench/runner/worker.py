@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,6 +109,7 @@ def run_job(job: RunJob) -> None:
     try:
         run_mark = _idle_then_begin(monitor, spec.energy.idle_baseline_s, store, job)
         for result, mark in _metered(backend.generate(requests.values()), monitor):
+            result = _with_times(result, time.time())
             sample = by_index[result.index]
             reading = monitor.end(mark)
             row = _sample_row(job, sample, requests[result.index], result)
@@ -126,8 +128,10 @@ def run_job(job: RunJob) -> None:
                 "sample",
                 index=sample.index,
                 ok=result.ok,
-                completion_tokens=result.completion_tokens or 0,
-                latency_s=result.latency_s or 0.0,
+                completion_tokens=result.completion_tokens,  # None: unknown, never 0
+                latency_s=result.latency_s,
+                sent_at=result.sent_at,
+                received_at=result.received_at,
             )
             if result.error:
                 log.warning("sample %d failed: %s", sample.index, result.error)
@@ -200,7 +204,17 @@ def _sample_row(
         "token_source": result.token_source,
         "retries": result.retries,
         "error": result.error,
+        "sent_at": result.sent_at,
+        "received_at": result.received_at,
     }
+
+
+def _with_times(result: GenerationResult, arrived: float) -> GenerationResult:
+    """Send and receive times from the backend, else from the arrival and latency."""
+    if result.received_at is not None:
+        return result
+    sent = arrived - result.latency_s if result.latency_s is not None else None
+    return result.model_copy(update={"received_at": arrived, "sent_at": sent})
 
 
 def _sample_settings(settings: GenerationSettings, sample: Sample) -> GenerationSettings:

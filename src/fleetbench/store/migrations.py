@@ -109,4 +109,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE attempts ADD COLUMN energy_json TEXT;
         """,
     ),
+    (
+        # Per-sample wall-clock times (epoch seconds) of the final attempt's request
+        # sent and reply received: the run's generation window (throughput = tokens ÷
+        # wall time, not ÷ summed latencies), which survives kills and resumes.
+        "005_sample_times",
+        """
+        ALTER TABLE samples ADD COLUMN sent_at REAL;
+        ALTER TABLE samples ADD COLUMN received_at REAL;
+        """,
+    ),
 ]

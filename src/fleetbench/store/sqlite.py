@@ -61,6 +61,8 @@ _SAMPLE_COLUMNS = (
     "gpu_energy_gross_wh",
     "cpu_energy_wh",
     "cpu_energy_gross_wh",
+    "sent_at",
+    "received_at",
 )
 _SAMPLE_OPTIONAL: dict[str, Any] = {
     "answer_text": None,
@@ -74,6 +76,8 @@ _SAMPLE_OPTIONAL: dict[str, Any] = {
     "gpu_energy_gross_wh": None,
     "cpu_energy_wh": None,
     "cpu_energy_gross_wh": None,
+    "sent_at": None,
+    "received_at": None,
 }
 
 

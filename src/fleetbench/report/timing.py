@@ -1,0 +1,90 @@
+"""A run's speed figures from its samples' timings: throughput, request rate and
+per-request decode speed.
+
+Two speeds, because they answer different questions:
+
+* ``throughput_tokens_per_second`` = completion tokens of the successful samples ÷ the
+  run's **generation wall time** (``generation_seconds``): what the server delivered.
+  The wall time is, per attempt, first request sent -> last reply received (the
+  samples' ``sent_at`` and ``received_at``; failed requests count, they held the
+  server too), the union over the attempts of a resumed run, so loading, the idle
+  baseline, or the gap between a kill and the resume are not in it. With
+  ``concurrency`` N, N requests share that time; dividing by the *sum* of the
+  latencies instead (the old definition) counts queueing against the server. At
+  concurrency 1 the two agree up to the runner's own time between samples.
+* ``per_request_tokens_per_second``: how fast one request decodes once its first token
+  is out: Σ (completion tokens - 1) ÷ Σ (latency - TTFT) over the successful samples
+  with a TTFT and at least two tokens. The first token belongs to the prefill, which
+  TTFT measures; summing before dividing weights each sample by its decode time, so a
+  two-token reply cannot dominate. Its per-sample inverse is the time per output
+  token (TPOT).
+
+``requests_per_second`` = successful samples ÷ generation wall time.
+
+Unknown stays empty: without timestamps (samples stored before they were recorded)
+the wall time, throughput and request rate are empty; without token counts
+(``report.tokens``) every token rate is.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from typing import Any
+
+
+def generation_seconds(samples: list[sqlite3.Row]) -> float | None:
+    """Wall time during which requests were out: per attempt first send -> last reply,
+    the union over attempts. None when a sample has no timestamps."""
+    if not samples or any(s["received_at"] is None for s in samples):
+        return None
+    spans: dict[int, list[float]] = {}
+    for s in samples:
+        start = s["sent_at"] if s["sent_at"] is not None else s["received_at"]
+        span = spans.setdefault(s["attempt"], [start, s["received_at"]])
+        span[0], span[1] = min(span[0], start), max(span[1], s["received_at"])
+    return _union_length(sorted((a, b) for a, b in spans.values()))
+
+
+def _union_length(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, -math.inf
+    for a, b in intervals:
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+def tpot_s(sample: sqlite3.Row) -> float | None:
+    """Time per output token after the first; None without TTFT or with < 2 tokens."""
+    latency, ttft, tokens = sample["latency_s"], sample["ttft_s"], sample["completion_tokens"]
+    if latency is None or ttft is None or tokens is None or tokens < 2:
+        return None
+    return max(float(latency) - float(ttft), 0.0) / (int(tokens) - 1)
+
+
+def speed_figures(
+    samples: list[sqlite3.Row], ok: list[sqlite3.Row], ok_completion: int | None
+) -> dict[str, Any]:
+    """The run's throughput, request rate, per-request decode speed and wall time."""
+    wall = generation_seconds(samples)
+    throughput = rps = None
+    if wall:  # None without timestamps; 0 only for a run of instant failures
+        throughput = None if ok_completion is None else ok_completion / wall
+        rps = len(ok) / wall
+    return {
+        "generation_seconds": wall,
+        "throughput_tokens_per_second": throughput,
+        "requests_per_second": rps,
+        "per_request_tokens_per_second": None if ok_completion is None else _decode_speed(ok),
+    }
+
+
+def _decode_speed(ok: list[sqlite3.Row]) -> float | None:
+    tokens = seconds = 0.0
+    for s in ok:
+        if tpot_s(s) is not None:
+            tokens += s["completion_tokens"] - 1
+            seconds += max(s["latency_s"] - s["ttft_s"], 0.0)
+    return tokens / seconds if seconds > 0 else None

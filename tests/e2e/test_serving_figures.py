@@ -1,0 +1,130 @@
+"""Serving figures through the CLI: unknown token counts stay empty, and throughput is
+what the server delivered (tokens ÷ wall time), also under concurrency."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import PlanWriter, db_rows, run_cli
+from llamaserver import ALIAS, LlamaServer, llama_server  # noqa: F401  (fixture)
+from pacedserver import MODEL, PacedServer
+
+TOKEN_FIGURES = (
+    "total_tokens",
+    "total_prompt_tokens",
+    "total_completion_tokens",
+    "throughput_tokens_per_second",
+    "per_request_tokens_per_second",
+    "tokens_per_joule",
+)
+
+
+def master_row(output: Path, name: str) -> dict[str, str]:
+    with open(output / "master_results.csv", newline="") as f:
+        return next(r for r in csv.DictReader(f) if r["model_name"] == name)
+
+
+def test_no_usage_and_no_tokenizer_leaves_token_figures_empty(
+    tmp_path: Path,
+    write_plan: PlanWriter,
+    llama_server: LlamaServer,  # noqa: F811
+) -> None:
+    """llama_cpp.server streams without usage; no preset (no tokenize endpoint), a model
+    id that is not the embedded one (no tokenizer found): nothing can count the tokens."""
+    entry = {
+        "name": "uncounted",
+        "id": "someone/served-model",
+        "backend": "openai",
+        "options": {"base_url": llama_server.base_url, "model": ALIAS, "stream": True},
+    }
+    plan = write_plan(lead_models=[entry], extra_models=[], energy={"idle_baseline_s": 0})
+    out = tmp_path / "out"
+    proc = run_cli("run", str(plan), "-o", str(out), "--limit", "2", "-m", "uncounted",
+                   cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    row = master_row(out, "uncounted")
+    assert row["successful_prompts"] == "2"
+    for figure in TOKEN_FIGURES:
+        assert row[figure] == "", figure
+    assert row["token_count_source"] == "unknown"
+    reason = row["token_count_unknown_reason"]
+    assert "completion tokens unknown for 2 of 2 successful samples" in reason
+    assert "tokenizer_path" in reason
+    assert float(row["requests_per_second"]) > 0  # a rate that needs no token count
+    stored = db_rows(out, "SELECT completion_tokens, prompt_tokens, output_text FROM samples")
+    assert [(s["completion_tokens"], s["prompt_tokens"]) for s in stored] == [(None, None)] * 2
+    assert all(s["output_text"] for s in stored)  # the replies were real, only uncounted
+    summary = json.loads((out / "runs" / row["run_id"] / "summary.json").read_text())["summary"]
+    assert summary["total_completion_tokens"] is None and summary["tokens_per_joule"] is None
+    warnings = [line for line in proc.stdout.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "uncounted / textgen" in warnings[0]
+
+
+def paced_plan(tmp_path: Path, base_url: str, concurrency: int, prompts: int) -> Path:
+    prompts_file = tmp_path / "paced.jsonl"
+    lines = [json.dumps({"id": f"q{i}", "prompt": f"question {i}"}) for i in range(prompts)]
+    prompts_file.write_text("\n".join(lines) + "\n")
+    plan: dict[str, Any] = {
+        "name": "paced",
+        "models": [
+            {
+                "name": "paced",
+                "id": "paced/model",
+                "backend": "openai",
+                "options": {"base_url": base_url, "model": MODEL, "concurrency": concurrency},
+            }
+        ],
+        "tasks": [{"name": "textgen", "options": {"prompts_file": str(prompts_file)}}],
+        "generation": {"max_tokens": 10},
+        "energy": {"idle_baseline_s": 0},
+    }
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
+
+
+def test_throughput_at_concurrency_4_is_tokens_over_wall_time(tmp_path: Path) -> None:
+    """8 requests, 4 at a time, each 0.3 s to the first of 10 tokens and 0.05 s per token
+    after it: the server delivers 80 tokens in two waves of ~0.75 s. The old figure
+    (÷ summed latencies, ~6 s) said a quarter of that."""
+    with PacedServer(ttft_s=0.3, gap_s=0.05, tokens=10) as server:
+        plan = paced_plan(tmp_path, server.base_url, concurrency=4, prompts=8)
+        out = tmp_path / "out"
+        proc = run_cli("run", str(plan), "-o", str(out), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert server.max_in_flight == 4 and len(server.served) == 8
+    row = master_row(out, "paced")
+    assert row["total_completion_tokens"] == "80" and row["token_count_source"] == "usage"
+    wall = float(row["generation_seconds"])
+    # The client's window holds the server's (first arrival -> last reply end), plus only
+    # the loopback connects and reads around it.
+    assert server.window_s() <= wall + 1e-3
+    assert wall == pytest.approx(server.window_s(), abs=0.15)
+    throughput = float(row["throughput_tokens_per_second"])
+    assert throughput == pytest.approx(80 / wall, rel=1e-4)
+    assert throughput == pytest.approx(80 / server.window_s(), rel=0.1)
+    assert float(row["requests_per_second"]) == pytest.approx(8 / wall, rel=1e-4)
+    latencies = [r["latency_s"] for r in db_rows(out, "SELECT latency_s FROM samples")]
+    assert throughput > 3 * 80 / sum(latencies)  # what summed latencies would have said
+    # One request decodes 9 tokens after its first in 9 gaps of 0.05 s: 20 tok/s.
+    assert float(row["per_request_tokens_per_second"]) == pytest.approx(20.0, rel=0.15)
+
+
+def test_at_concurrency_1_wall_time_and_summed_latency_agree(tmp_path: Path) -> None:
+    with PacedServer(ttft_s=0.1, gap_s=0.03, tokens=10) as server:
+        plan = paced_plan(tmp_path, server.base_url, concurrency=1, prompts=4)
+        out = tmp_path / "out"
+        proc = run_cli("run", str(plan), "-o", str(out), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert server.max_in_flight == 1
+    row = master_row(out, "paced")
+    latencies = [r["latency_s"] for r in db_rows(out, "SELECT latency_s FROM samples")]
+    old = 40 / sum(latencies)
+    # The runner's own time between samples (storing, scoring, metering) is the gap.
+    assert float(row["throughput_tokens_per_second"]) == pytest.approx(old, rel=0.1)
+    assert float(row["throughput_tokens_per_second"]) <= old

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from fleetbench.errors import PlanError
+from fleetbench.safeparse import compose_yaml
 
 M = TypeVar("M", bound=BaseModel)
 Loc = Sequence[int | str]
@@ -41,8 +42,7 @@ class YamlDocument:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
         try:
-            self.node = yaml.compose(text, Loader=yaml.SafeLoader)
-            self.data = yaml.safe_load(text)
+            self.node, self.data = compose_yaml(text)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

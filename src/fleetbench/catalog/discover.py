@@ -37,6 +37,7 @@ from pathlib import Path
 
 from fleetbench.catalog.spec import ModelSpec, dump_yaml
 from fleetbench.errors import CatalogError
+from fleetbench.safeparse import loads_json
 
 HF_CONFIG = "config.json"
 GGUF_SUFFIX = ".gguf"
@@ -133,7 +134,7 @@ def _hf(path: Path, rel: str, name: str) -> _Found:
 def _read_dtype(config: Path, warnings: list[str]) -> str | None:
     """``torch_dtype`` (or ``dtype``) from an HF config.json; a warning if unreadable."""
     try:
-        data = json.loads(config.read_text(encoding="utf-8-sig"))
+        data = loads_json(config.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         warnings.append(f"{config}: not valid JSON (line {exc.lineno}: {exc.msg}); dtype unknown")
         return None

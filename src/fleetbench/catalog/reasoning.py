@@ -18,6 +18,7 @@ import yaml
 
 from fleetbench.catalog import families as fam
 from fleetbench.errors import ConfigError
+from fleetbench.safeparse import load_yaml
 
 EFFORTS = ("low", "medium", "high")
 _STATE = re.compile(r"^(on|off)\s*(?:\((.*)\))?$", re.IGNORECASE)
@@ -107,7 +108,7 @@ def _yaml_fragment(text: str) -> Any:
         return None
     looks_like_yaml = bool(re.match(r"^[A-Za-z_][\w-]*\s*:(\s|$)", body))
     try:
-        data = yaml.safe_load(body)
+        data = load_yaml(body)
     except yaml.YAMLError as exc:
         if looks_like_yaml:
             mark = getattr(exc, "problem_mark", None)

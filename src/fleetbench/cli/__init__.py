@@ -17,6 +17,11 @@ from fleetbench.cli.run import run
 from fleetbench.cli.score import score_app
 from fleetbench.errors import UserError
 
+try:  # typer >= 0.20 vendors its own copy of click
+    from typer._click import exceptions as _usage
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click import exceptions as _usage  # type: ignore[no-redef]
+
 app = typer.Typer(
     help="Run a fleet of language models through benchmarks in one batch and compare "
     "quality, speed, energy, memory and cost side by side.\n\n"
@@ -55,9 +60,32 @@ def _root(
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 2."""
+    """Entry point: every user mistake is one line on stderr and exit code 2.
+
+    Typer runs in non-standalone mode so that its usage errors (a bad flag value, an
+    unknown option) reach us and print like every other mistake, not as a boxed panel.
+    """
     try:
-        app()  # standalone: usage errors exit 2, --help and typer.Exit handled by typer
+        code = app(prog_name="fleetbench", standalone_mode=False)
+    except _usage.NoArgsIsHelpError as exc:  # `fleetbench models`: the group's help
+        sys.stdout.write(exc.ctx.get_help() + "\n" if exc.ctx else "")
+        sys.exit(2)
+    except _usage.UsageError as exc:
+        where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx else ""
+        sys.stderr.write(f"error: {_one_line(exc.format_message()).rstrip('.')}{where}\n")
+        sys.exit(2)
+    except _usage.ClickException as exc:  # e.g. an unreadable file argument
+        sys.stderr.write(f"error: {_one_line(exc.format_message())}\n")
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # Ctrl-C outside a batch (a batch handles its own)
+        sys.stderr.write("\naborted\n")
+        sys.exit(130)
     except UserError as exc:
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(exc.exit_code)
+    # A command that returns normally gives None; ``typer.Exit(n)`` comes back as n.
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

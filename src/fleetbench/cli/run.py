@@ -19,6 +19,7 @@ from fleetbench.cli.tables import plan_table, summary_notes, summary_table
 from fleetbench.errors import ConfigError
 from fleetbench.report import MASTER_FILE
 from fleetbench.runner import FILTERED, BatchOptions, load_plan, plan_batch, run_batch
+from fleetbench.store.lock import check_output
 
 DEFAULT_OUTPUT = Path("fleetbench-results")
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
@@ -172,6 +173,7 @@ def run(
         timeout_s=timeout or loaded.plan.timeout_s,
         fresh=fresh,
     )
+    check_output(options.output)
     runs = plan_batch(loaded, options)
     if all(r.reason.startswith(FILTERED) for r in runs):
         names = list(dict.fromkeys(r.spec.model.name for r in runs))

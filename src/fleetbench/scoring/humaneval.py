@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.errors import ConfigError
+from fleetbench.safeparse import loads_json
 from fleetbench.sandbox import SandboxLimits, SandboxResult, run_many
 from fleetbench.scoring.code_extract import build_program
 from fleetbench.scoring.passk import DEFAULT_KS, pass_at_ks
@@ -102,7 +103,7 @@ def _read_jsonl(path: Path) -> Iterable[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            yield number, loads_json(line)
         except json.JSONDecodeError as exc:
             raise ScoreInputError(f"{path}: line {number}: bad JSON ({exc.msg})") from exc
 

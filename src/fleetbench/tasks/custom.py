@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fleetbench.backends.base import GenerationResult, Message
 from fleetbench.errors import ConfigError
+from fleetbench.safeparse import loads_json
 from fleetbench.scoring import simple
 from fleetbench.tasks.base import Sample
 from fleetbench.tasks.datasets import Row, load_rows
@@ -176,7 +177,7 @@ def _choices(row: Row) -> list[str]:
         return []
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads_json(value)
         except json.JSONDecodeError:
             raise row.error("choices", 'must be a JSON list, e.g. ["red", "blue"]') from None
     if not isinstance(value, list) or not value or any(isinstance(v, dict | list) for v in value):

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from fleetbench.errors import ConfigError
+from fleetbench.safeparse import loads_json
 
 HF_PREFIX = "hf://"
 PACKAGE_PREFIX = "package:"
@@ -83,7 +84,7 @@ def _jsonl_rows(content: str, origin: str) -> list[Row]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = loads_json(line)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{origin}:{lineno}: invalid JSON ({exc.msg})") from None
         if not isinstance(obj, dict):
@@ -94,7 +95,7 @@ def _jsonl_rows(content: str, origin: str) -> list[Row]:
 
 def _json_rows(content: str, origin: str) -> list[Row]:
     try:
-        data = json.loads(content)
+        data = loads_json(content)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{origin}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     if not isinstance(data, list) or not all(isinstance(obj, dict) for obj in data):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -120,3 +121,23 @@ def test_template_kwargs_are_passed_through() -> None:
     user = [Message(role="user", content="q")]
     assert template.render(user, enable_thinking=True) == "<think>q"
     assert template.render(user) == "q"
+
+
+def test_threads_default_to_available_cores_and_busy_runs_are_logged(
+    tmp_path_factory: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    import subprocess
+    import sys
+
+    from fleetbench.meters.host import available_cores
+
+    b = LlamaCppBackend(LlamaCppOptions(n_ctx=256), make_context(tmp_path_factory.mktemp("busy")))
+    info = b.load()
+    assert info.details["n_threads"] == available_cores()
+    burn = "import time\nend = time.time() + 2\nwhile time.time() < end: pass\n"
+    burners = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(os.cpu_count() or 1)]
+    for p in burners:
+        p.wait()
+    with caplog.at_level("WARNING", logger="fleetbench.backends.llamacpp"):
+        b.close()
+    assert any("machine busy during the run" in r.getMessage() for r in caplog.records)

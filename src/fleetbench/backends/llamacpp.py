@@ -7,7 +7,7 @@ to first token is the time until the first sampled token, prompt processing incl
 
 from __future__ import annotations
 
-import os
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -27,6 +27,9 @@ from fleetbench.backends.chat_template import CHATML, ChatTemplate, cut_at_stop
 from fleetbench.catalog.embedded import EMBEDDED_MODEL_ID, embedded_model_path
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import BackendError, BackendUnavailable
+from fleetbench.meters.host import CpuContention, available_cores
+
+log = logging.getLogger(__name__)
 
 
 class LlamaCppOptions(BaseModel):
@@ -34,7 +37,9 @@ class LlamaCppOptions(BaseModel):
 
     model_path: Path | None = Field(None, description="GGUF file; default: embedded SmolLM2")
     n_ctx: int = Field(2048, ge=64)
-    n_threads: int | None = Field(None, ge=1, description="default: all cores")
+    n_threads: int | None = Field(
+        None, ge=1, description="default: the physical cores available to the run"
+    )
     n_batch: int = Field(512, ge=1)
     n_gpu_layers: int = 0
 
@@ -49,6 +54,7 @@ class LlamaCppBackend:
         self._llm: Any = None
         self._template: ChatTemplate | None = None
         self._eog_ids: list[int] = []
+        self._contention: CpuContention | None = None
 
     @staticmethod
     def unavailable_reason(options: LlamaCppOptions, model: ModelSpec) -> str | None:
@@ -81,12 +87,13 @@ class LlamaCppBackend:
         self._llm = Llama(
             model_path=str(path),
             n_ctx=self.options.n_ctx,
-            n_threads=self.options.n_threads or os.cpu_count(),
+            n_threads=self.options.n_threads or available_cores(),
             n_batch=self.options.n_batch,
             n_gpu_layers=self.options.n_gpu_layers,
             verbose=False,
         )
         load_time = time.perf_counter() - start
+        self._contention = CpuContention()
         self._template = self._chat_template()
         vocab = self._llm._model.vocab
         self._eog_ids = [
@@ -199,6 +206,10 @@ class LlamaCppBackend:
 
     def close(self) -> None:
         if self._llm is not None:
+            if self._contention is not None:
+                warning = self._contention.busy_warning(self._llm.n_threads)
+                if warning:
+                    log.warning("%s", warning)
             self._llm.close()
             self._llm = None
 

@@ -63,7 +63,7 @@ def test_run_writes_consistent_outputs(tmp_path: Path, write_plan: PlanWriter) -
         assert row["status"] == "completed"
         assert int(row["total_prompts"]) == 4
         assert int(row["successful_prompts"]) + int(row["failed_prompts"]) == 4
-        assert row["energy_method"] == "estimate"
+        assert row["energy_method"] == "estimate" and row["energy_scope"] == "in-process"
         assert row["gpu_energy_wh"] == ""  # no GPU here: empty, never 0
         # Derived columns, CO2 at the default region's intensity, stars, disk size.
         per_prompt = float(row["avg_energy_per_prompt_wh"])

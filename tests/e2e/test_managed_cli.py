@@ -109,6 +109,8 @@ def test_served_run_completes_and_stops_its_server(tmp_path: Path, write_plan: P
     row = master_rows(out)["served"]
     assert row["status"] == "completed" and row["successful_prompts"] == "2"
     assert float(row["server_startup_seconds"]) > 0
+    # fleetbench started the server: its process tree is metered with the worker's.
+    assert row["energy_scope"] == "client + managed server" and float(row["energy_wh"]) > 0
     log = server_log(out).read_text()
     assert "ready at http://127.0.0.1:" in log and "stopped (exit code" in log
     assert "POST /v1/chat/completions" in log  # the samples went over HTTP

@@ -56,6 +56,10 @@ def test_no_usage_and_no_tokenizer_leaves_token_figures_empty(
     assert "completion tokens unknown for 2 of 2 successful samples" in reason
     assert "tokenizer_path" in reason
     assert float(row["requests_per_second"]) > 0  # a rate that needs no token count
+    # A server fleetbench did not start: only the client would be metered.
+    assert row["energy_scope"] == "client only"
+    assert row["energy_wh"] == row["co2_emissions_g"] == ""
+    assert row["energy_unmeasured_reason"].startswith("energy_scope client only: ")
     stored = db_rows(out, "SELECT completion_tokens, prompt_tokens, output_text FROM samples")
     assert [(s["completion_tokens"], s["prompt_tokens"]) for s in stored] == [(None, None)] * 2
     assert all(s["output_text"] for s in stored)  # the replies were real, only uncounted
@@ -65,7 +69,9 @@ def test_no_usage_and_no_tokenizer_leaves_token_figures_empty(
     assert len(warnings) == 1 and "uncounted / textgen" in warnings[0]
 
 
-def paced_plan(tmp_path: Path, base_url: str, concurrency: int, prompts: int) -> Path:
+def paced_plan(
+    tmp_path: Path, base_url: str, concurrency: int, prompts: int, client_only: bool = False
+) -> Path:
     prompts_file = tmp_path / "paced.jsonl"
     lines = [json.dumps({"id": f"q{i}", "prompt": f"question {i}"}) for i in range(prompts)]
     prompts_file.write_text("\n".join(lines) + "\n")
@@ -81,7 +87,7 @@ def paced_plan(tmp_path: Path, base_url: str, concurrency: int, prompts: int) ->
         ],
         "tasks": [{"name": "textgen", "options": {"prompts_file": str(prompts_file)}}],
         "generation": {"max_tokens": 10},
-        "energy": {"idle_baseline_s": 0},
+        "energy": {"idle_baseline_s": 0, "client_only": client_only},
     }
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(plan, sort_keys=False))
@@ -117,7 +123,7 @@ def test_throughput_at_concurrency_4_is_tokens_over_wall_time(tmp_path: Path) ->
 
 def test_at_concurrency_1_wall_time_and_summed_latency_agree(tmp_path: Path) -> None:
     with PacedServer(ttft_s=0.1, gap_s=0.03, tokens=10) as server:
-        plan = paced_plan(tmp_path, server.base_url, concurrency=1, prompts=4)
+        plan = paced_plan(tmp_path, server.base_url, concurrency=1, prompts=4, client_only=True)
         out = tmp_path / "out"
         proc = run_cli("run", str(plan), "-o", str(out), cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -128,3 +134,6 @@ def test_at_concurrency_1_wall_time_and_summed_latency_agree(tmp_path: Path) -> 
     # The runner's own time between samples (storing, scoring, metering) is the gap.
     assert float(row["throughput_tokens_per_second"]) == pytest.approx(old, rel=0.1)
     assert float(row["throughput_tokens_per_second"]) <= old
+    # energy.client_only: true asks for the client's own figure, labelled as such.
+    assert row["energy_scope"] == "client only" and float(row["energy_wh"]) > 0
+    assert "fleetbench's own process only" in row["energy_unmeasured_reason"]

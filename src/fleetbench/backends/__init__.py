@@ -11,8 +11,13 @@ import importlib
 from typing import Any
 
 from fleetbench.backends.base import (
+    CLIENT_ONLY,
+    IN_PROCESS,
+    MANAGED_SERVER,
+    REMOTE_API,
     Backend,
     BackendContext,
+    EnergyScope,
     GenerationRequest,
     GenerationResult,
     GenerationSettings,
@@ -20,12 +25,18 @@ from fleetbench.backends.base import (
     LoadInfo,
     Message,
     Placement,
+    server_scope,
 )
 from fleetbench.errors import ConfigError
 
 __all__ = [
+    "CLIENT_ONLY",
+    "IN_PROCESS",
+    "MANAGED_SERVER",
+    "REMOTE_API",
     "Backend",
     "BackendContext",
+    "EnergyScope",
     "GenerationRequest",
     "GenerationResult",
     "GenerationSettings",
@@ -35,6 +46,7 @@ __all__ = [
     "Placement",
     "backend_names",
     "get_backend_class",
+    "server_scope",
 ]
 
 _BUILTIN: dict[str, str] = {

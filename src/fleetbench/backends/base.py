@@ -7,10 +7,12 @@ module directly: it asks the registry (``fleetbench.backends.get_backend``).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -122,6 +124,30 @@ class GpuPlacement:
 Placement = Literal["ram", "gpu"] | GpuPlacement | None
 
 
+# What a run's energy figures cover (the backend's ``energy_scope`` hook says which):
+# the model runs in the worker's process tree (metered); a server fleetbench started
+# (its process tree is metered too); a local server someone else started (only the
+# client is metered); or a remote host (nothing of the model's work is metered).
+EnergyScope = Literal["in-process", "client + managed server", "client only", "remote API"]
+IN_PROCESS: EnergyScope = "in-process"
+MANAGED_SERVER: EnergyScope = "client + managed server"
+CLIENT_ONLY: EnergyScope = "client only"
+REMOTE_API: EnergyScope = "remote API"
+
+
+def server_scope(url: str | None) -> EnergyScope:
+    """The scope of a server fleetbench did not start: on this machine (a loopback
+    host) only the client is metered; anywhere else (no URL: a provider's default
+    endpoint) the model runs remotely."""
+    host = urlsplit(url or "").hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return CLIENT_ONLY
+    try:
+        return CLIENT_ONLY if ipaddress.ip_address(host).is_loopback else REMOTE_API
+    except ValueError:  # a host name: resolving it could reach the network
+        return REMOTE_API
+
+
 @dataclass(frozen=True)
 class BackendContext:
     """What a backend may know about the run it serves, besides its options."""
@@ -150,6 +176,12 @@ class Backend(Protocol):
     * ``preflight_error(options, model) -> str | None`` (static): a configuration
       problem the user must fix (e.g. an API key variable that is not set); the whole
       batch stops with that one-line error before anything runs.
+    * ``energy_scope() -> EnergyScope``, called after ``load()``: what the run's energy
+      meters can see of the model's work. Without it a backend is ``"in-process"``
+      (it generates in the worker's process tree, as llamacpp, transformers and vLLM
+      offline do). ``"client only"`` and ``"remote API"`` runs report no energy, CO2
+      or tokens per joule (the meters would see only fleetbench's own process) unless
+      the plan's ``energy.client_only: true`` asks for that client figure.
     """
 
     name: ClassVar[str]

@@ -33,9 +33,11 @@ from pydantic import BaseModel
 from fleetbench.backends._loopthread import LoopThread
 from fleetbench.backends.base import (
     BackendContext,
+    EnergyScope,
     GenerationRequest,
     GenerationResult,
     LoadInfo,
+    server_scope,
 )
 from fleetbench.backends.hosted_wire import (
     BEDROCK,
@@ -246,6 +248,10 @@ class HostedBackend:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message)
+
+    def energy_scope(self) -> EnergyScope:
+        """The provider's API (or, with a loopback ``api_base``, a local stand-in)."""
+        return server_scope(self.options.api_base)
 
     def close(self) -> None:
         loop, provider = self._loop, self._provider

@@ -28,10 +28,13 @@ from pydantic import BaseModel
 
 from fleetbench.backends._loopthread import LoopThread, shutdown
 from fleetbench.backends.base import (
+    MANAGED_SERVER,
     BackendContext,
+    EnergyScope,
     GenerationRequest,
     GenerationResult,
     LoadInfo,
+    server_scope,
 )
 from fleetbench.backends.managed import ManagedServer
 from fleetbench.backends.openai_options import OpenAIOptions, key_problem
@@ -217,6 +220,11 @@ class OpenAIBackend:
         server, self._server = self._server, None
         if server is not None:
             server.stop()
+
+    def energy_scope(self) -> EnergyScope:
+        """A server this backend started is metered with the worker's process tree; a
+        local one someone else started is not (only the client is); others are remote."""
+        return MANAGED_SERVER if self._server is not None else server_scope(self.base_url)
 
     # -- generate -------------------------------------------------------------------
 

@@ -45,6 +45,8 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
     table = Table(title="Results", title_justify="left")
     priced = any(s.get("cost_usd") is not None for s in summaries)
     rated = any(s.get("energy_stars") is not None for s in summaries)
+    # Only when some run's energy does not cover the model's work (or may not).
+    scoped = any(s.get("energy_scope") not in ("in-process", None) for s in summaries)
     headers = [
         "model",
         "backend",
@@ -56,6 +58,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
         "tok/s",
         "energy Wh",
         "method",
+        *(["energy scope"] if scoped else []),
         *(["stars"] if rated else []),
         *(["cost $"] if priced else []),
         "error",
@@ -75,6 +78,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
             fmt(s["throughput_tokens_per_second"], ".1f"),
             fmt(s["energy_wh"], ".4f"),
             s["energy_method"],
+            *([s.get("energy_scope") or "?"] if scoped else []),
             *([_stars(s.get("energy_stars"))] if rated else []),
             *([fmt(s.get("cost_usd"), ".4g")] if priced else []),
             escape(s["error_message"]),

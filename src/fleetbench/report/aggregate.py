@@ -21,7 +21,8 @@ from fleetbench.tasks import primary_metric, run_scores
 
 def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     """Aggregate a run over the samples of its current plan (index < planned_samples)."""
-    grid = carbon.from_config(json.loads(run["config_json"]).get("energy") or {})
+    energy_config = json.loads(run["config_json"]).get("energy") or {}
+    grid = carbon.from_config(energy_config)
     planned = int(run["planned_samples"])
     samples = store.samples(run["run_id"], below=planned)
     ok = [s for s in samples if s["error"] is None]
@@ -31,7 +32,7 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     latencies = [s["latency_s"] for s in ok if s["latency_s"] is not None]
     ttfts = [s["ttft_s"] for s in ok if s["ttft_s"] is not None]
 
-    energy = energy_columns(samples, attempts)
+    energy = energy_columns(samples, attempts, bool(energy_config.get("client_only")))
     energy_wh, gpu_wh = energy["energy_wh"], energy["gpu_energy_wh"]
 
     loads = [a["load_time_s"] for a in attempts if a["load_time_s"] is not None]

@@ -4,6 +4,16 @@ Run figures are sums of the per-sample windows. A figure is empty (None) when it
 could not be measured, and also when some samples lack it (a partial sum would pass
 for a low reading); ``energy_unmeasured_reason`` then says why. Samples stored before
 the per-device columns existed fall back to their single ``energy_wh`` figure.
+
+``energy_scope`` names what the meters could see of the model's work (the backend's
+``energy_scope`` hook, stored with each attempt's energy record): ``in-process`` and
+``client + managed server`` runs are metered whole. For ``client only`` (a local
+server fleetbench did not start) and ``remote API`` runs the meters see only
+fleetbench's own process — tokens per joule ~25 times too high against an external server — so
+their energy figures are empty with the reason, unless the plan's
+``energy.client_only: true`` asks for that client figure, which the reason then
+labels. Runs stored before scopes were recorded have an empty scope and keep their
+figures.
 """
 
 from __future__ import annotations
@@ -12,10 +22,56 @@ import json
 import sqlite3
 from typing import Any
 
+from fleetbench.backends.base import CLIENT_ONLY, REMOTE_API
 from fleetbench.meters.devices import CPU_KINDS, GPU_KINDS
 
+# The per-run energy figures a scope without the model's work empties.
+ENERGY_FIGURES = (
+    "energy_wh",
+    "gpu_energy_wh",
+    "gpu_energy_gross_wh",
+    "cpu_energy_wh",
+    "cpu_energy_gross_wh",
+)
+_UNMETERED = {
+    CLIENT_ONLY: "the server was not started by fleetbench, so its energy is not metered "
+    "(only fleetbench's own process would be): let fleetbench start it (options.server), "
+    "or set energy.client_only: true for the client's own figure",
+    REMOTE_API: "the model runs on a remote host, whose energy cannot be metered here",
+}
 
-def energy_columns(samples: list[sqlite3.Row], attempts: list[sqlite3.Row]) -> dict[str, Any]:
+
+def energy_columns(
+    samples: list[sqlite3.Row], attempts: list[sqlite3.Row], client_only: bool = False
+) -> dict[str, Any]:
+    columns = _measured_columns(samples, attempts)
+    scope = energy_scope(attempts)
+    outside = [p for p in scope_parts(scope) if p in _UNMETERED]
+    if outside:
+        if client_only:
+            note = "fleetbench's own process only, not the server's (energy.client_only: true)"
+        else:
+            note = "; ".join(_UNMETERED[p] for p in outside)
+            columns.update(dict.fromkeys(ENERGY_FIGURES))
+        reason = columns["energy_unmeasured_reason"]
+        columns["energy_unmeasured_reason"] = "; ".join(
+            filter(None, [f"energy_scope {scope}: {note}", reason])
+        )
+    return {**columns, "energy_scope": scope}
+
+
+def energy_scope(attempts: list[sqlite3.Row]) -> str:
+    """The scopes of the run's attempts (one, normally; an ensemble's members may add
+    more), comma-separated in order of appearance; "" where none was recorded."""
+    parts = [p for record in _records(attempts) for p in scope_parts(record.get("scope") or "")]
+    return ", ".join(dict.fromkeys(parts))
+
+
+def scope_parts(scope: str) -> list[str]:
+    return [p for p in scope.split(", ") if p]
+
+
+def _measured_columns(samples: list[sqlite3.Row], attempts: list[sqlite3.Row]) -> dict[str, Any]:
     notes: list[str] = []
     methods = sorted(
         {m for s in samples for m in (s["energy_method"] or "").split("+") if m and m != "none"}

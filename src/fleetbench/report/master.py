@@ -77,6 +77,7 @@ MASTER_COLUMNS: list[str] = [
     "requests_per_second",
     "per_request_tokens_per_second",
     "token_count_unknown_reason",
+    "energy_scope",
 ]
 
 

@@ -16,10 +16,12 @@ matrix like any other run. Running the same ensemble again replaces it.
   normalised answer (``key``), blankness and confidence.
 * Figures are the cost of asking every member: per question, prompt/completion tokens,
   latency, CPU seconds, energy, cost and retries are the **sums** over the members that
-  answered it (unknown where no member knows them; reasoning tokens only where every
-  member's are known). Time to first token and inter-token latency are left unknown.
-  The run's duration is the time spent combining; the carbon intensity is the first
-  member's.
+  answered it (unknown where a member that answered does not know them, as for any
+  run total: see ``report.tokens``; a member whose request failed adds what it has;
+  reasoning tokens only where every member's are known). Time to first token and
+  inter-token latency are left unknown. The run's duration is the time spent
+  combining; the carbon intensity is the first member's. The members' energy scopes
+  are the ensemble's: a client-only member empties its energy (``report.energy``).
 
 Strategies: see ``fleetbench.runner.ensemble_vote``.
 """
@@ -40,6 +42,7 @@ from fleetbench.meters import NONE, host_info
 
 # The batch's own export step (summaries, star ratings, run folders, master CSV), so an
 # ensemble refreshes exactly what a batch writes.
+from fleetbench.report.energy import energy_scope, scope_parts
 from fleetbench.report.exports import export_results
 from fleetbench.report.select import resolve_runs
 from fleetbench.runner.ensemble_vote import STRATEGIES, Choice, Strategy, Vote, choose
@@ -171,6 +174,11 @@ def _store_run(
     store.upsert_run(run, batch_id, len(questions))
     store.delete_results([run["run_id"]])
     attempt = store.start_attempt(run["run_id"], batch_id, host)
+    # The members' energy scopes: a client-only member's summed energy is as partial
+    # as its own (report/energy.py empties both).
+    parts = [p for m in members for p in scope_parts(energy_scope(store.attempts(m.run["run_id"])))]
+    scope = {"scope": ", ".join(dict.fromkeys(parts))}
+    store.update_attempt(run["run_id"], attempt, energy_json=json.dumps(scope))
     status: str = FAILED
     error: str | None = "interrupted while combining"
     try:
@@ -229,7 +237,7 @@ def _sample_row(
         "answer_text": answer,
         "reasoning_text": chosen["reasoning_text"],
         "reasoning_tokens": None if None in reasoning else sum(reasoning),
-        **{column: _sum(r[column] for r in rows) for column in _SUMMED},
+        **{column: _sum(rows, column) for column in _SUMMED},
         "ttft_s": None,
         "itl_s": None,
         "finish_reason": chosen["finish_reason"],
@@ -241,8 +249,12 @@ def _sample_row(
     }
 
 
-def _sum(values: Any) -> float | None:
-    known = [v for v in values if v is not None]
+def _sum(rows: list[sqlite3.Row], column: str) -> float | None:
+    """The members' sum; unknown if a member that answered lacks the figure (a partial
+    sum would pass for the whole). A member whose request failed adds what it has."""
+    if any(r[column] is None and r["error"] is None for r in rows):
+        return None
+    known = [r[column] for r in rows if r[column] is not None]
     return sum(known) if known else None
 
 

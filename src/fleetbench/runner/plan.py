@@ -84,6 +84,12 @@ class EnergySettings(BaseModel):
     carbon_intensity_g_per_kwh: float | None = Field(
         None, ge=0, description="explicit grid intensity in gCO2e/kWh; overrides the region's"
     )
+    client_only: bool = Field(
+        False,
+        description="report the client's own energy for runs whose server fleetbench did "
+        "not start (energy_scope 'client only' or 'remote API'); by default their energy, "
+        "CO2 and tokens per joule are empty, since the model's work is not metered",
+    )
     stars_reference: Path | None = Field(
         None,
         description="CSV of reference runs (task, model_class, wh_per_1000_queries) whose "

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.backends import (
+    IN_PROCESS,
     BackendContext,
     GenerationRequest,
     GenerationResult,
@@ -88,6 +89,7 @@ def run_job(job: RunJob) -> None:
         details_json=info.model_dump_json(),
         peak_rss_mb=peak_rss_mb(),
     )
+    scope = energy_scope(backend)  # stored with every energy record of the attempt
     emit("loaded", load_time_s=info.load_time_s)
     log.info("loaded %s in %.2f s", info.model_path or spec.model.name, info.load_time_s)
 
@@ -107,7 +109,7 @@ def run_job(job: RunJob) -> None:
     }
     run_mark = monitor.begin()
     try:
-        run_mark = _idle_then_begin(monitor, spec.energy.idle_baseline_s, store, job)
+        run_mark = _idle_then_begin(monitor, spec.energy.idle_baseline_s, store, job, scope)
         for result, mark in _metered(backend.generate(requests.values()), monitor):
             result = _with_times(result, time.time())
             sample = by_index[result.index]
@@ -139,7 +141,7 @@ def run_job(job: RunJob) -> None:
         whole = monitor.end(run_mark)
         backend.close()
         monitor.close()
-        record = {**monitor.record(), "window": whole.to_json()}
+        record = {**monitor.record(), "scope": scope, "window": whole.to_json()}
         store.update_attempt(
             spec.run_id, job.attempt, peak_rss_mb=peak_rss_mb(), energy_json=json.dumps(record)
         )
@@ -155,14 +157,24 @@ def meter_settings(energy: EnergySettings) -> MeterSettings:
     )
 
 
-def _idle_then_begin(monitor: EnergyMonitor, idle_s: float, store: Store, job: RunJob) -> Mark:
+def energy_scope(backend: Any) -> str:
+    """What the meters see of the model's work (``Backend.energy_scope``); a backend
+    without the hook generates in this process tree."""
+    hook = getattr(backend, "energy_scope", None)
+    return str(hook()) if callable(hook) else IN_PROCESS
+
+
+def _idle_then_begin(
+    monitor: EnergyMonitor, idle_s: float, store: Store, job: RunJob, scope: str
+) -> Mark:
     """Idle power with the model loaded, before any sample; the record is stored at once
     so a killed attempt still says how its energy was measured."""
     monitor.measure_idle(idle_s)
-    record = monitor.record()
+    record = {**monitor.record(), "scope": scope}
     store.update_attempt(job.spec.run_id, job.attempt, energy_json=json.dumps(record))
     log.info(
-        "energy: %s; idle W %s; not measured: %s",
+        "energy (%s): %s; idle W %s; not measured: %s",
+        scope,
         ", ".join(f"{d['id']} {d['method']}" for d in record["devices"]),
         record["idle_w"] or "-",
         "; ".join(f"{k}: {v}" for k, v in record["unmeasured"].items()) or "-",

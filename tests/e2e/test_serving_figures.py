@@ -119,6 +119,15 @@ def test_throughput_at_concurrency_4_is_tokens_over_wall_time(tmp_path: Path) ->
     assert throughput > 3 * 80 / sum(latencies)  # what summed latencies would have said
     # One request decodes 9 tokens after its first in 9 gaps of 0.05 s: 20 tok/s.
     assert float(row["per_request_tokens_per_second"]) == pytest.approx(20.0, rel=0.15)
+    # The server's fixed delays, seen through the distributions.
+    assert float(row["p50_ttft_seconds"]) == pytest.approx(0.3, abs=0.06)
+    assert float(row["p95_latency_seconds"]) == pytest.approx(0.75, abs=0.15)
+    summary = json.loads((out / "runs" / row["run_id"] / "summary.json").read_text())["summary"]
+    dists = summary["distributions"]
+    assert dists["tpot_s"]["count"] == 8
+    assert dists["tpot_s"]["p50"] == pytest.approx(0.05, abs=0.01)
+    assert dists["itl_s"]["p50"] == pytest.approx(0.05, abs=0.01)
+    assert dists["latency_s"]["p50"] <= dists["latency_s"]["p90"] <= dists["latency_s"]["p99"]
 
 
 def test_at_concurrency_1_wall_time_and_summed_latency_agree(tmp_path: Path) -> None:

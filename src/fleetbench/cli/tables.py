@@ -53,8 +53,8 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
         "task",
         "status",
         "ok/total",
-        "latency s",
-        "TTFT s",
+        "latency p50/p95 s",
+        "TTFT p50/p95 s",
         "tok/s",
         "energy Wh",
         "method",
@@ -73,8 +73,8 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
             s["task"],
             f"[{colour}]{s['status']}[/{colour}]",
             f"{s['successful_prompts']}/{s['total_prompts']}",
-            fmt(s["avg_latency_seconds"]),
-            fmt(s["avg_ttft_seconds"]),
+            _p50_p95(s, "latency"),
+            _p50_p95(s, "ttft"),
             fmt(s["throughput_tokens_per_second"], ".1f"),
             fmt(s["energy_wh"], ".4f"),
             s["energy_method"],
@@ -95,6 +95,11 @@ def summary_notes(summaries: list[dict[str, Any]]) -> list[str]:
         for s in summaries
         if s.get("token_count_unknown_reason")
     ]
+
+
+def _p50_p95(summary: dict[str, Any], figure: str) -> str:
+    p50, p95 = summary.get(f"p50_{figure}_seconds"), summary.get(f"p95_{figure}_seconds")
+    return "—" if p50 is None else f"{fmt(p50)}/{fmt(p95)}"
 
 
 def _stars(stars: int | None) -> str:

@@ -13,7 +13,7 @@ from fleetbench.meters.derived import DerivedInputs, derive
 from fleetbench.meters.disk import model_disk
 from fleetbench.meters.energy import NONE
 from fleetbench.report.energy import energy_columns
-from fleetbench.report.timing import speed_figures
+from fleetbench.report.timing import distributions, percentile_columns, speed_figures
 from fleetbench.report.tokens import token_totals
 from fleetbench.store import Store
 from fleetbench.tasks import primary_metric, run_scores
@@ -38,6 +38,7 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     loads = [a["load_time_s"] for a in attempts if a["load_time_s"] is not None]
     rss = [a["peak_rss_mb"] for a in attempts if a["peak_rss_mb"] is not None]
     split = _reasoning_split(samples)
+    dists = distributions(ok)
     return {
         "model_name": run["model_name"],
         "model_class": run["model_class"],
@@ -52,6 +53,8 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "total_prompt_tokens": tokens.prompt,
         "total_completion_tokens": tokens.completion,
         **speed_figures(samples, ok, tokens.ok_completion),
+        **percentile_columns(dists),
+        "distributions": dists,
         "gpu_energy_wh": gpu_wh,
         "timestamp": datetime.fromtimestamp(run["updated_at"], UTC).isoformat(timespec="seconds"),
         "error_message": run["error_message"] or "",

@@ -78,6 +78,10 @@ MASTER_COLUMNS: list[str] = [
     "per_request_tokens_per_second",
     "token_count_unknown_reason",
     "energy_scope",
+    "p50_latency_seconds",
+    "p95_latency_seconds",
+    "p50_ttft_seconds",
+    "p95_ttft_seconds",
 ]
 
 

@@ -1,5 +1,5 @@
-"""A run's speed figures from its samples' timings: throughput, request rate and
-per-request decode speed.
+"""A run's speed figures from its samples' timings: throughput, request rate,
+per-request decode speed, and the distributions of latency, TTFT, ITL and TPOT.
 
 Two speeds, because they answer different questions:
 
@@ -21,6 +21,14 @@ Two speeds, because they answer different questions:
 
 ``requests_per_second`` = successful samples ÷ generation wall time.
 
+Distributions (summary.json ``distributions``; p50/p95 of latency and TTFT also in the
+master CSV) are over the successful samples: p50/p90/p95/p99 by linear interpolation
+between the closest ranks (numpy's default, so p50 of an even count is the mean of
+the middle two), and the population standard deviation (the spread of what was
+measured, not an estimate for a wider population). Inter-token latency is per sample
+its mean gap between streamed chunks, so its distribution is over those means; TPOT
+(time per output token) is per sample (latency - TTFT) ÷ (completion tokens - 1).
+
 Unknown stays empty: without timestamps (samples stored before they were recorded)
 the wall time, throughput and request rate are empty; without token counts
 (``report.tokens``) every token rate is.
@@ -30,7 +38,35 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import statistics
+from collections.abc import Sequence
 from typing import Any
+
+PERCENTILES = (50, 90, 95, 99)
+DISTRIBUTIONS = ("latency_s", "ttft_s", "itl_s", "tpot_s")
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100) by linear interpolation between closest ranks."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def distribution(values: Sequence[float]) -> dict[str, Any]:
+    """count, mean, std and the percentiles of some values; None where there are none."""
+    out: dict[str, Any] = {
+        "count": len(values),
+        "mean": statistics.fmean(values) if values else None,
+        "std": statistics.pstdev(values) if values else None,
+    }
+    for q in PERCENTILES:
+        out[f"p{q}"] = percentile(values, q)
+    return out
 
 
 def generation_seconds(samples: list[sqlite3.Row]) -> float | None:
@@ -88,3 +124,26 @@ def _decode_speed(ok: list[sqlite3.Row]) -> float | None:
             tokens += s["completion_tokens"] - 1
             seconds += max(s["latency_s"] - s["ttft_s"], 0.0)
     return tokens / seconds if seconds > 0 else None
+
+
+def distributions(ok: list[sqlite3.Row]) -> dict[str, dict[str, Any]]:
+    """summary.json's ``distributions``: seconds, over the successful samples."""
+    columns: dict[str, list[float]] = {name: [] for name in DISTRIBUTIONS}
+    for s in ok:
+        for name in ("latency_s", "ttft_s", "itl_s"):
+            if s[name] is not None:
+                columns[name].append(float(s[name]))
+        tpot = tpot_s(s)
+        if tpot is not None:
+            columns["tpot_s"].append(tpot)
+    return {name: distribution(values) for name, values in columns.items()}
+
+
+def percentile_columns(dists: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """The master CSV's flat percentile columns."""
+    return {
+        "p50_latency_seconds": dists["latency_s"]["p50"],
+        "p95_latency_seconds": dists["latency_s"]["p95"],
+        "p50_ttft_seconds": dists["ttft_s"]["p50"],
+        "p95_ttft_seconds": dists["ttft_s"]["p95"],
+    }

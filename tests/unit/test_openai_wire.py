@@ -9,17 +9,15 @@ import pytest
 from pydantic import ValidationError
 
 from fleetbench.backends import GenerationRequest, GenerationSettings, Message, get_backend_class
+from fleetbench.backends.engine import RequestFailure, clean, redact_url, scrub
 from fleetbench.backends.openai_http import OpenAIBackend, OpenAIOptions
 from fleetbench.backends.openai_wire import (
     BodySpec,
     Reply,
     build_body,
     error_detail,
-    redact_url,
-    scrub,
 )
 from fleetbench.backends.presets import PRESETS, Preset
-from fleetbench.backends.retry import RequestFailure
 from fleetbench.catalog.spec import ModelSpec
 
 SETTINGS = GenerationSettings(max_tokens=9, seed=3, stop=["\n\n"])
@@ -148,10 +146,11 @@ def test_plain_reply() -> None:
 
 
 def test_error_detail_and_scrubbing() -> None:
-    assert error_detail('{"error": {"message": "bad\\nthing"}}') == "bad thing"
+    assert clean(error_detail('{"error": {"message": "bad\\nthing"}}'), ()) == "bad thing"
     assert error_detail('{"detail": "Not Found"}') == "Not Found"
     assert error_detail("plain text") == "plain text"
-    assert len(error_detail("x" * 5000)) == 300
+    assert len(error_detail("x" * 5000)) == 5000  # whole: scrubbed first, then cut
+    assert len(clean(error_detail("x" * 5000), ())) == 300
     assert scrub("key sk-abc and Bearer sk-abc", ["sk-abc", ""]) == "key *** and Bearer ***"
     assert redact_url("https://user:pw@host/v1") == "https://host/v1"
 

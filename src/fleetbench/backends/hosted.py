@@ -6,10 +6,13 @@ the provider's ``usage``, so token counts (and so cost) come from the provider.
 Timings are client side, of the final attempt: TTFT is the first text or reasoning
 chunk, latency the whole reply, ITL the decode time per output token.
 
-Retries are ours, not the SDK's (switched off where it allows), so that each is
-counted and bounded: rate limits, overload (429, 5xx, Anthropic's 529 and mid-stream
-``overloaded_error``), timeouts and dropped connections are retried with backoff that
-honours ``Retry-After``; anything else fails the sample at once.
+This backend builds the request keywords, sends them through the SDK and classifies
+its exceptions (``hosted_wire.classify``); the request engine (``engine``) runs the
+lanes, the retries and the whole-attempt timeout. Retries are the engine's, not the
+SDK's (switched off where it allows), so that each is counted and bounded: rate
+limits, overload (429, 5xx, Anthropic's 529 and mid-stream ``overloaded_error``),
+timeouts and dropped connections are retried with backoff that honours
+``Retry-After``; anything else fails the sample at once.
 
 The key is read from the environment at load time and handed only to the SDK client:
 never to options, LoadInfo, logs or error messages (errors are scrubbed of it).
@@ -22,15 +25,13 @@ import importlib
 import importlib.util
 import logging
 import os
-import queue
-import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from fleetbench.backends._loopthread import LoopThread
+from fleetbench.backends.apikeys import userinfo_secrets, with_userinfo
 from fleetbench.backends.base import (
     BackendContext,
     EnergyScope,
@@ -39,6 +40,7 @@ from fleetbench.backends.base import (
     LoadInfo,
     server_scope,
 )
+from fleetbench.backends.engine import RequestEngine, RequestFailure, redact_url
 from fleetbench.backends.hosted_wire import (
     BEDROCK,
     HostedOptions,
@@ -49,14 +51,14 @@ from fleetbench.backends.hosted_wire import (
     provider_class,
     request_kwargs,
 )
-from fleetbench.backends.openai_wire import redact_url, scrub
-from fleetbench.backends.retry import RequestFailure, RetryPolicy
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import BackendError, BackendUnavailable
 
 log = logging.getLogger("fleetbench.backends.hosted")
 
 NEEDS_EXTRA = "hosted backend needs the [hosted] extra: pip install 'fleetbench[hosted]'"
+# Bedrock's credentials, scrubbed from error texts like an API key.
+_AWS_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK")
 
 
 # -- the backend -----------------------------------------------------------------------
@@ -70,16 +72,7 @@ class HostedBackend:
         self.options = options
         self.context = context
         self._provider: Any = None
-        self._secret = ""  # only to scrub error text
-        self._loop: LoopThread | None = None
-        self._warned: set[str] = set()
-        self._rng = random.Random()
-        self._policy = RetryPolicy(
-            max_retries=options.max_retries,
-            backoff_base_s=options.backoff_base_s,
-            backoff_max_s=options.backoff_max_s,
-            retry_after_max_s=options.retry_after_max_s,
-        )
+        self._engine = RequestEngine(options, self, attempt_timeout_s=options.timeout_s, log=log)
 
     def __repr__(self) -> str:
         return f"HostedBackend(provider={self.options.provider!r})"
@@ -122,7 +115,11 @@ class HostedBackend:
         if problem:
             raise BackendError(problem)
         name = key_variable(o)
-        self._secret = os.environ.get(name, "") if name else ""
+        key = os.environ.get(name, "") if name else ""
+        api_base = with_userinfo(o.api_base) if o.api_base else None
+        aws = (os.environ.get(v, "") for v in _AWS_SECRETS) if o.provider == BEDROCK else ()
+        secrets = (key, *userinfo_secrets(api_base or ""), *aws)
+        self._engine.secrets = tuple(s for s in secrets if s)
         kwargs: dict[str, Any] = {"unified_exceptions": True, "max_retries": 0}
         if o.provider == BEDROCK:
             kwargs.update(
@@ -130,17 +127,17 @@ class HostedBackend:
             )
             kwargs.pop("max_retries")  # boto3 retries are configured apart; ours still apply
         start = time.perf_counter()
-        self._loop = LoopThread()
+        loop = self._engine.start()
 
         async def create() -> Any:  # on the loop, so the SDK's client binds to it
-            return AnyLLM.create(
-                o.provider, api_key=self._secret or None, api_base=o.api_base, **kwargs
-            )
+            return AnyLLM.create(o.provider, api_key=key or None, api_base=api_base, **kwargs)
 
         try:
-            self._provider = self._loop.run(create(), timeout=60)
+            self._provider = loop.run(create(), timeout=60)
         except Exception as exc:
-            raise BackendError(self._scrub(f"cannot set up {o.provider}: {exc}")) from None
+            self._engine.stop()
+            message = self._engine.clean(f"cannot set up {o.provider}: {exc}")
+            raise BackendError(message) from None
         return LoadInfo(
             load_time_s=time.perf_counter() - start,
             model_path=f"{o.provider}:{self._model()}",
@@ -160,35 +157,12 @@ class HostedBackend:
             raise BackendError("hosted needs a model: set options.model or the entry's id")
         return model
 
+    # -- generate: build, send, classify (the engine does the rest) -----------------
+
     def generate(self, requests: Iterable[GenerationRequest]) -> Iterator[GenerationResult]:
-        if self._provider is None:
-            raise BackendError("generate() called before load()")
-        todo = list(requests)
-        out: queue.SimpleQueue[GenerationResult | None] = queue.SimpleQueue()
-        assert self._loop is not None
-        future = self._loop.submit(self._run_all(todo, out))
-        try:
-            while (item := out.get()) is not None:
-                yield item
-            future.result()  # re-raise a bug in the loop itself
-        finally:
-            future.cancel()
+        return self._engine.generate(requests)
 
-    async def _run_all(
-        self, todo: list[GenerationRequest], out: queue.SimpleQueue[GenerationResult | None]
-    ) -> None:
-        pending = iter(todo)
-
-        async def lane() -> None:
-            for request in pending:  # one shared iterator: each request is taken once
-                out.put(await self._one(request))
-
-        try:
-            await asyncio.gather(*(lane() for _ in range(min(self.options.concurrency, len(todo)))))
-        finally:
-            out.put(None)
-
-    async def _one(self, request: GenerationRequest) -> GenerationResult:
+    def prepare(self, request: GenerationRequest) -> dict[str, Any]:
         kwargs, ignored = request_kwargs(
             self.options.provider,
             request.settings,
@@ -196,76 +170,53 @@ class HostedBackend:
             self.options.extra,
         )
         for name in ignored:
-            self._warn_once(name, f"{name} is not sent to {self.options.provider} (unsupported)")
+            self._engine.warn_once(
+                name, "%s is not sent to %s (unsupported)", name, self.options.provider
+            )
         if request.chat_template_kwargs:
-            self._warn_once("ctk", "chat_template_kwargs are not sent to hosted APIs")
-        retries = 0
-        while True:
-            try:
-                reply = await self._attempt(request, kwargs)
-                return reply.result(request.index, request.settings.max_tokens, retries)
-            except Exception as exc:
-                failure = classify(exc)
-            if not failure.retryable or retries >= self._policy.max_retries:
-                return GenerationResult(
-                    index=request.index,
-                    retries=retries,
-                    error=self._scrub(failure.describe(retries + 1)),
-                    retryable=failure.retryable,
-                )
-            log.info("sample %d: %s; retrying", request.index, self._scrub(str(failure)))
-            await asyncio.sleep(self._policy.delay(retries, failure.retry_after_s, self._rng))
-            retries += 1
+            self._engine.warn_once("ctk", "chat_template_kwargs are not sent to hosted APIs")
+        return kwargs
 
-    async def _attempt(self, request: GenerationRequest, kwargs: dict[str, Any]) -> Reply:
+    async def send(self, request: GenerationRequest, kwargs: dict[str, Any]) -> GenerationResult:
         o = self.options
         messages = [m.model_dump() for m in request.messages]
         reply = Reply(start=time.perf_counter())
-        async with asyncio.timeout(o.timeout_s):
-            answer = await self._provider.acompletion(
-                model=self._model(),
-                messages=messages,
-                stream=o.stream,
-                timeout=o.timeout_s,
-                **kwargs,
-            )
-            if not o.stream:
-                reply.feed_completion(answer, time.perf_counter())
-                return reply
+        answer = await self._provider.acompletion(
+            model=self._model(),
+            messages=messages,
+            stream=o.stream,
+            timeout=o.timeout_s,
+            **kwargs,
+        )
+        if not o.stream:
+            reply.feed_completion(answer, time.perf_counter())
+        else:
             async for chunk in answer:
                 reply.feed_chunk(chunk, time.perf_counter())
-        reply.end = time.perf_counter()
-        if reply.finish is None:
-            raise RequestFailure(
-                "incomplete stream", "ended without a finish reason", retryable=True
-            )
-        return reply
+            reply.end = time.perf_counter()
+            if reply.finish is None:
+                raise RequestFailure(
+                    "incomplete stream", "ended without a finish reason", retryable=True
+                )
+        return reply.result(request.index, request.settings.max_tokens, retries=0)
 
-    def _scrub(self, text: str) -> str:
-        return scrub(text, (self._secret,))
+    def classify(self, exc: Exception) -> RequestFailure:
+        return classify(exc)
 
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning(message)
+    def follow_up(
+        self, request: GenerationRequest, result: GenerationResult
+    ) -> Coroutine[Any, Any, None] | None:
+        return None  # counts come with the provider's usage
 
     def energy_scope(self) -> EnergyScope:
         """The provider's API (or, with a loopback ``api_base``, a local stand-in)."""
         return server_scope(self.options.api_base)
 
     def close(self) -> None:
-        loop, provider = self._loop, self._provider
-        self._provider = None
-        if loop is None:
-            return
+        provider, self._provider = self._provider, None
         client_close = getattr(getattr(provider, "client", None), "close", None)
-        if client_close is not None and asyncio.iscoroutinefunction(client_close):
-            try:
-                loop.run(client_close(), timeout=5)
-            except Exception as exc:  # closing must never fail a run
-                log.debug("closing the client: %s", type(exc).__name__)
-        loop.stop(timeout=5)
-        self._loop = None
+        closing = client_close() if asyncio.iscoroutinefunction(client_close) else None
+        self._engine.stop(closing, timeout=5)
 
 
 def _version(dist: str) -> str:

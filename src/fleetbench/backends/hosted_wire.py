@@ -1,6 +1,7 @@
 """The ``hosted`` backend's options and pure parts: configuration checks, settings ->
 request keywords, any-llm replies -> results, exceptions -> retry verdicts. No network
-here, and no SDK import beyond any-llm's provider lookup."""
+here, and no SDK import beyond any-llm's provider lookup. Error texts go into the
+verdicts whole: the request engine scrubs secrets out before it cuts them."""
 
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from fleetbench.backends.apikeys import NOT_A_NAME, hide_non_name, not_a_name_problem
+from fleetbench.backends.apikeys import (
+    NOT_A_NAME,
+    hide_non_name,
+    hide_userinfo,
+    not_a_name_problem,
+)
 from fleetbench.backends.base import GenerationResult, GenerationSettings
-from fleetbench.backends.openai_wire import one_line
-from fleetbench.backends.retry import (
+from fleetbench.backends.engine import (
+    EngineOptions,
     RequestFailure,
     is_retryable_status,
     parse_retry_after,
@@ -54,8 +60,8 @@ _AWS_CREDENTIAL_VARS = (
 )
 
 
-class HostedOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class HostedOptions(EngineOptions):
+    """Concurrency and retries are the request engine's (``EngineOptions``)."""
 
     provider: str = Field("anthropic", description="any-llm provider: anthropic, bedrock, ...")
     model: str | None = Field(None, description="provider's model id; default: the entry's id")
@@ -66,18 +72,18 @@ class HostedOptions(BaseModel):
     region: str | None = Field(None, description="bedrock: AWS region (else AWS_REGION)")
     aws_profile: str | None = Field(None, description="bedrock: AWS profile (else AWS_PROFILE)")
     stream: bool = True
-    concurrency: int = Field(4, ge=1, le=256, description="requests in flight")
-    max_retries: int = Field(4, ge=0, le=20, description="attempts beyond the first")
     timeout_s: float = Field(120.0, gt=0, description="longest one attempt")
-    backoff_base_s: float = Field(0.5, ge=0)
-    backoff_max_s: float = Field(30.0, ge=0)
-    retry_after_max_s: float = Field(60.0, ge=0, description="cap on a server's Retry-After")
     extra: dict[str, Any] = Field(default_factory=dict, description="more request fields")
 
     @field_validator("provider")
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.strip().lower()
+
+    @field_validator("api_base")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        return hide_userinfo(value)
 
     @field_validator("api_key_env", mode="before")
     @classmethod
@@ -198,7 +204,7 @@ def classify(exc: BaseException) -> RequestFailure:
     code = getattr(exc, "error_type", None) or getattr(exc, "code", None)
     names = f"{type(exc).__name__} {type(original).__name__}"
     detail = _body_detail(getattr(original, "body", None))
-    detail = detail or one_line(str(getattr(exc, "message", None) or exc))
+    detail = detail or str(getattr(exc, "message", None) or exc)
     retry_after = parse_retry_after(getattr(exc, "retry_after", None))
     headers = getattr(getattr(original, "response", None), "headers", None)
     if retry_after is None and isinstance(headers, Mapping):
@@ -291,7 +297,7 @@ def _body_detail(body: Any) -> str | None:
     if not isinstance(error, dict) or not error.get("message"):
         return None
     kind = error.get("type")
-    return one_line(f"{kind}: {error['message']}" if kind else str(error["message"]))
+    return f"{kind}: {error['message']}" if kind else str(error["message"])
 
 
 def _count(usage: Any, name: str) -> int | None:

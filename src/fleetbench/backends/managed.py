@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from fleetbench.backends.engine import scrub
 from fleetbench.errors import BackendError
 
 LOG_FILE = "server.log"
@@ -90,11 +91,16 @@ class ManagedServer:
     """
 
     def __init__(
-        self, options: ManagedServerOptions | dict[str, Any], run_dir: Path, model_name: str = ""
+        self,
+        options: ManagedServerOptions | dict[str, Any],
+        run_dir: Path,
+        model_name: str = "",
+        secrets: tuple[str, ...] = (),
     ) -> None:
         self.options = ManagedServerOptions.model_validate(options)
         self.run_dir = run_dir
         self.model_name = model_name
+        self.secrets = secrets  # scrubbed from the log tail an error quotes
         self.port = 0
         self.startup_s: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -175,6 +181,9 @@ class ManagedServer:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return "(no server log)"
+        # Scrub before the cut, so no part of a key survives it (the window is far wider
+        # than what is kept: a key that reaches into the kept part is whole inside it).
+        text = scrub(text[-max(64 * chars, 65536) :], self.secrets)
         return "\n".join(text.rstrip().splitlines()[-lines:])[-chars:]
 
     def __enter__(self) -> ManagedServer:

@@ -1,11 +1,17 @@
 """``openai``: any OpenAI-compatible chat-completions server, over HTTP.
 
-Requests run on one ``httpx.AsyncClient`` inside an event loop in a helper thread, so
-``generate()`` stays a plain iterator for the runner while exactly ``concurrency``
-requests are in flight; results are yielded as they complete. Timings are client
-side: TTFT is the first content or reasoning chunk, ITL the mean gap between later
-chunks, latency the whole reply, all of the final attempt (retries are counted
-apart, so backoff waits never pollute the speed figures).
+This backend builds a request body, sends it on one ``httpx.AsyncClient`` and
+classifies what went wrong; the request engine (``engine.RequestEngine``) runs the
+lanes that keep exactly ``concurrency`` requests in flight, the retries and the
+whole-attempt timeout. Timings are client side: TTFT is the first content or
+reasoning chunk, ITL the mean gap between later chunks, latency the whole reply, all
+of the final attempt (retries are counted apart, so backoff waits never pollute the
+speed figures).
+
+Token counts come from the reply's ``usage``; without it, from the server's tokenize
+endpoint or a local GGUF tokenizer (counted off the lane, while the next request is
+out); with neither they stay unknown (None, never 0) and the run log says once how
+to get them.
 
 The API key is read from the environment variable the options name, at load time,
 and lives only in the client's Authorization header: never in options, LoadInfo,
@@ -14,19 +20,16 @@ logs, reprs or error messages (server text is scrubbed of it before it is record
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import queue
-import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from typing import Any, ClassVar
 
 import httpx
 from pydantic import BaseModel
 
-from fleetbench.backends._loopthread import LoopThread, shutdown
+from fleetbench.backends.apikeys import userinfo_secrets, with_userinfo
 from fleetbench.backends.base import (
     MANAGED_SERVER,
     BackendContext,
@@ -36,6 +39,13 @@ from fleetbench.backends.base import (
     LoadInfo,
     server_scope,
 )
+from fleetbench.backends.engine import (
+    RequestEngine,
+    RequestFailure,
+    is_retryable_status,
+    redact_url,
+    retry_after_from_headers,
+)
 from fleetbench.backends.managed import ManagedServer
 from fleetbench.backends.openai_options import OpenAIOptions, key_problem
 from fleetbench.backends.openai_tokens import EndpointMissing, GgufTokenizer, ServerTokenizer
@@ -44,21 +54,9 @@ from fleetbench.backends.openai_wire import (
     Reply,
     build_body,
     error_detail,
-    redact_url,
-    scrub,
     sends_template_kwargs,
 )
-from fleetbench.backends.presets import (
-    GENERIC,
-    PRESETS,
-    Preset,
-)
-from fleetbench.backends.retry import (
-    RequestFailure,
-    RetryPolicy,
-    is_retryable_status,
-    retry_after_from_headers,
-)
+from fleetbench.backends.presets import GENERIC, PRESETS, Preset
 from fleetbench.catalog.embedded import EMBEDDED_MODEL_ID, embedded_model_path
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import BackendError
@@ -66,6 +64,13 @@ from fleetbench.errors import BackendError
 __all__ = ["OpenAIBackend", "OpenAIOptions"]
 
 log = logging.getLogger("fleetbench.backends.openai")
+
+NO_COUNTS = (
+    "the server's replies carry no token usage and no tokenizer is configured: prompt "
+    "and completion tokens (so tokens/s, tokens per joule and cost) stay unknown for this "
+    "run; set options.tokenizer_path to the model's GGUF, or use the preset of a server "
+    "with a tokenize endpoint (llamacpp-server, vllm, tgi)"
+)
 
 
 class OpenAIBackend:
@@ -77,22 +82,15 @@ class OpenAIBackend:
         self.context = context
         self.preset: Preset = PRESETS.get(options.preset or "", GENERIC)
         self.model = options.model or context.model.id or context.model.name
-        self.base_url = options.base_url or ""
-        self._secrets: tuple[str, ...] = ()
-        self._loop: LoopThread | None = None
+        self.base_url = with_userinfo(options.base_url or "")
         self._client: httpx.AsyncClient | None = None
         self._server: ManagedServer | None = None
         self._local: GgufTokenizer | None = None
         self._remote: ServerTokenizer | None = None
-        self._policy = RetryPolicy(
-            max_retries=options.max_retries,
-            backoff_base_s=options.backoff_base_s,
-            backoff_max_s=options.backoff_max_s,
-            retry_after_max_s=options.retry_after_max_s,
-        )
-        self._rng = random.Random()
-        self._warned: set[str] = set()
         self._spec: BodySpec | None = None  # built on the first request, then reused
+        self._engine = RequestEngine(
+            options, self, attempt_timeout_s=options.request_timeout_s, log=log
+        )
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={redact_url(self.base_url)!r})"
@@ -113,24 +111,28 @@ class OpenAIBackend:
         if problem is not None:
             raise BackendError(problem)
         key = os.environ.get(self.options.api_key_env, "") if self.options.api_key_env else ""
-        self._secrets = (key,) if key else ()
+        self._engine.secrets = tuple(s for s in (key, *userinfo_secrets(self.base_url)) if s)
         startup_s: float | None = None
         try:
             if self.options.server is not None:
                 self._server = ManagedServer(
-                    self.options.server, self.context.run_dir, model_name=self.model
+                    self.options.server,
+                    self.context.run_dir,
+                    model_name=self.model,
+                    secrets=self._engine.secrets,
                 )
                 self.base_url = self._server.start()
                 startup_s = self._server.startup_s
-            self._loop = LoopThread()
-            self._client = self._loop.run(self._make_client(key))
-            served = self._loop.run(self._check_server())
+            loop = self._engine.start()
+            self._client = loop.run(self._make_client(key))
+            served = loop.run(self._check_server())
             self._tokenizers()
         except BaseException:
             self.close()
             raise
         if served and self.model not in served:
-            log.warning("model %r is not in the server's list %s", self.model, served[:10])
+            listed = self._engine.clean(str(served[:10]))  # ids from the server: outside text
+            log.warning("model %r is not in the server's list %s", self.model, listed)
         return LoadInfo(
             load_time_s=time.perf_counter() - start,
             startup_s=startup_s,
@@ -173,7 +175,7 @@ class OpenAIBackend:
         except httpx.HTTPError as exc:
             raise BackendError(
                 f"no server answers at {url}: {type(exc).__name__}: "
-                f"{self._scrub(str(exc)) or 'no detail'}; start it or fix options.base_url"
+                f"{self._engine.clean(str(exc)) or 'no detail'}; start it or fix options.base_url"
             ) from None
         if response.status_code in (401, 403):
             whose = (
@@ -183,7 +185,7 @@ class OpenAIBackend:
             )
             raise BackendError(
                 f"{url} refused {whose} (HTTP {response.status_code}): "
-                f"{self._scrub(error_detail(response.text))}"
+                f"{self._engine.clean(error_detail(response.text))}"
             )
         if response.status_code != 200:
             log.warning("GET %s returned HTTP %d", url, response.status_code)
@@ -206,14 +208,8 @@ class OpenAIBackend:
             self._local = GgufTokenizer(path)
 
     def close(self) -> None:
-        loop, client = self._loop, self._client
-        self._loop = self._client = None
-        if loop is not None:
-            try:
-                loop.run(shutdown(client), timeout=10)
-            except Exception as exc:  # closing must not hide the run's own error
-                log.warning("closing the HTTP client: %s", type(exc).__name__)
-            loop.stop()
+        client, self._client = self._client, None
+        self._engine.stop(client.aclose() if client is not None else None)
         if self._local is not None:
             self._local.close()
             self._local = None
@@ -226,52 +222,10 @@ class OpenAIBackend:
         local one someone else started is not (only the client is); others are remote."""
         return MANAGED_SERVER if self._server is not None else server_scope(self.base_url)
 
-    # -- generate -------------------------------------------------------------------
+    # -- generate: build, send, classify (the engine does the rest) -----------------
 
     def generate(self, requests: Iterable[GenerationRequest]) -> Iterator[GenerationResult]:
-        if self._loop is None or self._client is None:
-            raise BackendError("generate() called before load()")
-        out: queue.SimpleQueue[GenerationResult | BaseException | None] = queue.SimpleQueue()
-        future = self._loop.submit(self._run_all(iter(requests), out))
-        try:
-            while (item := out.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            future.cancel()  # a consumer that stops early stops the requests in flight
-
-    async def _run_all(
-        self,
-        requests: Iterator[GenerationRequest],
-        out: queue.SimpleQueue[GenerationResult | BaseException | None],
-    ) -> None:
-        async def lane() -> None:
-            for request in requests:  # lanes share the iterator: each takes the next one
-                result = await self._one_safe(request)
-                if result.ok and result.token_source is None and self._can_count():
-                    # Count off the lane: the next request goes out now, and the count
-                    # calls overlap with its generation instead of delaying it.
-                    group.create_task(self._count_and_put(request, result, out))
-                else:
-                    out.put(result)
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(self.options.concurrency):
-                    group.create_task(lane())
-        except* Exception as exc:  # e.g. the request iterable itself failed
-            out.put(exc.exceptions[0])
-        finally:
-            out.put(None)
-
-    async def _one_safe(self, request: GenerationRequest) -> GenerationResult:
-        try:
-            return await self._one(request)
-        except Exception as exc:  # never lose a sample to a bug: record it
-            log.exception("request %d", request.index)
-            detail = self._scrub(f"{type(exc).__name__}: {exc}")
-            return GenerationResult(index=request.index, error=f"internal error: {detail}")
+        return self._engine.generate(requests)
 
     def _body_spec(self) -> BodySpec:
         o = self.options
@@ -288,64 +242,38 @@ class OpenAIBackend:
             extra_body=o.extra_body,
         )
         if effort is not None and spec.reasoning_param == "none":
-            self._warn_once(
+            self._engine.warn_once(
                 "effort", "reasoning_effort %r is not sent (reasoning_param: none)", effort
             )
         return spec
 
-    async def _one(self, request: GenerationRequest) -> GenerationResult:
+    def prepare(self, request: GenerationRequest) -> dict[str, Any]:
         if self._spec is None:  # constant for the run; its warning comes once, here
             self._spec = self._body_spec()
-        spec = self._spec
-        if request.chat_template_kwargs and not sends_template_kwargs(spec):
-            self._warn_once("kwargs", "chat_template_kwargs are not sent to this server")
-        body = build_body(request, spec)
-        retries = 0
-        while True:
-            failure = await self._attempt_or_failure(body)
-            if isinstance(failure, Reply):
-                return self._result(request, failure, retries)
-            if not failure.retryable or retries >= self._policy.max_retries:
-                return GenerationResult(
-                    index=request.index,
-                    error=self._scrub(failure.describe(retries + 1)),
-                    retries=retries,
-                    retryable=failure.retryable,
-                )
-            delay = self._policy.delay(retries, failure.retry_after_s, self._rng)
-            log.info(
-                "request %d: %s; retry %d in %.2f s",
-                request.index,
-                self._scrub(failure.describe(retries + 1)),
-                retries + 1,
-                delay,
-            )
-            await asyncio.sleep(delay)
-            retries += 1
+        if request.chat_template_kwargs and not sends_template_kwargs(self._spec):
+            self._engine.warn_once("kwargs", "chat_template_kwargs are not sent to this server")
+        return build_body(request, self._spec)
 
-    async def _attempt_or_failure(self, body: dict[str, Any]) -> Reply | RequestFailure:
+    async def send(self, request: GenerationRequest, body: dict[str, Any]) -> GenerationResult:
         reply = Reply(start=time.perf_counter())
-        try:
-            async with asyncio.timeout(self.options.request_timeout_s):
-                if body["stream"]:
-                    await self._stream(body, reply)
-                else:
-                    await self._plain(body, reply)
-            return reply
-        except RequestFailure as failure:
-            return failure
-        except TimeoutError:
-            limit = self.options.request_timeout_s
-            return RequestFailure("timeout", f"attempt exceeded {limit:g} s", retryable=True)
-        except httpx.TimeoutException as exc:
+        if body["stream"]:
+            await self._stream(body, reply)
+        else:
+            await self._plain(body, reply)
+        return self._result(request, reply)
+
+    def classify(self, exc: Exception) -> RequestFailure | None:
+        if isinstance(exc, RequestFailure):
+            return exc
+        if isinstance(exc, httpx.TimeoutException):
             return RequestFailure("timeout", _timeout_detail(exc, self.options), retryable=True)
-        except httpx.TransportError as exc:
-            kind = "connection dropped mid-stream" if reply.began else "connection error"
+        if isinstance(exc, httpx.TransportError):
             retryable = not isinstance(exc, httpx.UnsupportedProtocol)
-            detail = self._scrub(f"{type(exc).__name__}: {exc}")
-            return RequestFailure(kind, detail, retryable=retryable)
-        except (ValueError, httpx.DecodingError) as exc:  # a truncated or garbled body
+            detail = f"{type(exc).__name__}: {exc}"
+            return RequestFailure("connection error", detail, retryable=retryable)
+        if isinstance(exc, ValueError | httpx.DecodingError):  # a truncated or garbled body
             return RequestFailure("bad reply", f"{type(exc).__name__}: {exc}", retryable=True)
+        return None  # a bug: the engine records it as an internal error
 
     async def _stream(self, body: dict[str, Any], reply: Reply) -> None:
         assert self._client is not None
@@ -353,9 +281,16 @@ class OpenAIBackend:
             if response.status_code != 200:
                 await response.aread()
                 raise self._http_failure(response)
-            reply.began = True
-            async for line in response.aiter_lines():
-                reply.feed_line(line, time.perf_counter())
+            try:
+                async for line in response.aiter_lines():
+                    reply.feed_line(line, time.perf_counter())
+            except httpx.TimeoutException:
+                raise
+            except httpx.TransportError as exc:
+                detail = f"{type(exc).__name__}: {exc}"
+                raise RequestFailure(
+                    "connection dropped mid-stream", detail, retryable=True
+                ) from None
         reply.end = time.perf_counter()
         if not reply.done and reply.finish_reason is None:
             raise RequestFailure(
@@ -386,14 +321,14 @@ class OpenAIBackend:
         retryable = is_retryable_status(status)
         return RequestFailure(
             f"HTTP {status}",
-            self._scrub(error_detail(response.text)),
+            error_detail(response.text),  # whole: the engine scrubs, then cuts
             retryable=retryable,
             retry_after_s=retry_after_from_headers(response.headers) if retryable else None,
         )
 
     # -- results and token counts ---------------------------------------------------
 
-    def _result(self, request: GenerationRequest, reply: Reply, retries: int) -> GenerationResult:
+    def _result(self, request: GenerationRequest, reply: Reply) -> GenerationResult:
         # Wall-clock send/receive times: counting tokens afterwards must not stretch the
         # run's generation window (throughput = tokens ÷ first send -> last reply).
         wall = time.time() - time.perf_counter()
@@ -406,29 +341,27 @@ class OpenAIBackend:
             ttft_s=reply.ttft_s,  # None unless streamed: no chunks, no first token
             itl_s=reply.itl_s,
             finish_reason=reply.finish_reason,
-            retries=retries,
         )
         usage = reply.usage
         if usage is not None:
-            result.prompt_tokens = _int_or_none(usage.get("prompt_tokens"))
-            result.completion_tokens = _int_or_none(usage.get("completion_tokens"))
-            result.token_source = "usage"
+            completion = _count_or_none(usage.get("completion_tokens"))
+            if completion == 0 and result.text:
+                completion = None  # a placeholder 0 beside a reply: not a count
+            result.completion_tokens = completion
+            if completion is not None:
+                result.prompt_tokens = _count_or_none(usage.get("prompt_tokens")) or None
+                result.token_source = "usage"
         return result
 
-    def _can_count(self) -> bool:
-        return self._remote is not None or self._local is not None
-
-    async def _count_and_put(
-        self,
-        request: GenerationRequest,
-        result: GenerationResult,
-        out: queue.SimpleQueue[GenerationResult | BaseException | None],
-    ) -> None:
-        try:
-            await self._count(request, result)
-        except Exception as exc:  # a count is a nicety: never lose the sample over it
-            self._warn_once("count", f"token counting failed: {type(exc).__name__}")
-        out.put(result)
+    def follow_up(
+        self, request: GenerationRequest, result: GenerationResult
+    ) -> Coroutine[Any, Any, None] | None:
+        if result.token_source is not None:
+            return None
+        if self._remote is None and self._local is None:
+            self._engine.warn_once("no-counts", NO_COUNTS)
+            return None
+        return self._count(request, result)
 
     async def _count(self, request: GenerationRequest, result: GenerationResult) -> None:
         prompt_text = None
@@ -442,22 +375,27 @@ class OpenAIBackend:
                 result.token_source = "tokenize"
                 return
             except EndpointMissing as exc:
-                log.warning("no tokenize endpoint (%s); counting locally if possible", exc)
+                missing = self._engine.clean(str(exc))
+                log.warning("no tokenize endpoint (%s); counting locally if possible", missing)
                 self._remote = None
             except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-                self._warn_once("tokenize", f"tokenize endpoint failed: {type(exc).__name__}")
+                self._engine.warn_once(
+                    "tokenize", "tokenize endpoint failed: %s", type(exc).__name__
+                )
         if self._local is not None:
             result.completion_tokens = self._local.count(result.text)
             if prompt_text is not None:
                 result.prompt_tokens = self._local.count(prompt_text)
             result.token_source = "tokenizer"
+        elif self._remote is None:
+            self._engine.warn_once("no-counts", NO_COUNTS)
 
     @property
     def count_tokens(self) -> Any:
         """Tokens of a text in the model's tokenizer, for the runner's reasoning-token
         counts: a callable when a local tokenizer or tokenize endpoint exists, else None
         (the runner then leaves reasoning tokens unknown)."""
-        local, remote, loop, client = self._local, self._remote, self._loop, self._client
+        local, remote, loop, client = self._local, self._remote, self._engine.loop, self._client
         if local is not None:
             return local.count
         if remote is not None and loop is not None and client is not None:
@@ -468,19 +406,11 @@ class OpenAIBackend:
             return count
         return None
 
-    # -- helpers --------------------------------------------------------------------
 
-    def _scrub(self, text: str) -> str:
-        return scrub(text, self._secrets)
-
-    def _warn_once(self, key: str, message: str, *args: Any) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning(message, *args)
-
-
-def _int_or_none(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) else None
+def _count_or_none(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return None
+    return int(value)
 
 
 def _timeout_detail(exc: httpx.TimeoutException, o: OpenAIOptions) -> str:

@@ -3,7 +3,9 @@
 ``api_key_env`` names the environment variable that holds the key; the key itself
 never appears in options, so a dumped plan or a stored run holds no secret. A value
 that is not a variable name (a pasted key, most likely) is replaced before anything
-can echo it, and ``key_problem`` explains.
+can echo it, and ``key_problem`` explains. A ``base_url`` with ``user:password@``
+keeps only the bare URL; the backend gets the credentials back (``apikeys``).
+Concurrency and retries are the request engine's (``EngineOptions``).
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from fleetbench.backends.apikeys import NOT_A_NAME, hide_non_name, not_a_name_problem
+from fleetbench.backends.apikeys import (
+    NOT_A_NAME,
+    hide_non_name,
+    hide_userinfo,
+    not_a_name_problem,
+)
+from fleetbench.backends.engine import EngineOptions
 from fleetbench.backends.managed import ManagedServerOptions
 from fleetbench.backends.presets import GENERIC, PRESETS, SAMPLING_EXTRAS, ReasoningParam
 from fleetbench.catalog.spec import ModelSpec
 
 
-class OpenAIOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OpenAIOptions(EngineOptions):
     preset: str | None = Field(None, description="openai, openrouter, groq, together, ...")
     base_url: str | None = Field(None, description="e.g. http://127.0.0.1:8000/v1")
     model: str | None = Field(None, description="served model name; default: the model id")
@@ -30,16 +36,11 @@ class OpenAIOptions(BaseModel):
         None, description="NAME of the variable holding the key; '' for none"
     )
     stream: bool = True
-    concurrency: int = Field(1, ge=1, le=512, description="requests in flight")
     connect_timeout_s: float = Field(10.0, gt=0)
     # A request queued in a server that generates one at a time (llama_cpp.server)
     # hears nothing until its turn: keep this above concurrency x one generation.
     read_timeout_s: float = Field(300.0, gt=0, description="longest silence from the server")
     request_timeout_s: float = Field(600.0, gt=0, description="longest one attempt")
-    max_retries: int = Field(4, ge=0, le=20, description="attempts beyond the first")
-    backoff_base_s: float = Field(0.5, ge=0)
-    backoff_max_s: float = Field(30.0, ge=0)
-    retry_after_max_s: float = Field(60.0, ge=0, description="cap on a server's Retry-After")
     reasoning_param: ReasoningParam | None = Field(None, description="default: the preset's")
     sampling_extras: dict[str, str] | None = Field(
         None, description="top_k/min_p/repeat_penalty/min_tokens -> request field"
@@ -54,6 +55,11 @@ class OpenAIOptions(BaseModel):
         if value is not None and value not in PRESETS:
             raise ValueError(f"unknown preset {value!r}; valid: {', '.join(PRESETS)}")
         return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        return hide_userinfo(value)
 
     @field_validator("api_key_env", mode="before")
     @classmethod

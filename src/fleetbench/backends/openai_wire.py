@@ -1,23 +1,21 @@
 """The wire format of OpenAI-compatible chat completions.
 
 Request bodies with explicit sampling, the server-sent-event stream (timings measured
-as chunks arrive), replies without streaming, and secret scrubbing for any server
-text that ends up in a result. No I/O here: ``openai_http`` does the requests.
+as chunks arrive), replies without streaming, and the messages of error replies. No
+I/O here: ``openai_http`` does the requests. Server text goes into failures whole:
+the request engine scrubs secrets out of it before it cuts it (``engine.clean``).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fleetbench.backends.base import GenerationRequest
+from fleetbench.backends.engine import RequestFailure
 from fleetbench.backends.presets import Preset, ReasoningParam
-from fleetbench.backends.retry import RequestFailure
-
-_DETAIL_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -134,7 +132,7 @@ class Reply:
             chunk = json.loads(payload)
         except ValueError:
             raise RequestFailure(
-                "bad stream", f"unparseable event {payload[:80]!r}", retryable=True
+                "bad stream", f"unparseable event {payload!r}", retryable=True
             ) from None
         if not isinstance(chunk, dict):
             return
@@ -190,44 +188,22 @@ def stream_error(error: Any) -> RequestFailure:
     code = error.get("code") if isinstance(error, dict) else None
     status = code if isinstance(code, int) else None
     retryable = status is None or not 400 <= status < 500 or status in (408, 429)
-    return RequestFailure("stream error", one_line(str(message)), retryable=retryable)
+    return RequestFailure("stream error", str(message), retryable=retryable)
 
 
 def error_detail(text: str) -> str:
     """The message of an error body (OpenAI ``{"error": {"message"}}``, FastAPI
-    ``{"detail"}``, plain text), on one line."""
+    ``{"detail"}``, plain text), whole: not scrubbed, not cut."""
     try:
         obj = json.loads(text)
     except ValueError:
-        return one_line(text)
+        return text
     if isinstance(obj, dict):
         err = obj.get("error", obj)
         if isinstance(err, dict):
             for key in ("message", "detail", "error"):
                 if err.get(key):
-                    return one_line(str(err[key]))
+                    return str(err[key])
         elif err:
-            return one_line(str(err))
-    return one_line(text)
-
-
-# one_line, scrub and redact_url serve the hosted backend too (hosted.py, hosted_wire.py).
-def one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret (and its Bearer form) replaced by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+            return str(err)
     return text
-
-
-_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
-
-
-def redact_url(url: str) -> str:
-    """A URL without ``user:password@``."""
-    return _USERINFO.sub("", url)

@@ -1,4 +1,5 @@
-"""Backoff, Retry-After parsing and error classification of the HTTP backends."""
+"""The request engine's pure parts: backoff, Retry-After parsing, status classification,
+and scrubbing (secrets out before any cut)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from fleetbench.backends.retry import (
+from fleetbench.backends.engine import (
     RequestFailure,
     RetryPolicy,
     is_retryable_status,

@@ -117,10 +117,12 @@ def test_load_info(loaded: tuple[TransformersBackend, LoadInfo]) -> None:
     assert info.model_size_bytes == embedded_model_path().stat().st_size
     assert 0 < info.load_time_s < 300
     d = info.details
-    assert d["dtype"] == "float32" and d["device"] == "cpu"  # a GGUF is dequantised
+    on = "cuda" if torch.cuda.is_available() else "cpu"  # device: auto
+    assert d["dtype"] == "float32" and d["device"] == on  # a GGUF is dequantised
     assert 100e6 < d["parameters"] < 200e6  # 135M
-    assert d["torch"].startswith("2.13.0") and d["transformers"]
-    assert d["peak_rss_mb"] > 300
+    assert d["torch"] == torch.__version__ and d["transformers"]
+    if on == "cpu":
+        assert d["peak_rss_mb"] > 300  # the float32 weights live in RAM
 
 
 @pytest.mark.slow

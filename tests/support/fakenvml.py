@@ -85,6 +85,9 @@ class FakeNvml:
 
 
 def stub_env(gpus: list[dict[str, Any]], env: dict[str, str]) -> dict[str, str]:
-    """``env`` with the stub module first on PYTHONPATH and these GPUs in it."""
+    """``env`` with the stub module first on PYTHONPATH and these GPUs in it (all of
+    them visible, whatever the host's own CUDA_VISIBLE_DEVICES says)."""
     path = os.pathsep.join(filter(None, [str(STUB_DIR), env.get("PYTHONPATH")]))
-    return {**env, "PYTHONPATH": path, ENV: json.dumps(gpus)}
+    out = {**env, "PYTHONPATH": path, ENV: json.dumps(gpus)}
+    out.pop("CUDA_VISIBLE_DEVICES", None)
+    return out

@@ -343,13 +343,24 @@ def test_watts_per_core_override_table_and_default() -> None:
 
 def test_poller_survives_a_failing_task_and_accounts_its_cpu() -> None:
     calls: list[int] = []
+
+    def busy() -> None:  # 2 ms of this thread's CPU per call
+        end = time.thread_time() + 0.002
+        while time.thread_time() < end:
+            pass
+        calls.append(1)
+
     poller = Poller()
-    poller.add("ok", 100, lambda: calls.append(1))
+    poller.add("ok", 100, busy)
     poller.add("bad", 100, lambda: 1 / 0)
+    started = time.monotonic()
     poller.start()
     time.sleep(0.2)
     poller.stop()
-    assert len(calls) >= 5 and poller.cpu_seconds >= 0.0
+    wall = time.monotonic() - started
+    assert len(calls) >= 5  # the failing task did not stop the loop
+    # Its own thread's CPU: at least what the task burnt, at most the wall time it ran.
+    assert len(calls) * 0.002 <= poller.cpu_seconds <= wall
 
 
 def test_cpu_time_counts_children_but_not_what_they_spent_before_being_seen() -> None:

@@ -10,6 +10,7 @@ needs a GPU machine and is NOT exercised here.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from backendctx import make_context
 from conftest import PlanWriter, run_cli
+from hostmeters import host_meters
 
 from fleetbench.backends import (
     GenerationRequest,
@@ -166,8 +168,12 @@ def test_result_from_output_counts_tokens_exactly() -> None:
     assert empty.error and not empty.ok
 
 
-def test_unavailable_without_vllm_here() -> None:
-    assert VLLMBackend.unavailable_reason(VLLMOptions(), ModelSpec(id="a/b")) == NEEDS_EXTRA
+def test_unavailable_without_vllm_or_a_gpu() -> None:
+    reason = VLLMBackend.unavailable_reason(VLLMOptions(), ModelSpec(id="a/b"))
+    if importlib.util.find_spec("vllm") is None:
+        assert reason == NEEDS_EXTRA
+    else:  # a GPU machine with vLLM installed
+        assert reason == gpu_problem()
 
 
 def test_gpu_detection(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -193,7 +199,9 @@ def test_gpu_detection_reads_cuda_visible_devices_through_nvml(
         "no NVIDIA GPU visible (CUDA_VISIBLE_DEVICES='5' leaves no GPU visible)"
     )
     assert gpu_problem({"CUDA_VISIBLE_DEVICES": "MIG-1234"}) is None  # vLLM can use MIG
-    assert gpu_problem({"CUDA_VISIBLE_DEVICES": "-1"}) is not None
+    assert gpu_problem({"CUDA_VISIBLE_DEVICES": "-1"}) == (
+        "no NVIDIA GPU visible (CUDA_VISIBLE_DEVICES='-1' leaves no GPU visible)"
+    )
 
 
 def test_nvidia_smi_fallback_applies_the_same_visibility(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,9 +229,14 @@ def test_model_path_runs_a_local_checkpoint(tmp_path: Path) -> None:
         VLLMOptions(model="a/b", model_path=ckpt)
 
 
-def test_no_gpu_on_this_machine() -> None:
-    # These machines have none: whichever probe answers, it must say so.
-    assert gpu_problem({}) == "no NVIDIA GPU visible"
+def test_gpu_detection_agrees_with_the_meters() -> None:
+    # Whichever probe answers, it must agree with what the energy meters see.
+    if host_meters().gpu:
+        assert gpu_problem() is None
+    elif not Path("/proc/driver/nvidia").exists():  # no driver: no probe can find a GPU
+        assert gpu_problem({}) == "no NVIDIA GPU visible"
+    else:
+        pytest.skip("an NVIDIA driver without NVML: only nvidia-smi or torch can tell")
 
 
 def request(index: int, content: str, **kwargs: Any) -> GenerationRequest:
@@ -281,8 +294,13 @@ def test_dry_run_skips_a_vllm_model_with_the_reason(tmp_path: Path, write_plan: 
     proc = run_cli("run", str(plan), "-o", str(tmp_path / "out"), "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     line = next(ln for ln in proc.stdout.splitlines() if "qwen-vllm" in ln)
-    assert "skip" in line and "vllm backend needs the" in line, proc.stdout
-    assert "NVIDIA GPU: pip install 'fleetbench[vllm]'" in line
+    if importlib.util.find_spec("vllm") is None:
+        assert "skip" in line and "vllm backend needs the" in line, proc.stdout
+        assert "NVIDIA GPU: pip install 'fleetbench[vllm]'" in line
+    elif (problem := gpu_problem()) is not None:
+        assert "skip" in line and problem in line
+    else:  # vLLM and a GPU: the 0.6B model is planned to run
+        assert " run " in line, proc.stdout
     assert not (tmp_path / "out").exists()
 
 

@@ -199,6 +199,8 @@ def test_report_rewrites_outputs_from_the_store(results: Path, tmp_path: Path) -
     for row in after:
         run_dir = out / "runs" / row["run_id"]
         assert (run_dir / "summary.json").is_file() and (run_dir / "results.jsonl").is_file()
+        # Only a running attempt writes these (README): a report cannot bring them back.
+        assert not (run_dir / "run.log").exists() and not (run_dir / "job.json").exists()
 
     # Stars against a user's reference table: every textgen run of class A is rated by it.
     reference = tmp_path / "ref.csv"

@@ -19,7 +19,8 @@ from fleetbench.store.opener import open_store
 REPORT_HELP = "\n\n".join(
     [
         "Rewrite master_results.csv and every run's summary.json, results.jsonl and task "
-        "files from the store, and print the results table. No model is loaded.",
+        "files from the store, and print the results table. No model is loaded. What "
+        "only a running attempt writes (run.log, job.json, server.log) is not rebuilt.",
         "Use it after upgrading fleetbench (new columns), after deleting output files, or "
         "to rate energy stars against another reference table.",
         "Bad input (no store, an unreadable reference table, another batch writing to the "

@@ -1,8 +1,9 @@
 """Executors decide where and how many runs execute at once.
 
-The batch hands an executor the jobs in order and two callbacks; the executor reports
-every run's outcome. Sequential is the only one so far; a process pool and a Ray
-executor implement the same ``Executor`` protocol.
+The batch hands an executor the jobs in order and three callbacks (a run starts, a run
+reports progress, a run ends); the executor reports every run's outcome. There is one
+executor, ``SequentialExecutor``: one run after another, each in its own worker process.
+``Executor`` is the protocol another one would implement.
 """
 
 from __future__ import annotations

@@ -28,12 +28,26 @@ def test_summary_arithmetic(store: Store) -> None:
     a = store.start_attempt("r1", "b1", {})
     # One request after the other (concurrency 1): sent 100.0 -> 100.5, 100.5 -> 102.0.
     store.add_sample(
-        sample(0, a, completion_tokens=10, latency_s=0.5, energy_wh=0.001, sent_at=100.0)
-        | {"received_at": 100.5}
+        sample(
+            0,
+            a,
+            completion_tokens=10,
+            latency_s=0.5,
+            energy_wh=0.001,
+            sent_at=100.0,
+            received_at=100.5,
+        )
     )
     store.add_sample(
-        sample(1, a, completion_tokens=30, latency_s=1.5, energy_wh=0.003, sent_at=100.5)
-        | {"received_at": 102.0}
+        sample(
+            1,
+            a,
+            completion_tokens=30,
+            latency_s=1.5,
+            energy_wh=0.003,
+            sent_at=100.5,
+            received_at=102.0,
+        )
     )
     store.add_sample(
         sample(

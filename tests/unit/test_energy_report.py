@@ -9,7 +9,7 @@ import pytest
 from test_store import RUN, sample
 
 from fleetbench.report import MASTER_COLUMNS, summarize_run
-from fleetbench.store import COMPLETED, Store
+from fleetbench.store import COMPLETED, SampleRow, Store
 
 RECORD = {
     "devices": [
@@ -32,7 +32,7 @@ def store(tmp_path: Path) -> Store:
     return s
 
 
-def _gpu_sample(i: int, attempt: int, gpu: float | None) -> dict[str, object]:
+def _gpu_sample(i: int, attempt: int, gpu: float | None) -> SampleRow:
     return sample(
         i,
         attempt,

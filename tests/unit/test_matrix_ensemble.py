@@ -17,7 +17,7 @@ from fleetbench.report.matrix import build_matrix, column_labels
 from fleetbench.report.select import select_task_runs
 from fleetbench.runner.ensemble import EnsembleSpec, create_ensemble
 from fleetbench.runner.ensemble_vote import Vote, by_confidence, first_non_blank, majority
-from fleetbench.store import Store
+from fleetbench.store import SampleRow, Store
 from fleetbench.tasks.answers import Answer, task_of_run
 
 ENERGY = {"watts_per_core": 10.0, "carbon_intensity_g_per_kwh": 475.0}
@@ -65,18 +65,18 @@ class Stored:
         for index, (sample_id, answer) in enumerate(answers.items()):
             error = answer[1] if isinstance(answer, tuple) else None
             text = "" if error else answer
-            self.store.add_sample({
-                "run_id": run_id, "sample_index": index, "sample_id": sample_id,
-                "attempt": attempt,
-                "input_json": json.dumps({"prompt": f"prompt {sample_id}", "messages": []}),
-                "output_text": text, "answer_text": text, "prompt_tokens": 10,
-                "completion_tokens": 5, "latency_s": 0.5, "ttft_s": 0.1,
-                "finish_reason": "stop", "cpu_seconds": 1.0, "energy_wh": 0.01,
-                "cpu_energy_wh": 0.01, "cpu_energy_gross_wh": 0.01,
-                "energy_method": "estimate", "cost_usd": None,
-                "scores_json": json.dumps(scores.get(sample_id)),
-                "error": error,
-            })  # fmt: skip
+            self.store.add_sample(SampleRow(
+                run_id=run_id, sample_index=index, sample_id=sample_id,
+                attempt=attempt,
+                input_json=json.dumps({"prompt": f"prompt {sample_id}", "messages": []}),
+                output_text=text, answer_text=text, prompt_tokens=10,
+                completion_tokens=5, latency_s=0.5, ttft_s=0.1,
+                finish_reason="stop", cpu_seconds=1.0, energy_wh=0.01,
+                cpu_energy_wh=0.01, cpu_energy_gross_wh=0.01,
+                energy_method="estimate", cost_usd=None,
+                scores_json=json.dumps(scores.get(sample_id)),
+                error=error,
+            ))  # fmt: skip
         self.store.finish_attempt(run_id, attempt, "completed", None)
         return run_id
 

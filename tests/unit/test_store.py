@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from fleetbench.errors import StoreError
-from fleetbench.store import COMPLETED, Store
+from fleetbench.store import COMPLETED, SAMPLE_FIELDS, SampleRow, Store
 from fleetbench.store.migrations import MIGRATIONS
 
 RUN = {
@@ -24,8 +25,8 @@ RUN = {
 }
 
 
-def sample(index: int, attempt: int = 1, **extra: Any) -> dict[str, Any]:
-    row = {
+def sample(index: int, attempt: int = 1, **extra: Any) -> SampleRow:
+    row: dict[str, Any] = {
         "run_id": "r1",
         "sample_index": index,
         "sample_id": str(index),
@@ -43,7 +44,7 @@ def sample(index: int, attempt: int = 1, **extra: Any) -> dict[str, Any]:
         "scores_json": None,
         "error": None,
     }
-    return row | extra
+    return SampleRow(**(row | extra))
 
 
 @pytest.fixture
@@ -151,9 +152,36 @@ def test_store_of_the_first_schema_migrates(tmp_path: Path) -> None:
     )
 
 
-def test_a_sample_missing_a_required_field_is_refused(store: Store) -> None:
-    row = sample(0)
+def test_a_sample_missing_a_required_field_is_refused() -> None:
+    row = dataclasses.asdict(sample(0))
     del row["output_text"]
-    with pytest.raises(sqlite3.ProgrammingError):
-        store.add_sample(row)
-    assert store.samples("r1") == []
+    with pytest.raises(TypeError, match="output_text"):
+        SampleRow(**row)
+
+
+def test_sample_row_matches_the_migrated_schema(store: Store) -> None:
+    """One field per column (the store stamps ``created_at``), so a migration that adds
+    a column without the field, or the reverse, fails here."""
+    columns = [r["name"] for r in store.conn.execute("PRAGMA table_info(samples)")]
+    assert sorted(SAMPLE_FIELDS) == sorted(c for c in columns if c != "created_at")
+    assert "created_at" in columns
+    # NOT NULL columns without a default are fields every writer must state.
+    required = {
+        r["name"]
+        for r in store.conn.execute("PRAGMA table_info(samples)")
+        if r["notnull"] and r["dflt_value"] is None and r["name"] != "created_at"
+    }
+    no_default = {
+        f.name
+        for f in dataclasses.fields(SampleRow)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    assert required <= no_default
+
+
+def test_a_stored_sample_reads_back_as_the_same_row(store: Store) -> None:
+    a = store.start_attempt("r1", "b1", {})
+    row = sample(0, a, answer_text="4", itl_s=0.02, token_source="usage", retries=1)
+    store.add_sample(row)
+    (stored,) = store.samples("r1")
+    assert SampleRow.from_db(stored) == row

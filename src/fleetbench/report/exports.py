@@ -16,6 +16,7 @@ from fleetbench.fsutil import atomic_write_text
 from fleetbench.report.aggregate import summarize_run
 from fleetbench.report.master import write_master_csv
 from fleetbench.report.stars import ReferenceRow, assign_stars, rate_runs
+from fleetbench.store.rows import SampleRow
 from fleetbench.store.sqlite import Store
 from fleetbench.tasks import run_files
 
@@ -23,43 +24,27 @@ RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
 
 
-def sample_record(row: sqlite3.Row) -> dict[str, Any]:
-    inputs = json.loads(row["input_json"])
-    return {
-        "run_id": row["run_id"],
-        "sample_index": row["sample_index"],
-        "sample_id": row["sample_id"],
-        "prompt": inputs.get("prompt"),
-        "messages": inputs.get("messages"),
-        "output_text": row["output_text"],
-        "answer_text": row["answer_text"],
-        "reasoning_text": row["reasoning_text"],
-        "reasoning_tokens": row["reasoning_tokens"],
-        "prompt_tokens": row["prompt_tokens"],
-        "completion_tokens": row["completion_tokens"],
-        "latency_s": row["latency_s"],
-        "ttft_s": row["ttft_s"],
-        "sent_at": row["sent_at"],
-        "received_at": row["received_at"],
-        "finish_reason": row["finish_reason"],
-        "cpu_seconds": row["cpu_seconds"],
-        "energy_wh": row["energy_wh"],
-        "energy_method": row["energy_method"],
-        "gpu_energy_wh": row["gpu_energy_wh"],
-        "gpu_energy_gross_wh": row["gpu_energy_gross_wh"],
-        "cpu_energy_wh": row["cpu_energy_wh"],
-        "cpu_energy_gross_wh": row["cpu_energy_gross_wh"],
-        "scores": json.loads(row["scores_json"]) if row["scores_json"] else None,
-        "error": row["error"],
-        "attempt": row["attempt"],
-        # an ensemble's sample: which member(s) supplied the answer (runner/ensemble.py)
-        **({"ensemble": inputs["ensemble"]} if "ensemble" in inputs else {}),
-    }
+def sample_record(row: SampleRow) -> dict[str, Any]:
+    """One line of ``results.jsonl``: every stored column in ``SampleRow`` order, with
+    the stored input unpacked (``prompt``, ``messages``) and the scores decoded."""
+    inputs = json.loads(row.input_json)
+    record: dict[str, Any] = {}
+    for name, value in row.values().items():
+        if name == "input_json":
+            record["prompt"] = inputs.get("prompt")
+            record["messages"] = inputs.get("messages")
+        elif name == "scores_json":
+            record["scores"] = json.loads(value) if value else None
+        else:
+            record[name] = value
+    if "ensemble" in inputs:  # which member(s) supplied the answer (runner/ensemble.py)
+        record["ensemble"] = inputs["ensemble"]
+    return record
 
 
 def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], folder: Path) -> None:
     samples = store.samples(run["run_id"], below=int(run["planned_samples"]))
-    records = [sample_record(s) for s in samples]
+    records = [sample_record(SampleRow.from_db(s)) for s in samples]
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     atomic_write_text(folder / RESULTS_FILE, lines)
     for name, text in run_files(run["task"], records).items():

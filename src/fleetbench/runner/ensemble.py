@@ -48,7 +48,7 @@ from fleetbench.report.select import resolve_runs
 from fleetbench.runner.ensemble_vote import STRATEGIES, Choice, Strategy, Vote, choose
 from fleetbench.runner.plan import slug
 from fleetbench.scoring.response import split_response
-from fleetbench.store import COMPLETED, FAILED, Store
+from fleetbench.store import COMPLETED, FAILED, SampleRow, Store
 from fleetbench.store.lock import OutputLock
 from fleetbench.store.opener import open_store
 from fleetbench.tasks.answers import read_answer, task_of_run
@@ -72,7 +72,7 @@ class EnsembleSpec:
 class _Member:
     run: sqlite3.Row
     config: dict[str, Any]
-    samples: dict[str, sqlite3.Row]  # by sample id
+    samples: dict[str, SampleRow]  # by sample id
 
 
 def create_ensemble(spec: EnsembleSpec) -> dict[str, Any]:
@@ -114,7 +114,8 @@ def _members(store: Store, run_ids: list[str]) -> list[_Member]:
         if not stored:
             raise ConfigError(f"run {run['run_id']} has no stored samples to combine")
         config = json.loads(run["config_json"])
-        members.append(_Member(run, config, {s["sample_id"]: s for s in stored}))
+        rows = [SampleRow.from_db(s) for s in stored]
+        members.append(_Member(run, config, {r.sample_id: r for r in rows}))
     return members
 
 
@@ -194,22 +195,22 @@ def _store_run(
 
 def _vote(task: Any, sample: Sample, member: _Member) -> Vote:
     row = member.samples[sample.id]
-    return Vote(member.run["run_id"], read_answer(task, sample, _answer(row), row["error"]), row)
+    return Vote(member.run["run_id"], read_answer(task, sample, _answer(row), row.error), row)
 
 
-def _answer(row: sqlite3.Row) -> str:
-    if row["answer_text"] is not None:
-        return str(row["answer_text"])
-    return split_response(row["output_text"] or "").answer
+def _answer(row: SampleRow) -> str:
+    if row.answer_text is not None:
+        return row.answer_text
+    return split_response(row.output_text or "").answer
 
 
 def _sample_row(
     run_id: str, attempt: int, task: Any, sample: Sample, votes: list[Vote], choice: Choice
-) -> dict[str, Any]:
+) -> SampleRow:
     chosen = choice.vote.sample
     answer = _answer(chosen)
-    result = GenerationResult(index=sample.index, text=answer, error=chosen["error"])
-    messages = json.loads(chosen["input_json"]).get("messages")
+    result = GenerationResult(index=sample.index, text=answer, error=chosen.error)
+    messages = json.loads(chosen.input_json).get("messages")
     provenance = {
         "strategy": choice.rule,
         "chosen": choice.vote.run_id,
@@ -221,40 +222,42 @@ def _sample_row(
         ],
     }  # fmt: skip
     rows = [v.sample for v in votes]
-    reasoning = [r["reasoning_tokens"] for r in rows]
-    methods = sorted({r["energy_method"] for r in rows if r["energy_wh"] is not None})
-    sources = sorted({r["token_source"] for r in rows if r["token_source"]})
+    reasoning = [r.reasoning_tokens for r in rows]
+    methods = sorted({r.energy_method for r in rows if r.energy_wh is not None})
+    sources = sorted({r.token_source for r in rows if r.token_source})
     scores = task.score(sample, result)
-    return {
-        "run_id": run_id,
-        "sample_index": sample.index,
-        "sample_id": sample.id,
-        "attempt": attempt,
-        "input_json": json.dumps(
+    summed: dict[str, Any] = {column: _sum(rows, column) for column in _SUMMED}
+    return SampleRow(
+        run_id=run_id,
+        sample_index=sample.index,
+        sample_id=sample.id,
+        attempt=attempt,
+        input_json=json.dumps(
             {"prompt": sample.prompt, "messages": messages, "ensemble": provenance}
         ),
-        "output_text": chosen["output_text"],
-        "answer_text": answer,
-        "reasoning_text": chosen["reasoning_text"],
-        "reasoning_tokens": None if None in reasoning else sum(reasoning),
-        **{column: _sum(rows, column) for column in _SUMMED},
-        "ttft_s": None,
-        "itl_s": None,
-        "finish_reason": chosen["finish_reason"],
-        "energy_method": "+".join(methods) if methods else NONE,
-        "token_source": "+".join(sources) or None,
-        "retries": sum(r["retries"] or 0 for r in rows),
-        "scores_json": None if scores is None else json.dumps(scores),
-        "error": chosen["error"],
-    }
+        output_text=chosen.output_text,
+        answer_text=answer,
+        reasoning_text=chosen.reasoning_text,
+        reasoning_tokens=None if None in reasoning else sum(r or 0 for r in reasoning),
+        **summed,
+        ttft_s=None,
+        itl_s=None,
+        finish_reason=chosen.finish_reason,
+        energy_method="+".join(methods) if methods else NONE,
+        token_source="+".join(sources) or None,
+        retries=sum(r.retries or 0 for r in rows),
+        scores_json=None if scores is None else json.dumps(scores),
+        error=chosen.error,
+    )
 
 
-def _sum(rows: list[sqlite3.Row], column: str) -> float | None:
+def _sum(rows: list[SampleRow], column: str) -> float | None:
     """The members' sum; unknown if a member that answered lacks the figure (a partial
     sum would pass for the whole). A member whose request failed adds what it has."""
-    if any(r[column] is None and r["error"] is None for r in rows):
+    values = [getattr(r, column) for r in rows]
+    if any(v is None and r.error is None for v, r in zip(values, rows, strict=True)):
         return None
-    known = [r[column] for r in rows if r[column] is not None]
+    known = [v for v in values if v is not None]
     return sum(known) if known else None
 
 

@@ -18,8 +18,9 @@ without a usable answer (failed, unparsable, empty) never wins while another has
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from fleetbench.store.rows import SampleRow
 from fleetbench.tasks.answers import Answer
 
 Strategy = Literal["majority", "first_non_blank", "confidence"]
@@ -32,7 +33,7 @@ class Vote:
 
     run_id: str
     answer: Answer
-    sample: Any
+    sample: SampleRow
 
 
 @dataclass(frozen=True)

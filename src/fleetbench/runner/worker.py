@@ -22,6 +22,7 @@ from typing import Any
 
 from fleetbench.backends import (
     IN_PROCESS,
+    Backend,
     BackendContext,
     GenerationRequest,
     GenerationResult,
@@ -30,12 +31,13 @@ from fleetbench.backends import (
 )
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.meters import host_info, peak_rss_mb
+from fleetbench.meters.devices import WindowReading
 from fleetbench.meters.monitor import EnergyMonitor, Mark, MeterSettings
 from fleetbench.runner.job import RunJob
 from fleetbench.runner.plan import EnergySettings
 from fleetbench.scoring.response import split_response
-from fleetbench.store import Store
-from fleetbench.tasks import Sample, apply_affixes, get_task_class
+from fleetbench.store import SampleRow, Store
+from fleetbench.tasks import Sample, Task, apply_affixes, get_task_class
 
 log = logging.getLogger("fleetbench.worker")
 
@@ -55,11 +57,11 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def run_job(job: RunJob) -> None:
+    """Generate the run's samples not yet stored: build their requests, load the backend,
+    then record each result as it arrives (see ``SampleRecorder``)."""
     spec = job.spec
     store = Store(job.db_path)
-    task = get_task_class(spec.task.name)(
-        get_task_class(spec.task.name).Options.model_validate(spec.task_options)
-    )
+    task = _task(spec.task.name, spec.task_options)
     samples = task.samples()[: job.planned_samples]
     done = store.done_indices(spec.run_id)
     todo = [s for s in samples if s.index not in done]
@@ -68,6 +70,31 @@ def run_job(job: RunJob) -> None:
     if not todo:
         return
 
+    backend, monitor = _load(job, store)
+    scope = energy_scope(backend)  # stored with every energy record of the attempt
+    requests = build_requests(job, task, todo)
+    recorder = SampleRecorder(job, store, task, backend, todo, requests)
+    run_mark = monitor.begin()
+    try:
+        run_mark = _idle_then_begin(monitor, spec.energy.idle_baseline_s, store, job, scope)
+        for result, mark in _metered(backend.generate(requests.values()), monitor):
+            result = _with_times(result, time.time())
+            recorder.record(result, monitor.end(mark))
+    finally:
+        whole = monitor.end(run_mark)
+        backend.close()
+        monitor.close()
+        record = {**monitor.record(), "scope": scope, "window": whole.to_json()}
+        store.update_attempt(
+            spec.run_id, job.attempt, peak_rss_mb=peak_rss_mb(), energy_json=json.dumps(record)
+        )
+        store.close()
+
+
+def _load(job: RunJob, store: Store) -> tuple[Backend, EnergyMonitor]:
+    """The loaded backend and its energy monitor; the load is recorded with the attempt.
+    On a failed load both are closed again."""
+    spec = job.spec
     backend_cls = get_backend_class(spec.model.backend)
     backend = backend_cls(
         backend_cls.Options.model_validate(spec.backend_options),
@@ -89,63 +116,104 @@ def run_job(job: RunJob) -> None:
         details_json=info.model_dump_json(),
         peak_rss_mb=peak_rss_mb(),
     )
-    scope = energy_scope(backend)  # stored with every energy record of the attempt
     emit("loaded", load_time_s=info.load_time_s)
     log.info("loaded %s in %.2f s", info.model_path or spec.model.name, info.load_time_s)
+    return backend, monitor
 
-    by_index = {s.index: s for s in todo}
-    requests = {
+
+def _task(name: str, options: dict[str, Any]) -> Task:
+    cls = get_task_class(name)
+    task: Task = cls(cls.Options.model_validate(options))
+    return task
+
+
+def build_requests(job: RunJob, task: Task, todo: list[Sample]) -> dict[int, GenerationRequest]:
+    """One request per sample to generate, by sample index: the task's messages wrapped
+    in the model's prompt affixes, with the run's settings (seeded per repeat)."""
+    model = job.spec.model
+    return {
         s.index: GenerationRequest(
             index=s.index,
             messages=apply_affixes(
-                task.messages(s, spec.model.system_prompt),
-                spec.model.prompt_prefix,
-                spec.model.prompt_suffix,
+                task.messages(s, model.system_prompt), model.prompt_prefix, model.prompt_suffix
             ),
-            settings=_sample_settings(spec.generation, s),
-            chat_template_kwargs=spec.model.chat_template_kwargs,
+            settings=_sample_settings(job.spec.generation, s),
+            chat_template_kwargs=model.chat_template_kwargs,
         )
         for s in todo
     }
-    run_mark = monitor.begin()
-    try:
-        run_mark = _idle_then_begin(monitor, spec.energy.idle_baseline_s, store, job, scope)
-        for result, mark in _metered(backend.generate(requests.values()), monitor):
-            result = _with_times(result, time.time())
-            sample = by_index[result.index]
-            reading = monitor.end(mark)
-            row = _sample_row(job, sample, requests[result.index], result)
-            row.update(_split_fields(backend, result))
-            # Scorers judge the visible answer only, never the reasoning.
-            answer = result.model_copy(update={"text": row["answer_text"]})
-            row.update(
-                **reading.sample_fields(),
-                cost_usd=sample_cost(spec.model, result),
-                scores_json=_json_or_none(task.score(sample, answer)),
-            )
-            stored = store.add_sample(row)
-            if not stored:
-                log.warning("sample %d was already stored; kept the earlier one", sample.index)
-            emit(
-                "sample",
-                index=sample.index,
-                ok=result.ok,
-                completion_tokens=result.completion_tokens,  # None: unknown, never 0
-                latency_s=result.latency_s,
-                sent_at=result.sent_at,
-                received_at=result.received_at,
-            )
-            if result.error:
-                log.warning("sample %d failed: %s", sample.index, result.error)
-    finally:
-        whole = monitor.end(run_mark)
-        backend.close()
-        monitor.close()
-        record = {**monitor.record(), "scope": scope, "window": whole.to_json()}
-        store.update_attempt(
-            spec.run_id, job.attempt, peak_rss_mb=peak_rss_mb(), energy_json=json.dumps(record)
+
+
+class SampleRecorder:
+    """Turns each result into a stored, scored sample: one transaction per sample, written
+    as soon as the result arrives, so a killed attempt loses nothing it generated."""
+
+    def __init__(
+        self,
+        job: RunJob,
+        store: Store,
+        task: Task,
+        backend: Backend,
+        todo: list[Sample],
+        requests: dict[int, GenerationRequest],
+    ) -> None:
+        self.job, self.store, self.task, self.backend = job, store, task, backend
+        self.samples = {s.index: s for s in todo}
+        self.requests = requests
+
+    def record(self, result: GenerationResult, reading: WindowReading) -> None:
+        """Store ``result`` with the energy ``reading`` of its meter window."""
+        sample = self.samples[result.index]
+        stored = self.store.add_sample(self.sample_row(sample, result, reading))
+        if not stored:
+            log.warning("sample %d was already stored; kept the earlier one", sample.index)
+        emit(
+            "sample",
+            index=sample.index,
+            ok=result.ok,
+            completion_tokens=result.completion_tokens,  # None: unknown, never 0
+            latency_s=result.latency_s,
+            sent_at=result.sent_at,
+            received_at=result.received_at,
         )
-        store.close()
+        if result.error:
+            log.warning("sample %d failed: %s", sample.index, result.error)
+
+    def sample_row(
+        self, sample: Sample, result: GenerationResult, reading: WindowReading
+    ) -> SampleRow:
+        spec = self.job.spec
+        request = self.requests[result.index]
+        split = split_response(result.text)
+        # Scorers judge the visible answer only, never the reasoning.
+        answer = result.model_copy(update={"text": split.answer})
+        return SampleRow(
+            run_id=spec.run_id,
+            sample_index=sample.index,
+            sample_id=sample.id,
+            attempt=self.job.attempt,
+            input_json=json.dumps(
+                {"prompt": sample.prompt, "messages": [m.model_dump() for m in request.messages]}
+            ),
+            output_text=result.text,
+            answer_text=split.answer,
+            reasoning_text=split.reasoning,
+            reasoning_tokens=_reasoning_tokens(self.backend, result, split.reasoning),
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            latency_s=result.latency_s,
+            ttft_s=result.ttft_s,
+            itl_s=result.itl_s,
+            sent_at=result.sent_at,
+            received_at=result.received_at,
+            finish_reason=result.finish_reason,
+            token_source=result.token_source,
+            retries=result.retries,
+            error=result.error,
+            **reading.sample_fields(),
+            cost_usd=sample_cost(spec.model, result),
+            scores_json=_json_or_none(self.task.score(sample, answer)),
+        )
 
 
 def meter_settings(energy: EnergySettings) -> MeterSettings:
@@ -195,32 +263,6 @@ def _metered(
         yield result, mark
 
 
-def _sample_row(
-    job: RunJob, sample: Sample, request: GenerationRequest, result: GenerationResult
-) -> dict[str, Any]:
-    return {
-        "run_id": job.spec.run_id,
-        "sample_index": sample.index,
-        "sample_id": sample.id,
-        "attempt": job.attempt,
-        "input_json": json.dumps(
-            {"prompt": sample.prompt, "messages": [m.model_dump() for m in request.messages]}
-        ),
-        "output_text": result.text,
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.completion_tokens,
-        "latency_s": result.latency_s,
-        "ttft_s": result.ttft_s,
-        "finish_reason": result.finish_reason,
-        "itl_s": result.itl_s,
-        "token_source": result.token_source,
-        "retries": result.retries,
-        "error": result.error,
-        "sent_at": result.sent_at,
-        "received_at": result.received_at,
-    }
-
-
 def _with_times(result: GenerationResult, arrived: float) -> GenerationResult:
     """Send and receive times from the backend, else from the arrival and latency."""
     if result.received_at is not None:
@@ -250,24 +292,19 @@ def sample_cost(model: ModelSpec, result: GenerationResult) -> float | None:
     return cost
 
 
-def _split_fields(backend: Any, result: GenerationResult) -> dict[str, Any]:
-    """Answer, reasoning and reasoning tokens of a result; tokens None where unknown.
-
-    Reasoning tokens re-tokenize the reasoning text (tags excluded) with the backend's
-    optional ``count_tokens``, capped at the completion tokens they are part of.
-    """
-    split = split_response(result.text)
+def _reasoning_tokens(
+    backend: Backend, result: GenerationResult, reasoning: str | None
+) -> int | None:
+    """Tokens of the reasoning text (tags excluded), re-tokenized with the backend's
+    optional ``count_tokens`` and capped at the completion tokens they are part of;
+    None where unknown (no ``count_tokens``, or a failed generation)."""
     count = getattr(backend, "count_tokens", None)
-    tokens: int | None = None
-    if callable(count) and result.ok:
-        tokens = int(count(split.reasoning)) if split.reasoning else 0
-        if result.completion_tokens is not None:
-            tokens = min(tokens, result.completion_tokens)
-    return {
-        "answer_text": split.answer,
-        "reasoning_text": split.reasoning,
-        "reasoning_tokens": tokens,
-    }
+    if not (callable(count) and result.ok):
+        return None
+    tokens = int(count(reasoning)) if reasoning else 0
+    if result.completion_tokens is not None:
+        tokens = min(tokens, result.completion_tokens)
+    return tokens
 
 
 def _json_or_none(value: Any) -> str | None:

@@ -1,6 +1,7 @@
-"""Results storage: the SQLite store, its migrations and the output lock."""
+"""Results storage: the SQLite store, its migrations, the sample row and the output lock."""
 
 from fleetbench.store.opener import open_store
+from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
 from fleetbench.store.sqlite import (
     COMPLETED,
     DB_NAME,
@@ -11,4 +12,15 @@ from fleetbench.store.sqlite import (
     Store,
 )
 
-__all__ = ["COMPLETED", "DB_NAME", "FAILED", "PENDING", "RUNNING", "TIMEOUT", "Store", "open_store"]
+__all__ = [
+    "COMPLETED",
+    "DB_NAME",
+    "FAILED",
+    "PENDING",
+    "RUNNING",
+    "SAMPLE_FIELDS",
+    "TIMEOUT",
+    "SampleRow",
+    "Store",
+    "open_store",
+]

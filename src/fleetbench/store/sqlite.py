@@ -18,6 +18,7 @@ from typing import Any
 
 from fleetbench.errors import StoreError
 from fleetbench.store.migrations import MIGRATIONS
+from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
 
 DB_NAME = "fleetbench.db"
 
@@ -31,54 +32,8 @@ PENDING, RUNNING, COMPLETED, FAILED, TIMEOUT = (
 )
 
 
-# Columns are named so that migrations may add some; a missing required key raises.
-_SAMPLE_COLUMNS = (
-    "run_id",
-    "sample_index",
-    "sample_id",
-    "attempt",
-    "input_json",
-    "output_text",
-    "prompt_tokens",
-    "completion_tokens",
-    "latency_s",
-    "ttft_s",
-    "finish_reason",
-    "cpu_seconds",
-    "energy_wh",
-    "energy_method",
-    "scores_json",
-    "error",
-    "created_at",
-    "answer_text",
-    "reasoning_text",
-    "reasoning_tokens",
-    "itl_s",
-    "token_source",
-    "retries",
-    "cost_usd",
-    "gpu_energy_wh",
-    "gpu_energy_gross_wh",
-    "cpu_energy_wh",
-    "cpu_energy_gross_wh",
-    "sent_at",
-    "received_at",
-)
-_SAMPLE_OPTIONAL: dict[str, Any] = {
-    "answer_text": None,
-    "reasoning_text": None,
-    "reasoning_tokens": None,
-    "itl_s": None,
-    "token_source": None,
-    "retries": 0,
-    "cost_usd": None,
-    "gpu_energy_wh": None,
-    "gpu_energy_gross_wh": None,
-    "cpu_energy_wh": None,
-    "cpu_energy_gross_wh": None,
-    "sent_at": None,
-    "received_at": None,
-}
+# Every column a sample row names, plus the time the store stamps on it.
+_SAMPLE_COLUMNS = (*SAMPLE_FIELDS, "created_at")
 
 
 def _now() -> float:
@@ -293,7 +248,7 @@ class Store:
         ).fetchall()
 
     # -- samples ----------------------------------------------------------------------
-    def add_sample(self, row: dict[str, Any]) -> bool:
+    def add_sample(self, row: SampleRow) -> bool:
         """Store one sample and mark its attempt alive, in one transaction.
 
         Returns False (and stores nothing) if the sample is already stored.
@@ -303,11 +258,11 @@ class Store:
             cur = db.execute(
                 f"INSERT OR IGNORE INTO samples ({', '.join(_SAMPLE_COLUMNS)}) "
                 f"VALUES ({', '.join(':' + c for c in _SAMPLE_COLUMNS)})",
-                {**_SAMPLE_OPTIONAL, **row, "created_at": now},
+                {**row.values(), "created_at": now},
             )
             db.execute(
                 "UPDATE attempts SET last_seen_at = ? WHERE run_id = ? AND attempt = ?",
-                (now, row["run_id"], row["attempt"]),
+                (now, row.run_id, row.attempt),
             )
         return cur.rowcount == 1
 

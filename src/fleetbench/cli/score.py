@@ -25,20 +25,34 @@ score_app = typer.Typer(
 
 WATTBOT_HELP = "\n\n".join(
     [
-        "Score a WattBot 2025 submission CSV against the solution CSV.",
-        "Rows are joined on `id` (inner join); every submission row needs a non-empty "
-        "`explanation`; `answer_unit` is not scored. "
+        "Score a WattBot 2025 submission CSV against the solution CSV, exactly as the "
+        "reference scorer does (scripts/score.py of the KohakuRAG_UI project), quirks "
+        "included: the same four numbers on any pair of files the reference accepts.",
         "overall = 0.75 x value_accuracy + 0.15 x ref_overlap + 0.10 x na_recall.",
-        "value_accuracy: share of questions whose answer_value matches the truth after "
-        "normalisation (true/yes -> 1, false/no -> 0, one leading hedge such as 'about' or '~' "
-        "dropped, thousands commas, K/M/B/T suffixes, ranges 'a-b' / 'a to b' -> \\[lo,hi]); "
-        "numbers match within 1e-3 (relative or absolute), [..] truths are lists or ranges, "
-        "{..} truths are sets, text matches case-insensitively; a blank truth always counts "
-        "as correct.",
-        "ref_overlap: mean Jaccard overlap of the ref_id sets (both empty -> 1).",
-        "na_recall: share of unanswerable questions (blank truth: is_blank, NA, n/a, empty) "
-        "answered blank; 1 when there are none.",
-        "Bad input prints one line `error: FILE: ...` and exits with code 2.",
+        "Reading: both files as pandas.read_csv reads them by default, then as strings. "
+        "Header names must match exactly. Cells in pandas' default NA list ('', NA, N/A, n/a, "
+        "NaN, nan, null, None, #N/A, <NA>, ...) become the text 'nan', which is NOT blank: an "
+        "empty or NA answer to an unanswerable question misses NA recall (write is_blank; "
+        "fleetbench's own submission.csv does). A warning on stderr names every such cell. "
+        "Column types are inferred (007 in an all-integer id column is 7).",
+        "Join: on id, untrimmed; a repeated id pairs every copy with every copy (warned).",
+        "value_accuracy: the submitted answer_value is normalised (true/yes -> 1, false/no -> "
+        "0; all commas dropped when the rest is a number, so 1,3 -> 13; one leading hedge "
+        "such as 'about' or '~' dropped; K/M/B/T suffixes, also after a space: '2.51 M'; "
+        "'a-b' / 'a to b' / 'from a to b' with plain-number ends -> \\[lo,hi], so "
+        "'300-1,000' stays text). Numbers match within math.isclose(rel_tol=1e-3, "
+        "abs_tol=1e-3); a two-number \\[lo,hi] truth accepts a single number in "
+        "\\[lo-0.001, hi+0.001]; other \\[..] truths are lists and {..} truths sets "
+        "(order-insensitive); text matches trimmed and case-insensitively; a blank truth "
+        "(is_blank, na, n/a, '') always counts as correct.",
+        "ref_overlap: mean Jaccard overlap of the ref_id sets (both empty -> 1). A ref_id "
+        "starting with \\[ is JSON after ' -> \"; when that fails the whole lower-cased "
+        "value is one id (\\[chung2025] is the id '\\[chung2025]').",
+        "na_recall: share of unanswerable questions (blank truth) answered blank; 1 when there "
+        "are none.",
+        "Only a whitespace-only explanation is an error (an empty one reads as 'nan'). "
+        "Unlike the reference, answer_unit (weight 0) and the solution's evidence-flag columns "
+        "are not required. Bad input prints one line `error: FILE: ...` and exits with code 2.",
     ]
 )
 
@@ -84,7 +98,8 @@ def wattbot(
         bool,
         typer.Option(
             "--json",
-            help="Print one JSON object: overall, value_accuracy, ref_overlap, na_recall, counts.",
+            help="Print one JSON object: overall, value_accuracy, ref_overlap, na_recall, "
+            "counts, warnings.",
         ),
     ] = False,
     details: Annotated[
@@ -92,6 +107,8 @@ def wattbot(
     ] = False,
 ) -> None:
     score = score_files(solution, submission)
+    for warning in score.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
     if as_json:
         data = score.summary()
         if details:

@@ -54,15 +54,30 @@ def test_json_and_table(tmp_path: Path) -> None:
                                                                       "q106"]  # fmt: skip
 
 
+def test_na_cells_warned_on_stderr(tmp_path: Path) -> None:
+    # an unanswerable question (q062) answered with an empty cell and one with "NA": both
+    # read as "nan", not blank, so NA recall is 0; stdout stays one JSON object
+    submission = _submission(tmp_path / "na.csv", {"q062": "", "q164": "NA"})
+    proc = run_cli("score", "wattbot", "-s", str(WATTBOT), "--submission", str(submission),
+                   "--json", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["na_recall"] == 0.0 and data["value_accuracy"] == 1.0
+    (warning,) = proc.stderr.splitlines()
+    assert warning.startswith(f"warning: {submission}: 2 cell(s) pandas reads as missing")
+    assert "(id 'q062') answer_value ''" in warning and "(id 'q164') answer_value 'NA'" in warning
+    assert data["warnings"] == [warning.removeprefix("warning: ")]
+
+
 def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
     no_why = tmp_path / "no_why.csv"
-    no_why.write_text("id,answer_value,ref_id,explanation\nq009,4.3,x,ok\nq054,64.7,x,\n")
+    no_why.write_text('id,answer_value,ref_id,explanation\nq009,4.3,x,ok\nq054,64.7,x," "\n')
     no_col = tmp_path / "no_col.csv"
     no_col.write_text("id,answer_value\nq009,4.3\n")
     other = tmp_path / "other.csv"
     other.write_text("id,answer_value,ref_id,explanation\nz1,4.3,x,ok\n")
     cases = {
-        no_why: f"error: {no_why}: empty explanation at row 2 (id 'q054')",
+        no_why: f"error: {no_why}:3: explanation: only whitespace (id 'q054')",
         no_col: f"error: {no_col}: missing column(s) ref_id, explanation; required: id, "
         "answer_value, ref_id, explanation",
         other: f"error: {other}: none of its 1 id(s) matches",
@@ -81,7 +96,10 @@ def test_help_explains_the_score(tmp_path: Path) -> None:
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     for phrase in ("0.75 x value_accuracy + 0.15 x ref_overlap + 0.10 x na_recall", "Jaccard",
-                   "[lo,hi]", "--solution", "--submission", "--json"):  # fmt: skip
+                   "[lo,hi]", "--solution", "--submission", "--json", "exactly as the reference",
+                   "scripts/score.py of the KohakuRAG_UI project", "quirks included",
+                   "pandas.read_csv", "NOT blank", "[lo-0.001, hi+0.001]", "1,3 -> 13",
+                   "'2.51 M'", "'300-1,000' stays text", "[chung2025] is the id"):  # fmt: skip
         assert phrase in text, phrase
     usage = run_cli("score", "wattbot", "--solution", str(WATTBOT), cwd=tmp_path)
     assert usage.returncode == 2 and "--submission" in usage.stderr

@@ -18,7 +18,9 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _run(tmp_path: Path, write_plan: PlanWriter, options: dict[str, Any], limit: int) -> Path:
+def _run(
+    tmp_path: Path, write_plan: PlanWriter, options: dict[str, Any], limit: int
+) -> tuple[Path, str]:
     plan = write_plan(
         tasks=[{"name": "wattbot", "options": options}], generation={"temperature": 0.0,
         "max_tokens": 48, "seed": 7},
@@ -26,7 +28,7 @@ def _run(tmp_path: Path, write_plan: PlanWriter, options: dict[str, Any], limit:
     out = tmp_path / "out"
     proc = run_cli("run", str(plan), "--output", str(out), "--limit", str(limit), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    return out
+    return out, proc.stdout
 
 
 def _check_against_scorer(tmp_path: Path, out: Path, limit: int) -> dict[str, Any]:
@@ -53,9 +55,16 @@ def _check_against_scorer(tmp_path: Path, out: Path, limit: int) -> dict[str, An
     return {"run_dir": run_dir, "scored": scored}
 
 
-def test_rag_run_submission_matches_scorer(tmp_path: Path, write_plan: PlanWriter) -> None:
-    out = _run(tmp_path, write_plan, {"questions_file": str(WATTBOT), "top_k": 2}, limit=3)
+def test_oracle_passages_run_is_labelled(tmp_path: Path, write_plan: PlanWriter) -> None:
+    options = {"questions_file": str(WATTBOT), "corpus": "oracle_passages", "top_k": 2}
+    out, stdout = _run(tmp_path, write_plan, options, limit=3)
     checked = _check_against_scorer(tmp_path, out, 3)
+    (master,) = _read_csv(out / "master_results.csv")
+    assert master["retrieval_corpus"] == "oracle_passages"
+    summary = json.loads((checked["run_dir"] / "summary.json").read_text())["summary"]
+    assert summary["retrieval_corpus"] == "oracle_passages"
+    text = " ".join(stdout.split())
+    assert "wattbot (oracle_passages)" in text and "its score is an upper bound" in text
     records = [
         json.loads(x) for x in (checked["run_dir"] / "results.jsonl").read_text().splitlines()
     ]
@@ -65,13 +74,16 @@ def test_rag_run_submission_matches_scorer(tmp_path: Path, write_plan: PlanWrite
         assert len(scores["retrieved"]) == 2 and scores["retrieved"][0]["doc_id"]
         assert scores["value_correct"] in (0, 1) and 0.0 <= scores["ref_score"] <= 1.0
         assert "Documents:\n[" in record["messages"][-1]["content"]
-    # the demo corpus puts q003's own supporting material first
+    # the oracle passages put q003's own supporting material first
     assert records[0]["scores"]["retrieved"][0]["doc_id"] == "chung2025"
 
 
-def test_closed_book_run(tmp_path: Path, write_plan: PlanWriter) -> None:
-    out = _run(tmp_path, write_plan, {"mode": "closed_book"}, limit=2)  # shipped questions
+def test_default_run_is_closed_book(tmp_path: Path, write_plan: PlanWriter) -> None:
+    out, stdout = _run(tmp_path, write_plan, {}, limit=2)  # shipped questions
     checked = _check_against_scorer(tmp_path, out, 2)
+    (master,) = _read_csv(out / "master_results.csv")
+    assert master["retrieval_corpus"] == "closed-book"
+    assert "wattbot (closed-book)" in " ".join(stdout.split())
     record = json.loads((checked["run_dir"] / "results.jsonl").read_text().splitlines()[0])
     assert "retrieved" not in record["scores"]
     assert "Documents:" not in record["messages"][-1]["content"]
@@ -80,7 +92,9 @@ def test_closed_book_run(tmp_path: Path, write_plan: PlanWriter) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"mode": "open_book"}, "mode"),
+        ({"mode": "open_book"}, "mode 'open_book': mode is replaced by corpus"),
+        ({"corpus": "gold"}, "tasks[0].options.corpus"),
+        ({"corpus": "oracle_passages", "corpus_dir": "docs"}, "give one"),
         ({"retriever": "tfidf"}, "retriever"),
         ({"top_k": 0}, "top_k"),
         ({"questions_file": "missing.csv"}, "cannot read questions file"),

@@ -70,7 +70,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
         table.add_row(
             s["model_name"],
             s["backend"],
-            s["task"],
+            _task(s),
             f"[{colour}]{s['status']}[/{colour}]",
             f"{s['successful_prompts']}/{s['total_prompts']}",
             _p50_p95(s, "latency"),
@@ -88,18 +88,31 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
 
 def summary_notes(summaries: list[dict[str, Any]]) -> list[str]:
     """One warning line per run whose token counts are unknown (its token figures are
-    empty, not 0), saying why and what fixes it."""
+    empty, not 0), saying why and what fixes it; one note per run that read the gold
+    passages (``oracle_passages``), whose quality is an upper bound."""
     return [
         f"warning: {s['model_name']} / {s['task']}: token counts unknown, so token "
         f"totals, tokens/s, tokens per joule and cost are empty: {s['token_count_unknown_reason']}"
         for s in summaries
         if s.get("token_count_unknown_reason")
+    ] + [
+        f"note: {s['model_name']} / {s['task']}: corpus oracle_passages shows the model each "
+        "question's own supporting_materials (the gold evidence): its score is an upper "
+        "bound, not a retrieval result"
+        for s in summaries
+        if s.get("retrieval_corpus") == "oracle_passages"
     ]
 
 
 def _p50_p95(summary: dict[str, Any], figure: str) -> str:
     p50, p95 = summary.get(f"p50_{figure}_seconds"), summary.get(f"p95_{figure}_seconds")
     return "—" if p50 is None else f"{fmt(p50)}/{fmt(p95)}"
+
+
+def _task(summary: dict[str, Any]) -> str:
+    """The task, with what its model read when the task retrieves (e.g. closed-book)."""
+    corpus = summary.get("retrieval_corpus")
+    return escape(f"{summary['task']} ({corpus})" if corpus else summary["task"])
 
 
 def _stars(stars: int | None) -> str:

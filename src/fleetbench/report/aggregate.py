@@ -16,12 +16,13 @@ from fleetbench.report.energy import energy_columns
 from fleetbench.report.timing import distributions, percentile_columns, speed_figures
 from fleetbench.report.tokens import token_totals
 from fleetbench.store import Store
-from fleetbench.tasks import primary_metric, run_scores
+from fleetbench.tasks import primary_metric, retrieval_corpus, run_scores
 
 
 def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     """Aggregate a run over the samples of its current plan (index < planned_samples)."""
-    energy_config = json.loads(run["config_json"]).get("energy") or {}
+    config = json.loads(run["config_json"])
+    energy_config = config.get("energy") or {}
     grid = carbon.from_config(energy_config)
     planned = int(run["planned_samples"])
     samples = store.samples(run["run_id"], below=planned)
@@ -77,6 +78,7 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "token_count_source": tokens.source,
         "token_count_unknown_reason": tokens.unknown_reason,
         **_quality(run["task"], planned, samples),
+        "retrieval_corpus": retrieval_corpus(run["task"], config.get("task_options") or {}),
         **derive(
             DerivedInputs(
                 net_energy_wh=gpu_wh if gpu_wh is not None else energy_wh,

@@ -64,6 +64,7 @@ MASTER_COLUMNS: list[str] = [
     "server_startup_seconds",
     "quality_metric",
     "quality_score",
+    "retrieval_corpus",
     "wh_per_1000_queries",
     "reasoning_energy_wh",
     "answer_energy_wh",

@@ -16,6 +16,7 @@ __all__ = [
     "get_task_class",
     "mean_scores",
     "primary_metric",
+    "retrieval_corpus",
     "run_files",
     "run_scores",
     "task_names",
@@ -41,6 +42,13 @@ def run_scores(task_name: str, scores: list[dict[str, Any] | None]) -> dict[str,
 
 def primary_metric(task_name: str) -> str | None:
     return getattr(get_task_class(task_name), "primary_metric", None)
+
+
+def retrieval_corpus(task_name: str, options: dict[str, Any]) -> str:
+    """What a run's model was given to read (``closed-book``, ``oracle_passages``, a corpus
+    folder), from its recorded task options; "" for tasks without the hook."""
+    hook = getattr(get_task_class(task_name), "retrieval_corpus", None)
+    return str(hook(options)) if hook else ""
 
 
 def run_files(task_name: str, records: list[dict[str, Any]]) -> dict[str, str]:

@@ -1,21 +1,29 @@
 """``wattbot``: WattBot 2025 question answering, closed-book or retrieval-augmented.
 
 Each question's prompt asks for one JSON object (answer_value, answer_unit, ref_id list,
-explanation). In ``rag`` mode the ``top_k`` passages retrieved for the question (once,
-when the samples are built) are shown labelled by document id and stored with the sample
-(``metadata`` and the score's ``retrieved``). The default corpus is a demo built from the
-questions file's ``supporting_materials`` column: one document per ref_id.
+explanation). What the model may read is the option ``corpus``/``corpus_dir``, recorded
+with every run as its ``retrieval_corpus`` (master CSV, summaries):
+
+* ``closed-book`` (the default): the question alone.
+* a folder (``corpus_dir``): the ``top_k`` passages retrieved for the question (once, when
+  the samples are built) are shown labelled by document id and stored with the sample
+  (``metadata`` and the score's ``retrieved``).
+* ``oracle_passages``: the same, from a corpus built from the questions file's own
+  ``supporting_materials`` column (one document per ref_id). That column *is* the gold
+  evidence, so this measures reading, not retrieval: an upper bound, never the default.
 
 Scoring reproduces ``fleetbench score wattbot`` (scoring/wattbot.py): each sample's score
-holds the exact submission row it produces, scored by the scorer's own functions, and
-``aggregate_scores`` combines them as the scorer does, so a run's ``overall`` equals the
-score of its ``submission.csv`` against the same questions. Choices:
+holds the exact submission row it produces, scored by the scorer's own functions on the
+cells as the scorer reads them back (the questions' truth columns as pandas would read the
+questions file; a written answer pandas reads as missing, such as ``None``, as ``nan``),
+and ``aggregate_scores`` combines them as the scorer does, so a run's ``overall`` equals
+the score of its ``submission.csv`` against the same questions. Choices:
 
 * Unparsable output is a wrong answer: answer_value ``parse_error`` (never blank, never a
   number), ref_id ``[]``, explanation ``unparsable model output: <first line>``; the raw text
   stays in the stored sample. A failed generation likewise uses ``generation_error``.
-* Blank fields are written ``is_blank`` (the dataset's convention; the scorer treats ``""``
-  and ``is_blank`` alike), so every explanation is non-empty.
+* Blank fields (an abstention, an empty unit or explanation) are written ``is_blank``: the
+  scorer reads an empty cell as ``nan``, which is not blank.
 * A sample never reached (no stored result) counts in the run's metrics as a wrong, non-blank
   answer with ref score 0 and does not enter NA recall (its truth is not at hand); it has no
   submission row.
@@ -29,11 +37,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fleetbench.backends.base import GenerationResult, Message
 from fleetbench.errors import ConfigError
-from fleetbench.scoring.wattbot import BLANK, combine, is_blank, score_question
+from fleetbench.scoring import pandas_csv
+from fleetbench.scoring.pandas_csv import as_read
+from fleetbench.scoring.wattbot import BLANK, combine, is_blank, parse_ref_ids, score_question
 from fleetbench.tasks.answer_json import ParsedAnswer, parse
 from fleetbench.tasks.base import Sample, chat_messages
 from fleetbench.tasks.retrieval import Index, Retriever, load_corpus
@@ -42,6 +52,8 @@ BUILTIN_QUESTIONS = "wattbot_train_QA.csv"
 REQUIRED = ("id", "question", "answer_value", "ref_id")
 SUBMISSION_COLUMNS = ("id", "answer_value", "answer_unit", "ref_id", "explanation")
 PARSE_ERROR, GENERATION_ERROR = "parse_error", "generation_error"
+CLOSED_BOOK, ORACLE = "closed-book", "oracle_passages"
+TRUTH_COLUMNS = ("answer_value", "answer_unit", "ref_id")
 FORMAT = (
     'Reply with only a JSON object: {"answer_value": "<number or short text>", '
     '"answer_unit": "<unit>", "ref_id": ["<document id>"], "explanation": "<one sentence>"}'
@@ -55,15 +67,57 @@ class WattBotOptions(BaseModel):
         None, description="WattBot CSV (id, question, answer_value, ref_id, ...); "
         "default: the 41 shipped training questions",
     )  # fmt: skip
-    mode: Literal["closed_book", "rag"] = "rag"
+    corpus: Literal["closed_book", "closed-book", "oracle_passages"] | None = Field(
+        None, description="closed_book (the default without corpus_dir): the question "
+        "alone; oracle_passages: retrieval over each question's own supporting_materials, "
+        "i.e. the gold passages (an upper bound, not a retrieval result)",
+    )  # fmt: skip
     corpus_dir: Path | None = Field(
-        None, description="folder of .txt/.md/.pdf documents (id = file name without "
-        "extension); default: a demo corpus from the questions' supporting_materials",
+        None, description="folder of .txt/.md/.pdf documents to retrieve from "
+        "(id = file name without extension)",
     )  # fmt: skip
     retriever: Retriever = "bm25"
     top_k: int = Field(3, ge=1, le=50)
     chunk_chars: int = Field(800, ge=100, le=20000)
     system_prompt: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_mode(cls, data: Any) -> Any:
+        """``mode`` (before ``corpus``), in plans and in stored runs: ``closed_book`` is
+        closed-book; ``rag`` retrieves from ``corpus_dir`` or, without one, from the
+        oracle passages, which is what it did."""
+        if not isinstance(data, dict) or "mode" not in data:
+            return data
+        data = dict(data)
+        mode = data.pop("mode")
+        if data.get("corpus") is not None:
+            raise ValueError("mode is the old spelling of corpus; give only corpus")
+        if mode == "closed_book":
+            data.update(corpus="closed_book", corpus_dir=None)
+        elif mode == "rag":
+            if data.get("corpus_dir") is None:
+                data["corpus"] = ORACLE
+        else:
+            raise ValueError(
+                f"mode {mode!r}: mode is replaced by corpus (closed_book or oracle_passages) "
+                "and corpus_dir (a folder of documents)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WattBotOptions:
+        if self.corpus is not None and self.corpus_dir is not None:
+            raise ValueError(
+                f"corpus {self.corpus!r} and corpus_dir both say what to read; give one"
+            )
+        return self
+
+    def retrieval_corpus(self) -> str:
+        """``closed-book``, ``oracle_passages`` or the corpus folder."""
+        if self.corpus_dir is not None:
+            return str(self.corpus_dir)
+        return ORACLE if self.corpus == ORACLE else CLOSED_BOOK
 
 
 class WattBotTask:
@@ -78,15 +132,23 @@ class WattBotTask:
     def generation_defaults(options: WattBotOptions, reasoning: bool) -> dict[str, int]:
         return {"max_tokens": 4096 if reasoning else 256, "min_tokens": 0}
 
+    @staticmethod
+    def retrieval_corpus(options: dict[str, Any]) -> str:
+        """A run's ``retrieval_corpus`` label, from its recorded options."""
+        try:
+            return WattBotOptions.model_validate(options).retrieval_corpus()
+        except ValidationError:
+            return "unknown"
+
     def samples(self) -> list[Sample]:
         rows, origin = _read_questions(self.options.questions_file)
         index = None
-        if self.options.mode == "rag":
-            docs = (
-                load_corpus(self.options.corpus_dir)
-                if self.options.corpus_dir is not None
-                else demo_corpus(rows, origin)
-            )
+        docs = None
+        if self.options.corpus_dir is not None:
+            docs = load_corpus(self.options.corpus_dir)
+        elif self.options.corpus == ORACLE:
+            docs = oracle_passages(rows, origin)
+        if docs is not None:
             index = Index(docs, self.options.retriever, self.options.chunk_chars)
         samples = []
         for i, row in enumerate(rows):
@@ -113,7 +175,8 @@ class WattBotTask:
     def score(self, sample: Sample, result: GenerationResult) -> dict[str, Any]:
         row, parse_error = submission_row(sample.id, result)
         truth = sample.reference
-        q = score_question(sample.id, truth, row)
+        read_back = {k: as_read(row[k]) for k in ("answer_value", "ref_id")}
+        q = score_question(sample.id, truth, read_back)
         score: dict[str, Any] = {
             **{k: row[k] for k in SUBMISSION_COLUMNS[1:]},
             "normalised_value": q.normalised_value,
@@ -232,48 +295,56 @@ def _read_questions(path: Path | None) -> tuple[list[dict[str, str]], str]:
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise ConfigError(f"{path}: cannot read questions file: {reason}") from None
         origin = str(path)
-    reader = csv.DictReader(io.StringIO(text))
-    names = [n.strip() for n in reader.fieldnames or []]
-    if missing := [c for c in REQUIRED if c not in names]:
+    try:
+        table = pandas_csv.parse(text)
+    except pandas_csv.CsvReadError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    if missing := [c for c in REQUIRED if c not in table.header]:
+        near = [repr(c) for c in table.header if c.strip() in missing]
+        hint = f" (found {', '.join(near)}: names must match exactly)" if near else ""
         raise ConfigError(
-            f"{origin}:1: missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED)}"
+            f"{origin}:1: missing column(s) {', '.join(missing)}; required: "
+            f"{', '.join(REQUIRED)}{hint}"
         )
+    # The truth as the scorer reads the questions file (types inferred per column, NA
+    # strings as "nan"), so a run's score equals its submission.csv's score.
+    truth = {c: table.column(c).values for c in TRUTH_COLUMNS if c in table.header}
     rows: list[dict[str, str]] = []
     seen: set[str] = set()
-    for raw in reader:
-        row = {(k or "").strip(): (v or "") for k, v in raw.items() if isinstance(v, str | None)}
-        line = reader.line_num
+    for i, raw in enumerate(table.raw):
+        line = table.lines[i]
+        row: dict[str, str] = {}
+        for name, cell in zip(table.header, raw, strict=True):
+            row.setdefault(name, cell or "")
         if not any(v.strip() for v in row.values()):
             continue
         for column in ("id", "question"):
-            if not row.get(column, "").strip():
+            if not row[column].strip():
                 raise ConfigError(f"{origin}:{line}: field '{column}': must be non-empty")
-        row["id"] = row["id"].strip()
         if row["id"] in seen:
             raise ConfigError(f"{origin}:{line}: field 'id': duplicate {row['id']!r}")
         seen.add(row["id"])
-        row.setdefault("answer_unit", "")
+        row.update({c: truth[c][i] if c in truth else "" for c in TRUTH_COLUMNS})
         rows.append(row)
     if not rows:
         raise ConfigError(f"{origin}: no questions found")
     return rows, origin
 
 
-def demo_corpus(rows: list[dict[str, str]], origin: str) -> dict[str, str]:
-    """One document per ref_id: the supporting materials of the rows citing it."""
+def oracle_passages(rows: list[dict[str, str]], origin: str) -> dict[str, str]:
+    """One document per ref_id: the supporting materials of the rows citing it (the gold
+    evidence of those very questions, hence an upper bound)."""
     if not any("supporting_materials" in row for row in rows):
         raise ConfigError(
-            f"{origin}:1: mode 'rag' without corpus_dir needs a 'supporting_materials' column"
+            f"{origin}:1: corpus 'oracle_passages' needs a 'supporting_materials' column"
         )
-    from fleetbench.scoring.wattbot import parse_ref_ids
-
     parts: dict[str, list[str]] = {}
     for row in rows:
         text = row.get("supporting_materials", "").strip()
         if is_blank(text):
             continue
-        for ref in sorted(parse_ref_ids(row["ref_id"]) - {BLANK}):
+        for ref in sorted(parse_ref_ids(row["ref_id"]) - {BLANK, ""}):
             parts.setdefault(ref, []).append(text)
     if not parts:
-        raise ConfigError(f"{origin}: no supporting_materials to build the demo corpus from")
+        raise ConfigError(f"{origin}: no supporting_materials to build oracle_passages from")
     return {ref: "\n".join(texts) for ref, texts in parts.items()}

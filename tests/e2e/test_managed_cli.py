@@ -182,7 +182,10 @@ def test_signal_to_fleetbench_stops_the_server_and_keeps_samples(
     assert 1 <= len(stored) < 6
     assert all(text for _, text in stored)
     row = master_rows(out)["served"]
-    assert row["status"] == "failed" and "interrupted" in row["error_message"]
+    assert row["status"] == "interrupted" and "interrupted" in row["error_message"]
+    # nothing is left "running": the attempt and the batch say how they ended
+    assert {r[0] for r in db_rows(out, "SELECT status FROM attempts")} == {"interrupted"}
+    assert {r[0] for r in db_rows(out, "SELECT status FROM batches")} == {"interrupted"}
     assert_server_gone(out)
 
 

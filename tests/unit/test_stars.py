@@ -9,6 +9,7 @@ import pytest
 
 from fleetbench.errors import ConfigError
 from fleetbench.report.stars import (
+    MIN_BATCH_GROUP,
     ReferenceRow,
     assign_stars,
     load_reference,
@@ -18,9 +19,19 @@ from fleetbench.report.stars import (
 
 
 def run(
-    energy: float | None, task: str = "textgen", klass: str = "A", status: str = "completed"
+    energy: float | None,
+    task: str = "textgen",
+    klass: str = "A",
+    status: str = "completed",
+    method: str = "estimate",
 ) -> dict[str, Any]:
-    return {"task": task, "model_class": klass, "status": status, "wh_per_1000_queries": energy}
+    return {
+        "task": task,
+        "model_class": klass,
+        "status": status,
+        "wh_per_1000_queries": energy,
+        "energy_method": method,
+    }
 
 
 def test_five_equal_bands_lowest_energy_five_stars() -> None:
@@ -38,37 +49,69 @@ def test_stars_on_a_known_set() -> None:
     assign_stars(runs)
     assert [r["energy_stars"] for r in runs] == [5, 4, 3, 2, 1, 5]
     assert {r["energy_stars_basis"] for r in runs} == {"batch"}
+    assert {r["energy_stars_reason"] for r in runs} == {""}
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_a_batch_group_of_fewer_than_five_runs_gets_no_stars(n: int) -> None:
+    # Two runs 1 % apart would otherwise get 5 stars and 1 star.
+    runs = [run(10.0 * (1 + 0.01 * i)) for i in range(n)]
+    assign_stars(runs)
+    assert [r["energy_stars"] for r in runs] == [None] * n
+    assert [r["energy_stars_basis"] for r in runs] == [""] * n
+    reason = runs[0]["energy_stars_reason"]
+    assert reason.startswith(f"{n} completed run(s) of textgen class A measured by estimate")
+    assert f"at least {MIN_BATCH_GROUP}" in reason and "energy.stars_reference" in reason
+    assert {r["energy_stars_reason"] for r in runs} == {reason}
+
+
+def test_only_runs_measured_by_the_same_method_are_compared() -> None:
+    estimated = [run(v) for v in (1.0, 2.0, 3.0, 4.0, 5.0)]
+    measured = run(0.1, method="nvml-counter")  # far lower, but on another scale
+    runs = [*estimated, measured]
+    assign_stars(runs)
+    assert [r["energy_stars"] for r in estimated] == [5, 4, 3, 2, 1]
+    assert measured["energy_stars"] is None
+    assert (
+        "1 completed run(s) of textgen class A measured by nvml-counter"
+        in (measured["energy_stars_reason"])
+    )
 
 
 def test_edge_cases() -> None:
-    one = [run(5.0)]
-    assign_stars(one)
-    assert one[0]["energy_stars"] == 5  # a single run: 5 stars
-    equal = [run(5.0), run(5.0)]
+    equal = [run(5.0) for _ in range(5)]
     assign_stars(equal)
-    assert [r["energy_stars"] for r in equal] == [5, 5]  # all equal: 5 stars
-    mixed = [run(None), run(1.0), run(100.0, status="failed"), run(3.0)]
-    assign_stars(mixed)
-    # No energy or a failed run: no stars, and the failed run does not widen the range.
-    assert [r["energy_stars"] for r in mixed] == [None, 5, None, 1]
-    assert [r["energy_stars_basis"] for r in mixed] == ["", "batch", "", "batch"]
-    # An ensemble's energy is its members' sum: not rated, and not part of the range.
-    ensemble = {**run(30.0), "backend": "ensemble"}
-    with_ensemble = [run(1.0), ensemble, run(3.0)]
-    assign_stars(with_ensemble)
-    assert [r["energy_stars"] for r in with_ensemble] == [5, None, 1]
+    assert [r["energy_stars"] for r in equal] == [5] * 5  # all equal: 5 stars
+    five = [run(float(v)) for v in (1, 2, 3, 4, 5)]
+    others = [
+        run(None),
+        run(100.0, status="failed"),
+        run(90.0, status="completed_with_errors"),
+        {**run(30.0), "backend": "ensemble"},
+    ]
+    runs = [*five, *others]
+    assign_stars(runs)
+    # Not rated, and not part of the range: the completed five keep their own 1..5 scale.
+    assert [r["energy_stars"] for r in runs] == [5, 4, 3, 2, 1, None, None, None, None]
+    assert [r["energy_stars_basis"] for r in runs] == ["batch"] * 5 + [""] * 4
+    assert [r["energy_stars_reason"] for r in others] == [
+        "no energy figure",
+        "status failed: only completed runs are rated",
+        "status completed_with_errors: only completed runs are rated",
+        "an ensemble: its energy is its members' sum",
+    ]
 
 
 def test_groups_by_task_and_by_class_for_text_generation() -> None:
     runs = [
-        run(1.0, klass="A"),
-        run(9.0, klass="A"),
-        run(50.0, klass="B"),  # alone in class B: 5 stars, not 1
-        run(7.0, task="wattbot", klass="A"),
-        run(8.0, task="wattbot", klass="B"),  # not text generation: classes compete
+        *(run(float(v), klass="A") for v in (1, 3, 5, 7, 9)),
+        run(50.0, klass="B"),  # alone in class B: no stars, not 1
+        *(run(float(v), task="wattbot", klass="A") for v in (7, 8)),
+        *(run(float(v), task="wattbot", klass="B") for v in (9, 10, 11)),  # classes compete
     ]
     assign_stars(runs)
-    assert [r["energy_stars"] for r in runs] == [5, 1, 5, 5, 1]
+    assert [r["energy_stars"] for r in runs] == [5, 4, 3, 2, 1, None, 5, 4, 3, 2, 1]
+    assert runs[5]["energy_stars_reason"].startswith("1 completed run(s) of textgen class B")
 
 
 def test_reference_table(tmp_path: Path) -> None:
@@ -89,12 +132,13 @@ def test_reference_table(tmp_path: Path) -> None:
         run(47.0),  # band 4
         run(80.0),  # above the reference: 1 star
         run(5.0, klass="B"),  # B's reference is one value: at or below it, 5 stars
-        run(3.0, klass="C"),  # no C rows: rated within the batch
-        run(150.0, task="humaneval", klass="C"),
+        run(3.0, klass="C"),  # no C rows: within the batch, a group of one: no stars
+        run(150.0, task="humaneval", klass="C", method="nvml-counter"),  # any method
     ]
     assign_stars(runs, ref)
-    assert [r["energy_stars"] for r in runs] == [5, 2, 1, 5, 5, 1]
-    assert [r["energy_stars_basis"] for r in runs] == ["reference"] * 4 + ["batch", "reference"]
+    assert [r["energy_stars"] for r in runs] == [5, 2, 1, 5, None, 1]
+    assert [r["energy_stars_basis"] for r in runs] == ["reference"] * 4 + ["", "reference"]
+    assert runs[4]["energy_stars_reason"].startswith("1 completed run(s) of textgen class C")
 
 
 @pytest.mark.parametrize(
@@ -128,9 +172,17 @@ def test_rate_runs_uses_the_latest_plans_reference(tmp_path: Path) -> None:
     rate_runs(runs, rows)
     assert [r["energy_stars"] for r in runs] == [5, 1]
     assert runs[0]["energy_stars_basis"] == "reference"
-    path.unlink()  # moved since: the batch's own range, and the basis says so
+    # The latest settings name none: the batch's own range, even though an older run's
+    # config still names one (settings_at, where stored, is what counts).
+    newer = {"updated_at": 0.5, "settings_at": 3.0, "config_json": json.dumps({"energy": {}})}
+    rate_runs(runs, [*rows, newer])
+    assert [r["energy_stars_basis"] for r in runs] == ["", ""]  # two runs: too few
     rate_runs(runs, rows)
-    assert [r["energy_stars_basis"] for r in runs] == ["batch", "batch"]
+    assert runs[0]["energy_stars_basis"] == "reference"
+    path.unlink()  # moved since: the batch's own range, and the basis says so
+    many = [run(float(v)) for v in (1, 2, 3, 4, 5)]
+    rate_runs(many, rows)
+    assert [r["energy_stars_basis"] for r in many] == ["batch"] * 5
 
 
 def test_summary_table_shows_stars_only_when_rated() -> None:
@@ -162,3 +214,15 @@ def test_summary_table_shows_stars_only_when_rated() -> None:
     console = Console(width=200, record=True)
     console.print(summary_table([summary(None)]))
     assert "stars" not in console.export_text()
+
+
+def test_stars_note_says_why_completed_runs_have_none() -> None:
+    from fleetbench.cli.tables import stars_notes
+
+    runs = [run(1.0), run(2.0), run(3.0, status="failed")]
+    assign_stars(runs)
+    (note,) = stars_notes(runs)  # one reason, said once
+    assert note.startswith("no energy stars: 2 completed run(s) of textgen class A")
+    five = [run(float(v)) for v in range(1, 6)]
+    assign_stars(five)
+    assert stars_notes(five) == []

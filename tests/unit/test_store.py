@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -185,3 +186,47 @@ def test_a_stored_sample_reads_back_as_the_same_row(store: Store) -> None:
     store.add_sample(row)
     (stored,) = store.samples("r1")
     assert SampleRow.from_db(stored) == row
+
+
+def test_upsert_refreshes_the_stored_config(store: Store) -> None:
+    """Settings outside a run's identity (energy) follow the latest plan that selects it."""
+    store.upsert_run(RUN | {"config": {"energy": {"carbon_region": "FR"}}}, "b1", 3)
+    run = store.get_run("r1")
+    assert run is not None and json.loads(run["config_json"])["energy"]["carbon_region"] == "FR"
+    first = run["settings_at"]
+    assert store.set_run_energy("r1", {"carbon_region": "DE"})
+    assert not store.set_run_energy("absent", {})
+    run = store.get_run("r1")
+    assert run is not None and json.loads(run["config_json"])["energy"] == {"carbon_region": "DE"}
+    assert run["settings_at"] >= first
+
+
+def test_dead_attempts_and_batches_are_marked_interrupted(store: Store) -> None:
+    a = store.start_attempt("r1", "b1", {})
+    store.add_sample(sample(0, a))
+    store.update_attempt("r1", a, last_seen_at=store.attempts("r1")[0]["started_at"] + 7.0)
+    # kill -9: nothing else happens; the next batch, holding the lock, cleans up
+    assert store.interrupt_dead() == 1
+    (attempt,) = store.attempts("r1")
+    assert attempt["status"] == "interrupted"
+    assert attempt["finished_at"] == attempt["last_seen_at"]  # ends at its last heartbeat
+    assert attempt["finished_at"] - attempt["started_at"] == pytest.approx(7.0)
+    assert "last seen 20" in attempt["error_message"]
+    run = store.get_run("r1")
+    assert run is not None and run["status"] == "interrupted"
+    assert run["error_message"].endswith("re-run to resume")
+    (batch,) = store.conn.execute("SELECT * FROM batches").fetchall()
+    assert (batch["status"], batch["finished_at"]) == ("interrupted", attempt["last_seen_at"])
+    assert store.interrupt_dead() == 0  # nothing left running
+
+
+def test_interrupt_running_ends_only_this_batchs_rows(store: Store) -> None:
+    a = store.start_attempt("r1", "b1", {})
+    store.interrupt_running("b2", "interrupted by the user")
+    assert store.attempts("r1")[0]["status"] == "running"
+    store.interrupt_running("b1", "interrupted by the user")
+    (attempt,) = store.attempts("r1")
+    assert (attempt["attempt"], attempt["status"]) == (a, "interrupted")
+    assert attempt["finished_at"] is not None
+    run = store.get_run("r1")
+    assert run is not None and run["status"] == "interrupted"

@@ -122,7 +122,7 @@ class ProgressObserver:
     def run_finished(self, run: PlannedRun, outcome: RunOutcome) -> None:
         if self._batch is not None:
             self.progress.advance(self._batch)
-        colour = "green" if outcome.status == "completed" else "red"
+        colour = status_colour(outcome.status)
         message = (
             f"[{colour}]{outcome.status}[/{colour}] {run.spec.model.name} / "
             f"{run.spec.task.name}: {outcome.samples_stored}/{run.planned} samples"
@@ -130,6 +130,11 @@ class ProgressObserver:
         if outcome.error:
             message += f" — {outcome.error}"
         self.console.print(message)
+
+
+def status_colour(status: str) -> str:
+    """Green for completed, yellow for completed_with_errors, red for anything else."""
+    return {"completed": "green", "completed_with_errors": "yellow"}.get(status, "red")
 
 
 def fmt(value: Any, spec: str = ".3f") -> str:

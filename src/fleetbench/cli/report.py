@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
-from fleetbench.cli.matrix import OUTPUT_HELP
 from fleetbench.cli.run import DEFAULT_OUTPUT, make_console
-from fleetbench.cli.tables import summary_notes, summary_table
+from fleetbench.cli.tables import stars_notes, summary_notes, summary_table
+from fleetbench.errors import ConfigError
 from fleetbench.report.exports import export_results
 from fleetbench.report.master import MASTER_FILE
 from fleetbench.report.stars import load_reference
+from fleetbench.runner import load_plan
+from fleetbench.runner.batch import apply_plan_settings
 from fleetbench.store.lock import OutputLock
 from fleetbench.store.opener import open_store
 
@@ -23,6 +25,10 @@ REPORT_HELP = "\n\n".join(
         "only a running attempt writes (run.log, job.json, server.log) is not rebuilt.",
         "Use it after upgrading fleetbench (new columns), after deleting output files, or "
         "to rate energy stars against another reference table.",
+        "CO2 and stars use each run's stored energy settings: those of the latest batch "
+        "that selected the run. With --plan PLAN, PLAN's energy settings "
+        "(energy.carbon_region, carbon_intensity_g_per_kwh, stars_reference) replace "
+        "them for PLAN's stored runs first, and stay.",
         "Bad input (no store, an unreadable reference table, another batch writing to the "
         "same folder) prints one line and exits with code 2.",
     ]
@@ -31,14 +37,24 @@ REPORT_HELP = "\n\n".join(
 
 def report(
     output: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--output",
             "-o",
-            help=OUTPUT_HELP,
+            help="Results folder holding fleetbench.db (default: the --plan's 'output', "
+            f"else ./{DEFAULT_OUTPUT}).",
             show_default=False,
         ),
-    ] = DEFAULT_OUTPUT,
+    ] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan",
+            help="Plan whose energy settings apply to its stored runs from now on (after "
+            "editing energy.carbon_region, carbon_intensity_g_per_kwh or stars_reference).",
+            show_default=False,
+        ),
+    ] = None,
     stars_reference: Annotated[
         Path | None,
         typer.Option(
@@ -50,17 +66,24 @@ def report(
         ),
     ] = None,
 ) -> None:
-    output = output.resolve()
+    loaded = load_plan(plan) if plan is not None else None
+    output = (output or (loaded.plan.output if loaded else None) or DEFAULT_OUTPUT).resolve()
     reference = load_reference(stars_reference) if stars_reference is not None else None
     store = open_store(output)
     try:
         with OutputLock(output):
+            store.interrupt_dead()  # we hold the lock: whatever still says "running" is dead
+            if loaded is not None and not apply_plan_settings(store, loaded):
+                raise ConfigError(
+                    f"{loaded.source}: none of its runs is stored in {output}; "
+                    "run it first or give its results folder with --output"
+                )
             summaries = export_results(store, output, [], reference)
     finally:
         store.close()
     console = make_console()
     if summaries:
         console.print(summary_table(summaries))
-        for note in summary_notes(summaries):
+        for note in [*summary_notes(summaries), *stars_notes(summaries)]:
             console.print(note, markup=False)
     console.print(f"results: {output / MASTER_FILE} ({len(summaries)} run(s))")

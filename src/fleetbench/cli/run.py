@@ -15,7 +15,7 @@ from rich.console import Console
 
 from fleetbench.catalog import ModelFilter
 from fleetbench.cli.progress import ProgressObserver
-from fleetbench.cli.tables import plan_table, summary_notes, summary_table
+from fleetbench.cli.tables import plan_table, stars_notes, summary_notes, summary_table
 from fleetbench.errors import ConfigError
 from fleetbench.report import MASTER_FILE
 from fleetbench.runner import FILTERED, BatchOptions, load_plan, plan_batch, run_batch
@@ -151,8 +151,12 @@ def run(
     (summary.json, results.jsonl, run.log). Re-running the same plan into the same
     folder skips what is done and resumes interrupted runs.
 
-    Exit codes: 0 all runs completed; 1 some run failed; 2 bad input; 130 interrupted
-    (Ctrl-C); 143 terminated (SIGTERM).
+    A run whose samples all failed (e.g. every request answered 401) is failed; one
+    with more failed samples than the plan's max_failed_share (default 0) is
+    completed_with_errors.
+
+    Exit codes: 0 all runs completed; 1 some run failed, was completed_with_errors or
+    was interrupted; 2 bad input; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
     """
     console = make_console()
     if smoke and limit is not None:
@@ -172,6 +176,7 @@ def run(
         limit=1 if smoke else (limit or loaded.plan.limit),
         timeout_s=timeout or loaded.plan.timeout_s,
         fresh=fresh,
+        max_failed_share=loaded.plan.max_failed_share,
     )
     check_output(options.output)
     runs = plan_batch(loaded, options)
@@ -194,7 +199,7 @@ def run(
         console.print("interrupted: completed samples are stored; run again to resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     console.print(summary_table(summaries))
-    for note in summary_notes(summaries):
+    for note in [*summary_notes(summaries), *stars_notes(summaries)]:
         console.print(note, markup=False)
     console.print(f"results: {options.output / MASTER_FILE}")
     if any(s["status"] != "completed" for s in summaries):

@@ -7,7 +7,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from fleetbench.cli.progress import fmt
+from fleetbench.cli.progress import fmt, status_colour
 from fleetbench.runner import FILTERED, PlannedRun
 
 
@@ -66,7 +66,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
     for header in headers:
         table.add_column(header, overflow="fold")
     for s in summaries:
-        colour = "green" if s["status"] == "completed" else "red"
+        colour = status_colour(s["status"])
         table.add_row(
             s["model_name"],
             s["backend"],
@@ -113,6 +113,17 @@ def _task(summary: dict[str, Any]) -> str:
     """The task, with what its model read when the task retrieves (e.g. closed-book)."""
     corpus = summary.get("retrieval_corpus")
     return escape(f"{summary['task']} ({corpus})" if corpus else summary["task"])
+
+
+def stars_notes(summaries: list[dict[str, Any]]) -> list[str]:
+    """Why completed runs have no energy stars (e.g. too few runs to rate within the
+    batch): one line per distinct reason, none when every completed run is rated."""
+    reasons = [
+        s.get("energy_stars_reason") or ""
+        for s in summaries
+        if s.get("status") == "completed" and s.get("energy_stars") is None
+    ]
+    return [f"no energy stars: {r}" for r in dict.fromkeys(reasons) if r]
 
 
 def _stars(stars: int | None) -> str:

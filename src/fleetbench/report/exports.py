@@ -1,8 +1,8 @@
 """Files derived from the store: per-run ``summary.json``/``results.jsonl``/task files
 and the master CSV.
 
-They are regenerated from the store after every batch, so they are always consistent
-with it, and written atomically.
+They are regenerated from the store after every run and every batch, so they are
+always consistent with it, and written atomically.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fleetbench.report.aggregate import summarize_run
 from fleetbench.report.master import write_master_csv
 from fleetbench.report.stars import ReferenceRow, assign_stars, rate_runs
 from fleetbench.store.rows import SampleRow
-from fleetbench.store.sqlite import Store
+from fleetbench.store.sqlite import RUNNING, Store
 from fleetbench.tasks import run_files
 
 RESULTS_FILE = "results.jsonl"
@@ -78,23 +78,54 @@ def run_dir(output: Path, run_id: str) -> Path:
     return output / "runs" / run_id
 
 
+class ResultsExporter:
+    """Exports for one batch (or one report): keeps every run's summary between calls.
+
+    Summarising a run reads all its samples, so a batch that exported after each run
+    would re-read the whole store every time. Instead a run is re-summarised only when
+    its store row changed since it was summarised (status, error, settings, planned
+    samples and ``updated_at`` change whenever its samples may have: an attempt starts
+    or ends, ``--fresh``), while it is running, or when named. Stars are re-rated
+    across all summaries every time, since a new run can move its group's range.
+    """
+
+    def __init__(
+        self, store: Store, output: Path, stars_reference: list[ReferenceRow] | None = None
+    ) -> None:
+        self.store, self.output, self.stars_reference = store, output, stars_reference
+        self._cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+    def export(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Rewrite the given runs' files (all runs if empty) and the master CSV; returns
+        every run's summary. Stars use the exporter's ``stars_reference`` when given,
+        else the reference named by the latest plan."""
+        rows = self.store.runs()
+        summaries = [self._summary(row, force=row["run_id"] in run_ids) for row in rows]
+        if self.stars_reference is not None:
+            assign_stars(summaries, self.stars_reference)
+        else:
+            rate_runs(summaries, rows)
+        for row, summary in zip(rows, summaries, strict=True):
+            if not run_ids or row["run_id"] in run_ids:
+                write_run_files(self.store, row, summary, run_dir(self.output, row["run_id"]))
+        write_master_csv(self.output, summaries)
+        return summaries
+
+    def _summary(self, row: sqlite3.Row, force: bool) -> dict[str, Any]:
+        key = tuple(row)
+        cached = self._cache.get(row["run_id"])
+        # A running run stores samples without touching its row: always fresh.
+        if force or cached is None or cached[0] != key or row["status"] == RUNNING:
+            cached = (key, summarize_run(self.store, row))
+            self._cache[row["run_id"]] = cached
+        return cached[1]
+
+
 def export_results(
     store: Store,
     output: Path,
     run_ids: list[str],
     stars_reference: list[ReferenceRow] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rewrite the given runs' files (all runs if empty) and the master CSV; returns
-    every run's summary (stars are rated across runs, so all are summarised). Stars use
-    ``stars_reference`` when given, else the reference named by the latest plan."""
-    rows = store.runs()
-    summaries = [summarize_run(store, row) for row in rows]
-    if stars_reference is not None:
-        assign_stars(summaries, stars_reference)
-    else:
-        rate_runs(summaries, rows)
-    for row, summary in zip(rows, summaries, strict=True):
-        if not run_ids or row["run_id"] in run_ids:
-            write_run_files(store, row, summary, run_dir(output, row["run_id"]))
-    write_master_csv(output, summaries)
-    return summaries
+    """One export from scratch (``fleetbench report``, an ensemble): see ``ResultsExporter``."""
+    return ResultsExporter(store, output, stars_reference).export(run_ids)

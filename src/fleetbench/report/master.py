@@ -72,6 +72,7 @@ MASTER_COLUMNS: list[str] = [
     "carbon_intensity_g_per_kwh",
     "energy_stars",
     "energy_stars_basis",
+    "energy_stars_reason",
     "model_disk_bytes",
     "model_disk_unmeasured_reason",
     "generation_seconds",

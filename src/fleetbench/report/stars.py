@@ -11,19 +11,23 @@ the band with more energy (fewer stars), except the lowest value, which always g
 
 Where the range comes from:
 
-* **batch** (default): the rated runs of the group in the output folder.
 * **reference**: a CSV the user supplies (``energy.stars_reference`` in the plan) with
   columns ``task``, ``model_class`` (or ``class``; empty = any class) and
   ``wh_per_1000_queries``, e.g. a published leaderboard. Runs are rated against the
-  range of the rows for their group; a run below the reference's lowest energy gets 5
-  stars, above its highest 1 star. A group without reference rows falls back to the
-  batch.
+  range of the rows for their group, whatever their number and energy method; a run
+  below the reference's lowest energy gets 5 stars, above its highest 1 star.
+* **batch** (no reference, or no reference rows for the group): the rated runs of the
+  group in the output folder, and only runs **measured by the same energy method**
+  (an estimate and a GPU counter are not one scale), and only when at least
+  ``MIN_BATCH_GROUP`` (5) such runs exist: five bands over two runs 1 % apart would
+  turn a rounding difference into 5 stars versus 1. A smaller group gets no stars.
 
-Edge cases: a range of zero width (one run, or all at the same energy) gives 5 stars
-to every run at or below it (and 1 star to a run above a one-value reference). Runs
-that are not ``completed`` and runs without an energy figure get no stars (empty)
-and do not widen the range. Ensembles (backend ``ensemble``) are not rated either: their
-energy is their members' sum, a system of several models, not one model's figure.
+Every run without stars says why in ``energy_stars_reason``: not completed (failed,
+completed_with_errors, ...: their energy per query is not that of a working model),
+no energy figure, an ensemble (its energy is its members' sum, a system of several
+models), or a batch group too small. Such runs do not widen any range. A range of zero
+width (all at the same energy) gives 5 stars to every run at or below it (and 1 star to
+a run above a one-value reference).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from fleetbench.errors import ConfigError
 ENERGY_FIELD = "wh_per_1000_queries"
 STARS = "energy_stars"
 BASIS = "energy_stars_basis"
+REASON = "energy_stars_reason"
+MIN_BATCH_GROUP = 5
 BATCH = "batch"
 REFERENCE = "reference"
 TEXT_GENERATION_TASKS = frozenset({"textgen"})
@@ -112,21 +118,57 @@ def load_reference(path: Path) -> list[ReferenceRow]:
 def assign_stars(
     summaries: Iterable[dict[str, Any]], reference: list[ReferenceRow] | None = None
 ) -> None:
-    """Set ``energy_stars`` (1-5 or None) and ``energy_stars_basis`` on every summary."""
+    """Set ``energy_stars`` (1-5 or None), ``energy_stars_basis`` and, for runs without
+    stars, ``energy_stars_reason`` on every summary."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for summary in summaries:
-        summary[STARS], summary[BASIS] = None, ""
-        rated = summary.get("status") == "completed" and summary.get("backend") != "ensemble"
-        if rated and summary.get(ENERGY_FIELD) is not None:
+        summary[STARS], summary[BASIS], summary[REASON] = None, "", ""
+        why = _not_rated(summary)
+        if why:
+            summary[REASON] = why
+        else:
             groups[group_key(summary["task"], summary.get("model_class"))].append(summary)
     for key, members in groups.items():
         values = _reference_values(reference or [], key)
-        basis = REFERENCE if values else BATCH
-        if not values:
-            values = [float(s[ENERGY_FIELD]) for s in members]
-        low, high = min(values), max(values)
+        if values:
+            _rate(members, min(values), max(values), REFERENCE)
+            continue
+        by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for s in members:
-            s[STARS], s[BASIS] = stars_for(float(s[ENERGY_FIELD]), low, high), basis
+            by_method[s.get("energy_method") or ""].append(s)
+        for method, same in by_method.items():
+            if len(same) < MIN_BATCH_GROUP:
+                why = (
+                    f"{len(same)} completed run(s) of {_label(key)} measured by "
+                    f"{method or '?'}; stars within the batch need at least {MIN_BATCH_GROUP} "
+                    "(or a reference: energy.stars_reference)"
+                )
+                for s in same:
+                    s[REASON] = why
+                continue
+            energies = [float(s[ENERGY_FIELD]) for s in same]
+            _rate(same, min(energies), max(energies), BATCH)
+
+
+def _not_rated(summary: dict[str, Any]) -> str:
+    """Why a run takes no part in the ratings ("" if it does)."""
+    if summary.get("status") != "completed":
+        return f"status {summary.get('status')}: only completed runs are rated"
+    if summary.get("backend") == "ensemble":
+        return "an ensemble: its energy is its members' sum"
+    if summary.get(ENERGY_FIELD) is None:
+        return "no energy figure"
+    return ""
+
+
+def _rate(members: list[dict[str, Any]], low: float, high: float, basis: str) -> None:
+    for s in members:
+        s[STARS], s[BASIS] = stars_for(float(s[ENERGY_FIELD]), low, high), basis
+
+
+def _label(key: tuple[str, str]) -> str:
+    task, model_class = key
+    return f"{task} class {model_class}" if model_class else task
 
 
 def _reference_values(reference: list[ReferenceRow], key: tuple[str, str]) -> list[float]:
@@ -140,18 +182,24 @@ def _reference_values(reference: list[ReferenceRow], key: tuple[str, str]) -> li
 
 def rate_runs(summaries: list[dict[str, Any]], runs: Iterable[Any]) -> None:
     """Stars for the runs of a results folder (``runs``: their store rows, with
-    ``config_json`` and ``updated_at``). The reference is the one named by the most
-    recently updated run's plan; one that can no longer be read (moved since) is
-    replaced by the batch's own range, and ``energy_stars_basis`` says so."""
-    named = [
-        (row["updated_at"], path)
-        for row in runs
-        if (path := (json.loads(row["config_json"]).get("energy") or {}).get("stars_reference"))
-    ]
+    ``config_json``, ``updated_at`` and ``settings_at``). The reference is the one named
+    by the latest settings: those of the run whose config a plan refreshed last (every
+    batch refreshes the runs it selects; so does ``fleetbench report --plan``). One that
+    can no longer be read (moved since) is replaced by the batch's own range, and
+    ``energy_stars_basis`` says so."""
+    rows = list(runs)
     reference = None
-    if named:
-        try:
-            reference = load_reference(Path(max(named)[1]))
-        except ConfigError:
-            reference = None
+    if rows:
+        latest = max(rows, key=_settings_time)
+        path = (json.loads(latest["config_json"]).get("energy") or {}).get("stars_reference")
+        if path:
+            try:
+                reference = load_reference(Path(path))
+            except ConfigError:
+                reference = None
     assign_stars(summaries, reference)
+
+
+def _settings_time(row: Any) -> float:
+    at = row["settings_at"] if "settings_at" in row.keys() else None  # noqa: SIM118
+    return float(at if at is not None else row["updated_at"])

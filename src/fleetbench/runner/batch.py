@@ -18,11 +18,12 @@ from typing import Protocol
 from fleetbench.catalog import ModelFilter
 from fleetbench.errors import ConfigError
 from fleetbench.meters import host_info
-from fleetbench.report.exports import export_results, run_dir
+from fleetbench.report.exports import ResultsExporter, run_dir
 from fleetbench.runner.executor import Executor, SequentialExecutor
 from fleetbench.runner.job import Event, RunJob, RunOutcome
+from fleetbench.runner.outcome import Settled, settle, settle_stored
 from fleetbench.runner.plan import LoadedPlan, RunSpec
-from fleetbench.store import COMPLETED, DB_NAME, FAILED, Store
+from fleetbench.store import COMPLETED, DB_NAME, FAILED, INTERRUPTED, Store
 from fleetbench.store.lock import OutputLock
 from fleetbench.tasks import get_task_class
 
@@ -40,6 +41,7 @@ class BatchOptions:
     limit: int | None = None
     timeout_s: float = 1800.0
     fresh: bool = False
+    max_failed_share: float = 0.0  # see runner/outcome.py
 
 
 @dataclass
@@ -49,6 +51,7 @@ class PlannedRun:
     stored: int
     action: str
     reason: str
+    done: bool = False  # every planned sample is stored: skipped, but still reported
 
     @property
     def run_id(self) -> str:
@@ -84,7 +87,11 @@ def plan_batch(loaded: LoadedPlan, options: BatchOptions) -> list[PlannedRun]:
                 )
             n = min(counts[key], options.limit) if options.limit else counts[key]
             stored = _stored_count(store, spec.run_id, n, options.fresh)
-            planned.append(_decide(spec, n, stored, options))
+            outcome = None
+            if stored >= n:  # what the stored samples amount to, shown as the skip reason
+                errors = store.sample_errors(spec.run_id, n) if store and stored else []
+                outcome = settle(errors, options.max_failed_share)
+            planned.append(_decide(spec, n, stored, options, outcome))
     finally:
         if store is not None:
             store.close()
@@ -110,7 +117,13 @@ def _check_task_names(loaded: LoadedPlan, selected: list[str]) -> None:
         )
 
 
-def _decide(spec: RunSpec, planned: int, stored: int, options: BatchOptions) -> PlannedRun:
+def _decide(
+    spec: RunSpec,
+    planned: int,
+    stored: int,
+    options: BatchOptions,
+    outcome: Settled | None,
+) -> PlannedRun:
     rejected = options.filter.why_not(spec.model)
     if rejected is None and options.tasks and spec.task.name not in options.tasks:
         rejected = f"task {spec.task.name} not in --task {','.join(options.tasks)}"
@@ -118,8 +131,11 @@ def _decide(spec: RunSpec, planned: int, stored: int, options: BatchOptions) -> 
         return PlannedRun(spec, planned, stored, SKIP, f"{FILTERED}: {rejected}")
     if spec.skip_reason is not None:
         return PlannedRun(spec, planned, stored, SKIP, spec.skip_reason)
-    if stored >= planned:
-        return PlannedRun(spec, planned, stored, SKIP, f"completed ({stored}/{planned} stored)")
+    if outcome is not None:
+        reason = f"{outcome.status} ({stored}/{planned} stored)"
+        if outcome.status != COMPLETED:
+            reason += "; --fresh runs it again"
+        return PlannedRun(spec, planned, stored, SKIP, reason, done=True)
     where = f"; {spec.placement_note}" if spec.placement_note else ""
     if stored:
         return PlannedRun(spec, planned, stored, RESUME, f"{stored}/{planned} stored{where}")
@@ -134,7 +150,7 @@ def run_batch(
     executor: Executor | None = None,
 ) -> list[dict[str, object]]:
     """Execute the planned runs; returns the summaries of this batch's runs."""
-    selected = [r for r in runs if r.action != SKIP or r.reason.startswith("completed")]
+    selected = [r for r in runs if r.action != SKIP or r.done]
     todo = [r for r in runs if r.action != SKIP]
     with OutputLock(options.output):
         return _run_locked(loaded, options, runs, selected, todo, observer, executor)
@@ -152,6 +168,7 @@ def _run_locked(
     store = Store.in_dir(options.output)
     batch_id = f"b-{uuid.uuid4().hex[:12]}"
     try:
+        store.interrupt_dead()  # we hold the lock: whatever still says "running" is dead
         store.begin_batch(
             batch_id,
             loaded.plan.name,
@@ -166,6 +183,8 @@ def _run_locked(
         )
         for run in selected:
             store.upsert_run(_run_record(run.spec), batch_id, run.planned)
+            if run.done:  # e.g. max_failed_share changed since it ran
+                settle_stored(store, run.run_id, run.planned, options.max_failed_share)
         if options.fresh:
             _forget(store, options.output, [r.run_id for r in todo])
         by_id = {r.run_id: r for r in todo}
@@ -182,8 +201,17 @@ def _run_locked(
             for r in todo
         ]
 
+        exporter = ResultsExporter(store, options.output)
+
         def finished(outcome: RunOutcome) -> None:
-            export_results(store, options.output, [outcome.run_id])
+            if outcome.status == COMPLETED:  # every sample stored: judge them
+                settled = settle_stored(
+                    store, outcome.run_id, by_id[outcome.run_id].planned, options.max_failed_share
+                )
+                outcome = outcome.model_copy(
+                    update={"status": settled.status, "error": settled.error}
+                )
+            exporter.export([outcome.run_id])
             observer.run_finished(by_id[outcome.run_id], outcome)
 
         observer.batch_started(runs)
@@ -198,16 +226,26 @@ def _run_locked(
             )
             status = COMPLETED
         except KeyboardInterrupt:
-            status = "interrupted"
-            _mark_interrupted(store, [r.run_id for r in todo])
+            status = INTERRUPTED
+            store.interrupt_running(batch_id, "interrupted by the user; re-run to resume")
             raise
         finally:
             store.finish_batch(batch_id, status)
-            exported = export_results(store, options.output, [])
+            exported = exporter.export([])
         by_id_summary = {s["run_id"]: s for s in exported}
         return [by_id_summary[r.run_id] for r in selected]
     finally:
         store.close()
+
+
+def apply_plan_settings(store: Store, loaded: LoadedPlan) -> int:
+    """``fleetbench report --plan``: the plan's energy settings (carbon region and
+    intensity, stars reference) replace its stored runs' ones, as a batch of the plan
+    would; the number of stored runs updated."""
+    return sum(
+        store.set_run_energy(spec.run_id, spec.energy.model_dump(mode="json"))
+        for spec in loaded.runs
+    )
 
 
 def _run_record(spec: RunSpec) -> dict[str, object]:
@@ -227,10 +265,3 @@ def _forget(store: Store, output: Path, run_ids: list[str]) -> None:
     store.delete_results(run_ids)
     for run_id in run_ids:
         shutil.rmtree(run_dir(output, run_id), ignore_errors=True)
-
-
-def _mark_interrupted(store: Store, run_ids: list[str]) -> None:
-    for run_id in run_ids:
-        row = store.get_run(run_id)
-        if row is not None and row["status"] == "running":
-            store.set_run_status(run_id, FAILED, "interrupted by the user; re-run to resume")

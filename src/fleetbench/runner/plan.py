@@ -129,6 +129,13 @@ class Plan(BaseModel):
         True, description="skip local models whose estimated memory need exceeds free memory"
     )
     timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0)
+    max_failed_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of failed samples a run may have and still count as completed "
+        "(0: any failure makes it completed_with_errors; all failed is always failed)",
+    )
     energy: EnergySettings = Field(default_factory=lambda: EnergySettings())
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from fleetbench.backends.managed import kill_leftover_server
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.meters import host_info
+from fleetbench.runner.heartbeat import Heartbeat
 from fleetbench.runner.job import JOB_FILE, LOG_FILE, Event, RunJob, RunOutcome
 from fleetbench.store import COMPLETED, FAILED, Store
 
@@ -43,7 +44,8 @@ def run_attempt(job: RunJob, store: Store, on_event: EventSink) -> RunOutcome:
             env=worker_env(job),
             start_new_session=True,
         )
-    status, error = _supervise(proc, job, lambda e: on_event(run_id, e))
+    beat = Heartbeat(store, run_id, job.attempt)
+    status, error = _supervise(proc, job, lambda e: on_event(run_id, e), beat)
     stored = len(store.done_indices(run_id))
     if status == FAILED and error and error.startswith("timed out"):
         error = f"{error} ({stored}/{job.planned_samples} samples stored)"
@@ -63,7 +65,10 @@ def worker_env(job: RunJob, base: dict[str, str] | None = None) -> dict[str, str
 
 
 def _supervise(
-    proc: subprocess.Popen[bytes], job: RunJob, on_event: Callable[[Event], None]
+    proc: subprocess.Popen[bytes],
+    job: RunJob,
+    on_event: Callable[[Event], None],
+    beat: Callable[[], None],
 ) -> tuple[str, str | None]:
     assert proc.stdout is not None
     deadline = time.monotonic() + job.timeout_s
@@ -74,6 +79,7 @@ def _supervise(
     done = False
     try:
         while True:
+            beat()  # the attempt is alive while we watch it (runner/heartbeat.py)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 _kill_group(proc)

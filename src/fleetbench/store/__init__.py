@@ -4,22 +4,24 @@ from fleetbench.store.opener import open_store
 from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
 from fleetbench.store.sqlite import (
     COMPLETED,
+    COMPLETED_WITH_ERRORS,
     DB_NAME,
     FAILED,
+    INTERRUPTED,
     PENDING,
     RUNNING,
-    TIMEOUT,
     Store,
 )
 
 __all__ = [
     "COMPLETED",
+    "COMPLETED_WITH_ERRORS",
     "DB_NAME",
     "FAILED",
+    "INTERRUPTED",
     "PENDING",
     "RUNNING",
     "SAMPLE_FIELDS",
-    "TIMEOUT",
     "SampleRow",
     "Store",
     "open_store",

@@ -119,4 +119,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE samples ADD COLUMN received_at REAL;
         """,
     ),
+    (
+        # When a run's settings were last refreshed from a plan (every batch that selects
+        # the run, or `fleetbench report --plan`): the latest settings name the stars
+        # reference. NULL for runs stored before: their updated_at stands in.
+        "006_run_settings_at",
+        """
+        ALTER TABLE runs ADD COLUMN settings_at REAL;
+        """,
+    ),
 ]

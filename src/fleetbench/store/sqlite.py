@@ -13,6 +13,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,25 @@ from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
 
 DB_NAME = "fleetbench.db"
 
-# Run statuses. "running" left behind by a killed batch simply means "resume me".
-PENDING, RUNNING, COMPLETED, FAILED, TIMEOUT = (
+# Statuses of runs, attempts and batches.
+#
+# * pending: registered, not started; running: in progress (or, with no batch holding
+#   the output lock, left by a killed process until the next batch marks it
+#   interrupted).
+# * completed: every planned sample is stored and the failed share is within the plan's
+#   ``max_failed_share``; completed_with_errors: every sample is stored but more failed
+#   than that; failed: every sample failed, or the attempt did not get through them
+#   (worker error, timeout). A run's status follows from its stored samples once all
+#   are stored (runner/outcome.py).
+# * interrupted: stopped by Ctrl-C/SIGTERM, or found ``running`` by a later batch after
+#   a ``kill -9``; re-running the plan resumes it.
+PENDING, RUNNING, COMPLETED, COMPLETED_WITH_ERRORS, FAILED, INTERRUPTED = (
     "pending",
     "running",
     "completed",
+    "completed_with_errors",
     "failed",
-    "timeout",
+    "interrupted",
 )
 
 
@@ -124,7 +137,12 @@ class Store:
 
     # -- runs -------------------------------------------------------------------------
     def upsert_run(self, run: dict[str, Any], batch_id: str, planned_samples: int) -> None:
-        """Register a run of this batch; an existing run keeps its samples and history."""
+        """Register a run of this batch; an existing run keeps its samples and history.
+
+        The stored config is refreshed every time: settings that do not change the run's
+        identity (energy: carbon region and intensity, stars reference) take the values
+        of the latest plan that selected the run, so its outputs show the current ones.
+        """
         now = _now()
         with self.transaction() as db:
             row = db.execute(
@@ -133,7 +151,10 @@ class Store:
             if row is None:
                 seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs").fetchone()[0]
                 db.execute(
-                    "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?)",
+                    "INSERT INTO runs (run_id, seq, batch_id, model_name, model_class, task, "
+                    "reasoning_state, backend, settings_label, config_json, planned_samples, "
+                    "status, error_message, created_at, updated_at, settings_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,NULL,?,?,?)",
                     (
                         run["run_id"],
                         seq,
@@ -149,14 +170,30 @@ class Store:
                         PENDING,
                         now,
                         now,
+                        now,
                     ),
                 )
             else:
                 db.execute(
-                    "UPDATE runs SET batch_id = ?, planned_samples = ?, updated_at = ? "
-                    "WHERE run_id = ?",
-                    (batch_id, planned_samples, now, run["run_id"]),
+                    "UPDATE runs SET batch_id = ?, planned_samples = ?, config_json = ?, "
+                    "settings_at = ?, updated_at = ? WHERE run_id = ?",
+                    (batch_id, planned_samples, _dumps(run["config"]), now, now, run["run_id"]),
                 )
+
+    def set_run_energy(self, run_id: str, energy: dict[str, Any]) -> bool:
+        """Replace a stored run's energy settings (``fleetbench report --plan``); False if
+        the run is not stored. Its timestamp (``updated_at``) is left alone."""
+        with self.transaction() as db:
+            row = db.execute("SELECT config_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return False
+            config = json.loads(row[0])
+            config["energy"] = energy
+            db.execute(
+                "UPDATE runs SET config_json = ?, settings_at = ? WHERE run_id = ?",
+                (_dumps(config), _now(), run_id),
+            )
+        return True
 
     def set_run_status(self, run_id: str, status: str, error: str | None = None) -> None:
         with self.transaction() as db:
@@ -182,6 +219,13 @@ class Store:
         rows = self.conn.execute("SELECT sample_index FROM samples WHERE run_id = ?", (run_id,))
         return {r[0] for r in rows}
 
+    def sample_errors(self, run_id: str, below: int) -> list[str | None]:
+        """The ``error`` of each stored sample of the current plan (None: it succeeded)."""
+        rows = self.conn.execute(
+            "SELECT error FROM samples WHERE run_id = ? AND sample_index < ?", (run_id, below)
+        )
+        return [r[0] for r in rows]
+
     def delete_results(self, run_ids: Iterable[str]) -> None:
         """``--fresh``: forget earlier samples and attempts of these runs, atomically."""
         with self.transaction() as db:
@@ -189,8 +233,9 @@ class Store:
                 db.execute("DELETE FROM samples WHERE run_id = ?", (run_id,))
                 db.execute("DELETE FROM attempts WHERE run_id = ?", (run_id,))
                 db.execute(
-                    "UPDATE runs SET status = ?, error_message = NULL WHERE run_id = ?",
-                    (PENDING, run_id),
+                    "UPDATE runs SET status = ?, error_message = NULL, updated_at = ? "
+                    "WHERE run_id = ?",
+                    (PENDING, _now(), run_id),
                 )
 
     # -- attempts ---------------------------------------------------------------------
@@ -242,6 +287,58 @@ class Store:
                 (status, error, now, run_id),
             )
 
+    def interrupt_running(self, batch_id: str, reason: str) -> None:
+        """Ctrl-C/SIGTERM: this batch's attempts and runs still ``running`` end now."""
+        now = _now()
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE attempts SET status = ?, finished_at = ?, last_seen_at = ?, "
+                "error_message = ? WHERE batch_id = ? AND status = ?",
+                (INTERRUPTED, now, now, reason, batch_id, RUNNING),
+            )
+            db.execute(
+                "UPDATE runs SET status = ?, error_message = ?, updated_at = ? "
+                "WHERE batch_id = ? AND status = ?",
+                (INTERRUPTED, reason, now, batch_id, RUNNING),
+            )
+
+    def interrupt_dead(self) -> int:
+        """Mark what a killed batch left ``running`` as ``interrupted``; the number of
+        attempts so marked.
+
+        Call it only while holding the output lock: then no batch is alive here, and
+        every worker died with its batch, so nothing ``running`` is. A dead attempt ends
+        at its last heartbeat (``last_seen_at``), its batch at its last attempt's.
+        """
+        now = _now()
+        with self.transaction() as db:
+            dead = db.execute(
+                "SELECT run_id, attempt, last_seen_at FROM attempts WHERE status = ?", (RUNNING,)
+            ).fetchall()
+            for a in dead:
+                db.execute(
+                    "UPDATE attempts SET status = ?, finished_at = last_seen_at, "
+                    "error_message = ? WHERE run_id = ? AND attempt = ?",
+                    (INTERRUPTED, _gone(a["last_seen_at"]), a["run_id"], a["attempt"]),
+                )
+            for r in db.execute(
+                "SELECT run_id, (SELECT MAX(last_seen_at) FROM attempts a "
+                "WHERE a.run_id = runs.run_id) AS seen FROM runs WHERE status = ?",
+                (RUNNING,),
+            ).fetchall():
+                db.execute(
+                    "UPDATE runs SET status = ?, error_message = ?, updated_at = ? "
+                    "WHERE run_id = ?",
+                    (INTERRUPTED, _gone(r["seen"]) + "; re-run to resume", now, r["run_id"]),
+                )
+            db.execute(
+                "UPDATE batches SET status = ?, finished_at = COALESCE((SELECT "
+                "MAX(last_seen_at) FROM attempts a WHERE a.batch_id = batches.batch_id), "
+                "started_at) WHERE status = ?",
+                (INTERRUPTED, RUNNING),
+            )
+        return len(dead)
+
     def attempts(self, run_id: str) -> list[sqlite3.Row]:
         return self.conn.execute(
             "SELECT * FROM attempts WHERE run_id = ? ORDER BY attempt", (run_id,)
@@ -273,6 +370,15 @@ class Store:
             "SELECT * FROM samples WHERE run_id = ? AND sample_index < ? ORDER BY sample_index",
             (run_id, limit),
         ).fetchall()
+
+
+def _gone(last_seen: float | None) -> str:
+    when = "never" if last_seen is None else _iso(last_seen)
+    return f"interrupted: its batch ended without finishing it (last seen {when})"
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def _dumps(value: Any) -> str:

@@ -21,10 +21,10 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 # Tests exercise the optional parts too: transformers ([hf], torch pinned first so that
 # pip takes the CPU wheel), hosted APIs ([hosted], against a loopback server), dense
-# retrieval ([rag]) and PDF corpora ([pdf]).
+# retrieval ([rag]), PDF corpora ([pdf]) and the Ray executor ([ray], a local instance).
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,hf,hosted,rag,pdf]'
+	$(BIN)/pip install --quiet -e '.[dev,hf,hosted,rag,pdf,ray]'
 	touch $@
 
 install: $(VENV)/.installed

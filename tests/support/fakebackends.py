@@ -107,6 +107,7 @@ class GpuOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gpus: int = 1
+    delay_s: float = 0.0  # per request, so that parallel runs overlap
 
 
 class GpuEchoBackend:
@@ -121,8 +122,8 @@ class GpuEchoBackend:
         self.options = options
 
     @staticmethod
-    def placement(options: GpuOptions) -> GpuPlacement:
-        return GpuPlacement(count=options.gpus)
+    def placement(options: GpuOptions) -> GpuPlacement | str:
+        return GpuPlacement(count=options.gpus) if options.gpus else "ram"
 
     def load(self) -> LoadInfo:
         return LoadInfo(load_time_s=0.0)
@@ -130,6 +131,7 @@ class GpuEchoBackend:
     def generate(self, requests: Iterable[GenerationRequest]) -> Iterator[GenerationResult]:
         seen = os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
         for r in requests:
+            time.sleep(self.options.delay_s)
             yield GenerationResult(
                 index=r.index, text=seen, prompt_tokens=1, completion_tokens=1, latency_s=0.01
             )

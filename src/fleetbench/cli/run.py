@@ -18,7 +18,18 @@ from fleetbench.cli.progress import ProgressObserver
 from fleetbench.cli.tables import plan_table, stars_notes, summary_notes, summary_table
 from fleetbench.errors import ConfigError
 from fleetbench.report import MASTER_FILE
-from fleetbench.runner import FILTERED, BatchOptions, load_plan, plan_batch, run_batch
+from fleetbench.runner import (
+    FILTERED,
+    SKIP,
+    BatchOptions,
+    PlannedRun,
+    load_plan,
+    plan_batch,
+    run_batch,
+)
+from fleetbench.runner.executors import Estimate, Placed, Work, preview
+from fleetbench.runner.plan import ExecutorSettings
+from fleetbench.store import DB_NAME, Store
 from fleetbench.store.lock import check_output
 
 DEFAULT_OUTPUT = Path("fleetbench-results")
@@ -133,6 +144,35 @@ def run(
             "run them again (default: resume).",
         ),
     ] = False,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            "--parallel",
+            "-j",
+            min=1,
+            help="Runs computing at once on this machine (worker slots; default 1: one "
+            "after another). Network-bound runs go alongside (executor.network_workers).",
+            show_default=False,
+        ),
+    ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            help="sequential, local (worker slots, see --parallel) or ray (a Ray cluster; "
+            "pip install 'fleetbench[ray]'). Default: the plan's executor, else sequential.",
+            show_default=False,
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Ray cluster to join: auto (RAY_ADDRESS or a running local cluster, else "
+            "start one), local, or ray://HOST:10001.",
+            show_default=False,
+        ),
+    ] = None,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -177,6 +217,7 @@ def run(
         timeout_s=timeout or loaded.plan.timeout_s,
         fresh=fresh,
         max_failed_share=loaded.plan.max_failed_share,
+        executor=executor_settings(loaded.plan.executor, parallel, executor, ray_address),
     )
     check_output(options.output)
     runs = plan_batch(loaded, options)
@@ -185,7 +226,7 @@ def run(
         listed = ", ".join(names[:8]) + (f", … ({len(names)} in all)" if len(names) > 8 else "")
         raise ConfigError(f"the filters match no model of {loaded.source}; models: {listed}")
     if dry_run:
-        console.print(plan_table(runs))
+        console.print(plan_table(runs, schedule_preview(runs, options)))
         console.print(f"output: {options.output}  (dry run: nothing loaded or written)")
         return
     console.print(f"plan: {loaded.source} → {options.output}")
@@ -204,3 +245,42 @@ def run(
     console.print(f"results: {options.output / MASTER_FILE}")
     if any(s["status"] != "completed" for s in summaries):
         raise typer.Exit(1)
+
+
+def executor_settings(
+    planned: ExecutorSettings | None, parallel: int | None, kind: str | None, address: str | None
+) -> ExecutorSettings | None:
+    """The plan's ``executor:`` with the command line's overrides on top."""
+    if kind is not None and kind not in ("sequential", "local", "ray"):
+        raise ConfigError(f"--executor: unknown executor {kind!r}; valid: sequential, local, ray")
+    if parallel is None and kind is None and address is None:
+        return planned
+    data = planned.model_dump() if planned is not None else {}
+    if kind is not None:
+        data["kind"] = kind
+    elif address is not None:
+        data["kind"] = "ray"
+    elif parallel is not None and planned is None:
+        data["kind"] = "local" if parallel > 1 else "sequential"
+    if parallel is not None:
+        data["workers"] = parallel
+    if address is not None:
+        data["address"] = address
+    return ExecutorSettings.model_validate(data)
+
+
+def schedule_preview(
+    runs: list[PlannedRun], options: BatchOptions
+) -> dict[str, tuple[Estimate, Placed]] | None:
+    """Slots and expected durations for the dry run of a parallel batch."""
+    settings = options.executor
+    if settings is None or settings.kind == "sequential":
+        return None
+    todo = [Work(r.spec, r.planned) for r in runs if r.action != SKIP]
+    db = options.output / DB_NAME
+    store = Store(db) if db.is_file() else None
+    try:
+        return preview(settings, todo, store)
+    finally:
+        if store is not None:
+            store.close()

@@ -9,18 +9,27 @@ from rich.table import Table
 
 from fleetbench.cli.progress import fmt, status_colour
 from fleetbench.runner import FILTERED, PlannedRun
+from fleetbench.runner.executors import Estimate, Placed
 
 
-def plan_table(runs: list[PlannedRun]) -> Table:
-    """Runs to execute, resume or skip; runs removed by filters are only counted."""
+def plan_table(
+    runs: list[PlannedRun], schedule: dict[str, tuple[Estimate, Placed]] | None = None
+) -> Table:
+    """Runs to execute, resume or skip; runs removed by filters are only counted. With
+    a parallel executor's ``schedule``: the order, slot and expected duration."""
     shown = [r for r in runs if not r.reason.startswith(FILTERED)]
     hidden = len(runs) - len(shown)
     caption = f"{hidden} more run(s) filtered out" if hidden else None
     table = Table(title="Runs of this batch", title_justify="left", caption=caption)
-    for col in ("run_id", "model", "task", "backend", "tokens", "samples", "stored", "action",
-                "why"):  # fmt: skip
+    columns = ["run_id", "model", "task", "backend", "tokens", "samples", "stored", "action"]
+    if schedule is not None:
+        columns += ["slot", "expected"]
+        order = list(schedule)
+        shown.sort(key=lambda r: order.index(r.run_id) if r.run_id in order else len(order))
+    for col in [*columns, "why"]:
         table.add_column(col, overflow="fold")
     for run in shown:
+        planned = _planned_cells(schedule.get(run.run_id) if schedule else None)
         colour = {"run": "green", "resume": "yellow", "skip": "dim"}[run.action]
         table.add_row(
             run.run_id,
@@ -31,9 +40,28 @@ def plan_table(runs: list[PlannedRun]) -> Table:
             str(run.planned),
             str(run.stored),
             f"[{colour}]{run.action}[/{colour}]",
-            escape(run.reason),  # reasons quote extras like 'fleetbench[vllm]'
+            *(planned if schedule is not None else []),
+            escape(run.reason or _unplaceable(schedule, run.run_id)),  # reasons quote extras
         )
     return table
+
+
+def _unplaceable(schedule: dict[str, tuple[Estimate, Placed]] | None, run_id: str) -> str:
+    entry = (schedule or {}).get(run_id)
+    return (entry[1].reason or "") if entry else ""
+
+
+def _planned_cells(entry: tuple[Estimate, Placed] | None) -> list[str]:
+    if entry is None:
+        return ["", ""]
+    est, placed = entry
+    if est.seconds is None:
+        expected = "— (no history)"
+    else:
+        expected = f"~{est.seconds:.0f} s" + (" (by size)" if est.basis == "size" else "")
+    if placed.start_s:
+        expected += f", starts ~{placed.start_s:.0f} s"
+    return [placed.slot, expected]
 
 
 def _tokens(run: PlannedRun) -> str:

@@ -89,13 +89,23 @@ def _measured_columns(samples: list[sqlite3.Row], attempts: list[sqlite3.Row]) -
         is_gpu = bool(methods) and all(m.startswith("nvml") for m in methods)
         gpu, cpu = (legacy, None) if is_gpu else (None, legacy)
         gpu_gross, cpu_gross = gpu, cpu
+    total = _total(samples, "energy_wh", "", [])
+    shared = _shared(attempts)
+    if shared:  # device-wide meters read the sum of every run on the device
+        if "rapl" in methods and "cpu" in shared:
+            cpu = cpu_gross = total = None
+            notes.append("cpu: RAPL measured the package shared with runs executing at once")
+        gpus = [d for d in shared if d.startswith("gpu")]
+        if gpus and any(m.startswith("nvml") for m in methods):
+            gpu = gpu_gross = total = None
+            notes.append(f"gpu: {', '.join(gpus)} shared with runs executing at once")
     records = _records(attempts)
     record = records[-1] if records else {}
     unmeasured = [f"{k}: {v}" for k, v in record.get("unmeasured", {}).items()]
     devices = record.get("devices", [])
     idle = record.get("idle_w") or {}
     return {
-        "energy_wh": _total(samples, "energy_wh", "", []),
+        "energy_wh": total,
         "energy_method": "+".join(methods),
         "gpu_energy_wh": gpu,
         "gpu_energy_gross_wh": gpu_gross,
@@ -107,7 +117,17 @@ def _measured_columns(samples: list[sqlite3.Row], attempts: list[sqlite3.Row]) -
         "energy_unmeasured_reason": "; ".join(unmeasured + notes),
         "gpu_names": ", ".join(d.get("name") or "?" for d in devices if d["kind"] in GPU_KINDS),
         "peak_gpu_memory_mb": _peak_gpu_memory(records),
+        "shared_device": ", ".join(shared),
     }
+
+
+def _shared(attempts: list[sqlite3.Row]) -> list[str]:
+    """Devices any attempt shared with concurrent runs (parallel executors)."""
+    names: list[str] = []
+    for a in attempts:
+        value = a["shared_device"] if "shared_device" in a.keys() else None  # noqa: SIM118
+        names += [n.strip() for n in (value or "").split(",") if n.strip()]
+    return list(dict.fromkeys(names))
 
 
 def _total(samples: list[sqlite3.Row], column: str, label: str, notes: list[str]) -> float | None:

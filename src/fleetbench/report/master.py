@@ -52,6 +52,7 @@ MASTER_COLUMNS: list[str] = [
     "energy_unmeasured_reason",
     "gpu_names",
     "peak_gpu_memory_mb",
+    "shared_device",
     "load_time_seconds",
     "peak_rss_mb",
     "attempts",

@@ -11,7 +11,7 @@ from fleetbench.runner.batch import (
     plan_batch,
     run_batch,
 )
-from fleetbench.runner.executor import Executor, SequentialExecutor
+from fleetbench.runner.executors import Executor, SequentialExecutor
 from fleetbench.runner.plan import LoadedPlan, Plan, RunSpec, load_plan
 
 __all__ = [

@@ -19,10 +19,10 @@ from fleetbench.catalog import ModelFilter
 from fleetbench.errors import ConfigError
 from fleetbench.meters import host_info
 from fleetbench.report.exports import ResultsExporter, run_dir
-from fleetbench.runner.executor import Executor, SequentialExecutor
+from fleetbench.runner.executors import Executor, make_executor
 from fleetbench.runner.job import Event, RunJob, RunOutcome
 from fleetbench.runner.outcome import Settled, settle, settle_stored
-from fleetbench.runner.plan import LoadedPlan, RunSpec
+from fleetbench.runner.plan import ExecutorSettings, LoadedPlan, RunSpec
 from fleetbench.store import COMPLETED, DB_NAME, FAILED, INTERRUPTED, Store
 from fleetbench.store.lock import OutputLock
 from fleetbench.tasks import get_task_class
@@ -42,6 +42,7 @@ class BatchOptions:
     timeout_s: float = 1800.0
     fresh: bool = False
     max_failed_share: float = 0.0  # see runner/outcome.py
+    executor: ExecutorSettings | None = None  # --parallel/--executor; else the plan's
 
 
 @dataclass
@@ -178,6 +179,7 @@ def _run_locked(
                 **options.__dict__,
                 "output": str(options.output),
                 "filter": options.filter.model_dump(),
+                "executor": options.executor.model_dump() if options.executor else None,
             },
             host_info(),
         )
@@ -217,7 +219,7 @@ def _run_locked(
         observer.batch_started(runs)
         status = FAILED
         try:
-            (executor or SequentialExecutor()).execute(
+            (executor or make_executor(options.executor or loaded.plan.executor)).execute(
                 jobs,
                 store,
                 on_start=lambda job: observer.run_started(by_id[job.spec.run_id]),

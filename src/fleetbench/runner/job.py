@@ -24,6 +24,16 @@ class RunJob(BaseModel):
     run_dir: Path
     timeout_s: float
     parent_pid: int
+    # Placement by a parallel executor: the slot's name, the GPUs the worker sees
+    # (CUDA_VISIBLE_DEVICES; None: the fit check's pin or the batch's own) and the
+    # cores it may run on (None: every core of the batch).
+    slot: str | None = None
+    cuda_devices: list[str] | None = None
+    cpus: list[int] | None = None
+    # A worker on another machine (Ray) sends its writes to the coordinator instead of
+    # writing the store, and learns from the job which samples are already done.
+    stream_results: bool = False
+    done_indices: list[int] | None = None
 
 
 class RunOutcome(BaseModel):

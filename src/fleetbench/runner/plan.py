@@ -12,7 +12,7 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -48,6 +48,29 @@ class SettingsVariant(BaseModel):
 
     label: str = ""
     generation: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExecutorSettings(BaseModel):
+    """``kind: local`` runs several worker processes on this machine; ``ray`` runs each
+    run as a Ray task on a cluster. Without an ``executor:`` block (and without
+    ``--parallel``) runs execute one after another."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["sequential", "local", "ray"] = "local"
+    workers: int = Field(
+        1, ge=1, description="runs computing on this machine at once (CPU or GPU slots)"
+    )
+    network_workers: int = Field(
+        8, ge=0, description="network-bound runs (HTTP/hosted APIs) running alongside"
+    )
+    gpus: Literal["auto"] | list[int | str] = Field(
+        "auto", description="GPU pool: 'auto' (the visible GPUs) or CUDA indices/UUIDs"
+    )
+    gpu_share: bool = Field(
+        False, description="place two runs on one GPU when both fit in its free memory"
+    )
+    address: str = Field("auto", description="ray: 'auto', 'local' or ray://host:10001")
 
 
 class EnergySettings(BaseModel):
@@ -137,6 +160,9 @@ class Plan(BaseModel):
         "(0: any failure makes it completed_with_errors; all failed is always failed)",
     )
     energy: EnergySettings = Field(default_factory=lambda: EnergySettings())
+    executor: ExecutorSettings | None = Field(
+        None, description="how many runs execute at once, and where (default: one by one)"
+    )
 
 
 class RunSpec(BaseModel):

@@ -14,6 +14,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -27,25 +28,38 @@ from fleetbench.store import COMPLETED, FAILED, Store
 EventSink = Callable[[str, Event], None]
 
 
-def run_attempt(job: RunJob, store: Store, on_event: EventSink) -> RunOutcome:
-    """Run one attempt to its end, record it in the store and return its outcome."""
+def run_attempt(
+    job: RunJob, store: Store, on_event: EventSink, cancel: threading.Event | None = None
+) -> RunOutcome:
+    """Run one attempt to its end, record it in the store and return its outcome.
+    ``cancel`` (parallel executors) kills the worker when set, e.g. on Ctrl-C."""
+    job = begin_attempt(job, store)
+    env = worker_env(job)
+    store.update_attempt(
+        job.spec.run_id,
+        job.attempt,
+        slot=job.slot,
+        cuda_visible_devices=env.get("CUDA_VISIBLE_DEVICES"),
+    )
+    beat = Heartbeat(store, job.spec.run_id, job.attempt)
+    status, error = run_worker(job, env, lambda e: on_event(job.spec.run_id, e), cancel, beat)
+    return end_attempt(job, store, status, error)
+
+
+def begin_attempt(job: RunJob, store: Store) -> RunJob:
+    """Record a new attempt; the job, numbered (and told what is done when its worker
+    streams its results instead of writing the store)."""
     run_id = job.spec.run_id
     attempt = store.start_attempt(run_id, job.batch_id, host_info())
-    job = job.model_copy(update={"attempt": attempt})
-    job.run_dir.mkdir(parents=True, exist_ok=True)
-    job_file = job.run_dir / JOB_FILE
-    atomic_write_text(job_file, job.model_dump_json(indent=2))
-    with open(job.run_dir / LOG_FILE, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fleetbench.runner.worker", str(job_file)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=worker_env(job),
-            start_new_session=True,
-        )
-    beat = Heartbeat(store, run_id, job.attempt)
-    status, error = _supervise(proc, job, lambda e: on_event(run_id, e), beat)
+    update: dict[str, object] = {"attempt": attempt}
+    if job.stream_results:
+        update["done_indices"] = sorted(store.done_indices(run_id))
+    return job.model_copy(update=update)
+
+
+def end_attempt(job: RunJob, store: Store, status: str, error: str | None) -> RunOutcome:
+    """Close the attempt: a worker that ended without every sample stored failed."""
+    run_id = job.spec.run_id
     stored = len(store.done_indices(run_id))
     if status == FAILED and error and error.startswith("timed out"):
         error = f"{error} ({stored}/{job.planned_samples} samples stored)"
@@ -55,11 +69,37 @@ def run_attempt(job: RunJob, store: Store, on_event: EventSink) -> RunOutcome:
     return RunOutcome(run_id=run_id, status=status, error=error, samples_stored=stored)
 
 
+def run_worker(
+    job: RunJob,
+    env: dict[str, str],
+    on_event: Callable[[Event], None],
+    cancel: threading.Event | None = None,
+    beat: Callable[[], None] | None = None,
+) -> tuple[str, str | None]:
+    """Start the worker process of ``job`` in the run folder and supervise it to its end
+    (the part that runs on a Ray node too); returns the status and error."""
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    job_file = job.run_dir / JOB_FILE
+    atomic_write_text(job_file, job.model_dump_json(indent=2))
+    with open(job.run_dir / LOG_FILE, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fleetbench.runner.worker", str(job_file)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+        )
+    return _supervise(proc, job, on_event, cancel, beat)
+
+
 def worker_env(job: RunJob, base: dict[str, str] | None = None) -> dict[str, str]:
     """The worker's environment: the batch's, pinned to the GPUs the fit check chose
     (by UUID, which no device ordering can confuse)."""
     env = dict(os.environ if base is None else base)
-    if job.spec.gpus:
+    if job.cuda_devices is not None:  # a parallel executor's GPU slot
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(job.cuda_devices)
+    elif job.spec.gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(job.spec.gpus)
     return env
 
@@ -68,7 +108,8 @@ def _supervise(
     proc: subprocess.Popen[bytes],
     job: RunJob,
     on_event: Callable[[Event], None],
-    beat: Callable[[], None],
+    cancel: threading.Event | None = None,
+    beat: Callable[[], None] | None = None,
 ) -> tuple[str, str | None]:
     assert proc.stdout is not None
     deadline = time.monotonic() + job.timeout_s
@@ -79,11 +120,15 @@ def _supervise(
     done = False
     try:
         while True:
-            beat()  # the attempt is alive while we watch it (runner/heartbeat.py)
+            if beat is not None:
+                beat()  # the attempt is alive while we watch it (runner/heartbeat.py)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 _kill_group(proc)
                 return FAILED, f"timed out after {job.timeout_s:g} s (--timeout); run killed"
+            if cancel is not None and cancel.is_set():
+                _kill_group(proc)
+                return FAILED, "interrupted by the user; re-run to resume"
             if not selector.select(timeout=min(remaining, 1.0)):
                 continue
             chunk = os.read(proc.stdout.fileno(), 65536)

@@ -35,8 +35,9 @@ from fleetbench.meters.devices import WindowReading
 from fleetbench.meters.monitor import EnergyMonitor, Mark, MeterSettings
 from fleetbench.runner.job import RunJob
 from fleetbench.runner.plan import EnergySettings
+from fleetbench.runner.recorder import Recorder, open_recorder
 from fleetbench.scoring.response import split_response
-from fleetbench.store import SampleRow, Store
+from fleetbench.store import SampleRow
 from fleetbench.tasks import Sample, Task, apply_affixes, get_task_class
 
 log = logging.getLogger("fleetbench.worker")
@@ -60,7 +61,7 @@ def run_job(job: RunJob) -> None:
     """Generate the run's samples not yet stored: build their requests, load the backend,
     then record each result as it arrives (see ``SampleRecorder``)."""
     spec = job.spec
-    store = Store(job.db_path)
+    store = open_recorder(job)
     task = _task(spec.task.name, spec.task_options)
     samples = task.samples()[: job.planned_samples]
     done = store.done_indices(spec.run_id)
@@ -91,7 +92,7 @@ def run_job(job: RunJob) -> None:
         store.close()
 
 
-def _load(job: RunJob, store: Store) -> tuple[Backend, EnergyMonitor]:
+def _load(job: RunJob, store: Recorder) -> tuple[Backend, EnergyMonitor]:
     """The loaded backend and its energy monitor; the load is recorded with the attempt.
     On a failed load both are closed again."""
     spec = job.spec
@@ -151,7 +152,7 @@ class SampleRecorder:
     def __init__(
         self,
         job: RunJob,
-        store: Store,
+        store: Recorder,
         task: Task,
         backend: Backend,
         todo: list[Sample],
@@ -233,7 +234,7 @@ def energy_scope(backend: Any) -> str:
 
 
 def _idle_then_begin(
-    monitor: EnergyMonitor, idle_s: float, store: Store, job: RunJob, scope: str
+    monitor: EnergyMonitor, idle_s: float, store: Recorder, job: RunJob, scope: str
 ) -> Mark:
     """Idle power with the model loaded, before any sample; the record is stored at once
     so a killed attempt still says how its energy was measured."""
@@ -314,6 +315,8 @@ def _json_or_none(value: Any) -> str | None:
 def main(argv: list[str]) -> int:
     job = RunJob.model_validate_json(Path(argv[1]).read_text(encoding="utf-8"))
     die_with_parent(job.parent_pid)
+    if job.cpus and hasattr(os, "sched_setaffinity"):  # the executor's core share
+        os.sched_setaffinity(0, job.cpus)
     logging.basicConfig(
         filename=job.run_dir / "run.log",
         level=logging.INFO,

@@ -128,4 +128,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE runs ADD COLUMN settings_at REAL;
         """,
     ),
+    (
+        # Parallel executors: the slot an attempt ran in, the CUDA_VISIBLE_DEVICES its
+        # worker was given, and the devices it shared with runs executing at the same
+        # time (device-wide meters then measured their sum).
+        "007_attempt_placement",
+        """
+        ALTER TABLE attempts ADD COLUMN slot TEXT;
+        ALTER TABLE attempts ADD COLUMN cuda_visible_devices TEXT;
+        ALTER TABLE attempts ADD COLUMN shared_device TEXT;
+        """,
+    ),
 ]

@@ -264,6 +264,9 @@ class Store:
             "last_seen_at",
             "startup_s",
             "energy_json",
+            "slot",
+            "cuda_visible_devices",
+            "shared_device",
         }
         if not fields.keys() <= allowed:
             raise ValueError(f"cannot update {sorted(fields.keys() - allowed)}")

@@ -161,3 +161,28 @@ def test_wrong_key_is_not_echoed(tmp_path: Path, fake: FakeAnthropic) -> None:
     r = run(backend(tmp_path, fake), requests(PROMPTS[:1]))[0]
     assert not r.ok and not r.retryable and "HTTP 401" in r.error
     assert KEY not in r.model_dump_json()
+
+
+FILLER = "abcdefghijklmnopqrstuvwxyz0123456789" * 12  # no 12 characters of KEY in it
+
+
+def test_key_echoed_at_every_offset_never_survives_in_part(
+    tmp_path: Path, fake: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Errors are scrubbed of the key before they are cut (300 characters), so a key
+    echoed across the cut leaves nothing of itself: in a 401 body and mid-stream."""
+    offsets = range(200, 320)
+    fake.faults.extend(
+        Fault(401, "authentication_error", message=FILLER[:o] + "{key} (echoed)") for o in offsets
+    )
+    fake.faults.extend(Fault(mid_stream=True, message=FILLER[:o] + "{key}") for o in offsets)
+    caplog.set_level("INFO")
+    reqs = requests(["Say hi."] * (2 * len(offsets)), max_tokens=2)
+    results = run(backend(tmp_path, fake, concurrency=1, max_retries=0), reqs)
+    pieces = [KEY[i : i + 12] for i in range(len(KEY) - 11)]
+    for r in results.values():
+        error = r.error or ""
+        assert error.startswith(("HTTP 401: authentication_error: ", "overloaded_error")), error
+        assert not [p for p in pieces if p in error], error
+    assert "***" in (results[0].error or "") and "***" in (results[len(offsets)].error or "")
+    assert not [p for p in pieces if p in caplog.text]

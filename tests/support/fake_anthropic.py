@@ -11,8 +11,9 @@ tokens up to the end-of-generation token.
 Faults are injected on demand: ``server.faults.append(Fault(...))`` makes the next
 request fail with that HTTP status and Anthropic error body (optionally with
 ``Retry-After``), or, with ``mid_stream=True``, fail inside a 200 stream after
-message_start, as Anthropic does when it overloads mid-reply. Every request is
-recorded (headers, body) in ``server.requests``.
+message_start, as Anthropic does when it overloads mid-reply; its ``message`` may
+echo the request's key. Every request is recorded (headers, body) in
+``server.requests``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Fault:
     error_type: str = "overloaded_error"
     retry_after: str | None = None
     mid_stream: bool = False  # a 200 stream that breaks off with an error event
+    message: str | None = None  # "{key}" becomes the request's x-api-key (an echo)
 
 
 @dataclass
@@ -131,8 +133,9 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def _error_body(error_type: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": error_type, "message": f"fake {error_type}"}}
+def _error_body(error_type: str, message: str | None = None) -> dict[str, Any]:
+    text = f"fake {error_type}" if message is None else message
+    return {"type": "error", "error": {"type": error_type, "message": text}}
 
 
 def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
@@ -159,13 +162,18 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
             fault = fake.faults.pop(0) if fake.faults else None
             if fault is not None and not fault.mid_stream:
                 extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
-                self._json(fault.status, _error_body(fault.error_type), extra)
+                self._json(fault.status, self._error(fault), extra)
                 return
             with fake.generator.lock:
                 if body.get("stream"):
                     self._stream(body, fault)
                 else:
                     self._whole(body)
+
+        def _error(self, fault: Fault) -> dict[str, Any]:
+            key = self.headers.get("x-api-key", "")
+            message = None if fault.message is None else fault.message.replace("{key}", key)
+            return _error_body(fault.error_type, message)
 
         def _message(self, body: dict[str, Any], n_in: int) -> dict[str, Any]:
             return {
@@ -207,7 +215,7 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
                 )
             )
             if fault is not None:  # overloaded mid-reply: an error event inside the 200
-                w.write(_sse("error", _error_body(fault.error_type)))
+                w.write(_sse("error", self._error(fault)))
                 w.flush()
                 return
             w.write(

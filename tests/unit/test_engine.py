@@ -11,11 +11,14 @@ import httpx
 import pytest
 
 from fleetbench.backends.engine import (
+    DETAIL_CHARS,
     RequestFailure,
     RetryPolicy,
+    clean,
     is_retryable_status,
     parse_retry_after,
     retry_after_from_headers,
+    scrub,
 )
 
 
@@ -70,3 +73,29 @@ def test_failure_descriptions() -> None:
     assert transient.describe(4) == "HTTP 503 after 4 attempts: overloaded"
     assert transient.describe(1) == "HTTP 503 after 1 attempt: overloaded"
     assert RequestFailure("timeout", "", retryable=True).describe(2) == "timeout after 2 attempts"
+
+
+KEY = "SK-PLANTED-QXZRWVYTUKMN"
+
+
+def fragments(secret: str, n: int = 12) -> list[str]:
+    return [secret[i : i + n] for i in range(len(secret) - n + 1)]
+
+
+@pytest.mark.parametrize("gap", ["", " ", "  \n\t "])  # whitespace collapses before the cut
+def test_clean_scrubs_before_it_cuts_at_every_offset(gap: str) -> None:
+    for offset in range(DETAIL_CHARS + 5):
+        text = ("x" + gap) * offset + KEY + " after"
+        out = clean(text, [KEY])
+        assert len(out) <= DETAIL_CHARS and "\n" not in out
+        assert not [f for f in fragments(KEY) if f in out], (offset, out)
+
+
+def test_scrub_replaces_whole_secrets_and_fragments_a_server_cut_short() -> None:
+    assert scrub(f"Bearer {KEY}, again {KEY}", [KEY, ""]) == "Bearer ***, again ***"
+    assert scrub(f"bad key {KEY[:14]}...", [KEY]) == "bad key ***..."
+    assert scrub(f"ends with ...{KEY[-9:]}", [KEY]) == "ends with ...***"
+    assert scrub(f"short {KEY[:7]} stays", [KEY]) == f"short {KEY[:7]} stays"  # 7 < 8
+    assert scrub("nothing here", [KEY]) == "nothing here"
+    assert scrub("pw is abc", ["abc"]) == "pw is ***"  # short secrets: whole only
+    assert RequestFailure("HTTP 401", f"echo {KEY}", retryable=False).args == ("HTTP 401",)

@@ -293,6 +293,11 @@ class RequestEngine:
     # -- the loop ------------------------------------------------------------------------
 
     def start(self) -> LoopThread:
+        httpx_log = logging.getLogger("httpx")
+        if httpx_log.level == logging.NOTSET:
+            # One INFO line per request drowns run.log, and it quotes the whole URL,
+            # user-info included.
+            httpx_log.setLevel(logging.WARNING)
         if self.loop is None:
             self.loop = LoopThread()
         return self.loop

@@ -31,7 +31,6 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from fleetbench.backends.apikeys import userinfo_secrets, with_userinfo
 from fleetbench.backends.base import (
     BackendContext,
     EnergyScope,
@@ -53,6 +52,7 @@ from fleetbench.backends.hosted_wire import (
 )
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import BackendError, BackendUnavailable
+from fleetbench.urlauth import userinfo_secrets, with_userinfo
 
 log = logging.getLogger("fleetbench.backends.hosted")
 

@@ -14,12 +14,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from fleetbench.backends.apikeys import (
-    NOT_A_NAME,
-    hide_non_name,
-    hide_userinfo,
-    not_a_name_problem,
-)
+from fleetbench.backends.apikeys import NOT_A_NAME, hide_non_name, not_a_name_problem
 from fleetbench.backends.base import GenerationResult, GenerationSettings
 from fleetbench.backends.engine import (
     EngineOptions,
@@ -28,6 +23,7 @@ from fleetbench.backends.engine import (
     parse_retry_after,
     retry_after_from_headers,
 )
+from fleetbench.urlauth import hide_userinfo
 
 BEDROCK = "bedrock"
 ANTHROPIC_LIKE = frozenset({"anthropic", "azureanthropic", "vertexaianthropic"})

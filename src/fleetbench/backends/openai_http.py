@@ -29,7 +29,6 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel
 
-from fleetbench.backends.apikeys import userinfo_secrets, with_userinfo
 from fleetbench.backends.base import (
     MANAGED_SERVER,
     BackendContext,
@@ -60,6 +59,7 @@ from fleetbench.backends.presets import GENERIC, PRESETS, Preset
 from fleetbench.catalog.embedded import EMBEDDED_MODEL_ID, embedded_model_path
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import BackendError
+from fleetbench.urlauth import userinfo_secrets, with_userinfo
 
 __all__ = ["OpenAIBackend", "OpenAIOptions"]
 
@@ -82,7 +82,7 @@ class OpenAIBackend:
         self.context = context
         self.preset: Preset = PRESETS.get(options.preset or "", GENERIC)
         self.model = options.model or context.model.id or context.model.name
-        self.base_url = with_userinfo(options.base_url or "")
+        self.base_url = options.base_url or ""  # user-info hidden until load()
         self._client: httpx.AsyncClient | None = None
         self._server: ManagedServer | None = None
         self._local: GgufTokenizer | None = None
@@ -104,13 +104,11 @@ class OpenAIBackend:
 
     def load(self) -> LoadInfo:
         start = time.perf_counter()
-        httpx_log = logging.getLogger("httpx")
-        if httpx_log.level == logging.NOTSET:  # one INFO line per request drowns run.log
-            httpx_log.setLevel(logging.WARNING)
         problem = key_problem(self.options, self.context.model)
         if problem is not None:
             raise BackendError(problem)
         key = os.environ.get(self.options.api_key_env, "") if self.options.api_key_env else ""
+        self.base_url = with_userinfo(self.base_url)
         self._engine.secrets = tuple(s for s in (key, *userinfo_secrets(self.base_url)) if s)
         startup_s: float | None = None
         try:

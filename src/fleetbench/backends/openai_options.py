@@ -16,16 +16,12 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from fleetbench.backends.apikeys import (
-    NOT_A_NAME,
-    hide_non_name,
-    hide_userinfo,
-    not_a_name_problem,
-)
+from fleetbench.backends.apikeys import NOT_A_NAME, hide_non_name, not_a_name_problem
 from fleetbench.backends.engine import EngineOptions
 from fleetbench.backends.managed import ManagedServerOptions
 from fleetbench.backends.presets import GENERIC, PRESETS, SAMPLING_EXTRAS, ReasoningParam
 from fleetbench.catalog.spec import ModelSpec
+from fleetbench.urlauth import hide_userinfo
 
 
 class OpenAIOptions(EngineOptions):

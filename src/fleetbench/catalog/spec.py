@@ -20,6 +20,7 @@ from fleetbench.catalog.reasoning import (
     parse_template_text,
     resolve,
 )
+from fleetbench.urlauth import hide_userinfo_in
 from fleetbench.yamlconf import DERIVED
 
 MODEL_CLASSES = ("A", "B", "C")
@@ -71,6 +72,13 @@ class ModelSpec(BaseModel):
     @classmethod
     def _normalise_id(cls, value: str) -> str:
         return normalise_id(value)
+
+    @field_validator("options")
+    @classmethod
+    def _no_url_credentials(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # The entry is stored with every run: a base_url's user:password@ is set
+        # aside for the backend instead (fleetbench.urlauth).
+        return hide_userinfo_in(value)
 
     @field_validator("model_class")
     @classmethod

@@ -263,3 +263,47 @@ def test_managed_server_stops_when_load_fails_after_start(tmp_path: Path) -> Non
         backend.load()
     assert started and wait_dead(started[0], timeout=20)
     assert backend._server is None
+
+
+NO_COUNT_HINT = "options.tokenizer_path"
+
+
+def uncounted(results: dict[int, GenerationResult]) -> None:
+    for r in results.values():
+        assert r.ok and r.text, r.error  # real replies, only their counts are unknown
+        assert (r.prompt_tokens, r.completion_tokens, r.token_source) == (None, None, None)
+
+
+def test_no_usage_and_no_tokenizer_leaves_counts_unknown_with_one_warning(
+    llama_server: LlamaServer,  # noqa: F811
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """llama_cpp.server streams without usage; no preset (so no tokenize endpoint) and
+    a model that is not the embedded one (so no tokenizer): None, never 0."""
+    opts = OpenAIOptions(base_url=llama_server.base_url, model=ALIAS, concurrency=2)
+    backend = OpenAIBackend(opts, make_context(tmp_path, model_id="acme/other-model"))
+    caplog.set_level("WARNING", logger="fleetbench")
+    short = GREEDY.model_copy(update={"max_tokens": 4})
+    uncounted(run_all(backend, requests(short, PROMPTS[:3])))
+    assert backend.count_tokens is None  # reasoning tokens stay unknown too
+    hints = [m for m in caplog.messages if NO_COUNT_HINT in m]
+    assert len(hints) == 1 and "stay unknown" in hints[0]  # once per run, not per sample
+
+
+def test_tokenize_endpoint_gone_and_no_tokenizer_leaves_counts_unknown(
+    llama_server: LlamaServer,  # noqa: F811
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from faultproxy import FaultProxy, Status
+
+    with FaultProxy(llama_server.root_url, fault_path="/extras/tokenize") as proxy:
+        proxy.script({"": [Status(404)] * 20})
+        opts = OpenAIOptions(preset="llamacpp-server", base_url=proxy.base_url, model=ALIAS)
+        backend = OpenAIBackend(opts, make_context(tmp_path, model_id="acme/other-model"))
+        caplog.set_level("WARNING", logger="fleetbench")
+        short = GREEDY.model_copy(update={"max_tokens": 4})
+        uncounted(run_all(backend, requests(short, PROMPTS[:2])))
+    assert [m for m in caplog.messages if "no tokenize endpoint" in m]
+    assert len([m for m in caplog.messages if NO_COUNT_HINT in m]) == 1

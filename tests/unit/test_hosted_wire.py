@@ -233,3 +233,19 @@ def test_reply_without_usage_or_stream() -> None:
         None,
         2,
     )
+
+
+def test_a_zero_count_beside_a_reply_is_unknown() -> None:
+    reply = Reply(start=0.0)
+    reply.feed_chunk(chunk("Hi"), 0.5)
+    reply.feed_chunk(
+        chunk(finish="stop", usage=SimpleNamespace(prompt_tokens=0, completion_tokens=0)), 0.6
+    )
+    r = reply.result(0, 100, 0)
+    assert (r.prompt_tokens, r.completion_tokens, r.token_source) == (None, None, None)
+    empty = Reply(start=0.0)
+    empty.feed_chunk(
+        chunk(finish="stop", usage=SimpleNamespace(prompt_tokens=9, completion_tokens=0)), 0.6
+    )
+    r = empty.result(0, 100, 0)
+    assert (r.prompt_tokens, r.completion_tokens, r.token_source) == (9, 0, "usage")

@@ -199,3 +199,20 @@ def test_a_pasted_key_is_never_echoed() -> None:
     assert "SECRET" not in options.model_dump_json() and "SECRET" not in repr(options)
     message = OpenAIBackend.preflight_error(options, ModelSpec(name="m"))
     assert message is not None and "never the key itself" in message and "SECRET" not in message
+
+
+def test_a_zero_count_beside_a_reply_is_unknown(tmp_path: Any) -> None:
+    from backendctx import make_context
+
+    backend = OpenAIBackend(OpenAIOptions(base_url="http://127.0.0.1:9/v1"), make_context(tmp_path))
+
+    def result(usage: dict[str, Any], text: str = "Hello") -> Any:
+        reply = Reply(start=0.0, content=[text] if text else [], usage=usage, end=1.0)
+        r = backend._result(request(), reply)
+        return r.prompt_tokens, r.completion_tokens, r.token_source
+
+    assert result({"prompt_tokens": 7, "completion_tokens": 2}) == (7, 2, "usage")
+    assert result({"prompt_tokens": 0, "completion_tokens": 0}) == (None, None, None)
+    assert result({"prompt_tokens": 7, "completion_tokens": 0}, text="") == (7, 0, "usage")
+    assert result({"prompt_tokens": 0, "completion_tokens": 3}) == (None, 3, "usage")
+    assert result({"prompt_tokens": -1, "completion_tokens": True}) == (None, None, None)

@@ -263,9 +263,11 @@ class Reply:
         """The sample's result. Reasoning goes back in ``<think>`` tags, as for every
         backend, so the runner splits it the same way. ITL is per output token when
         the usage gives the count, else per text-bearing chunk."""
-        prompt = _count(self.usage, "prompt_tokens")
+        prompt = _count(self.usage, "prompt_tokens") or None  # a prompt has tokens
         completion = _count(self.usage, "completion_tokens")
         thought, text = "".join(self.reasoning), "".join(self.content)
+        if completion == 0 and (thought or text):
+            completion = None  # a placeholder 0 beside a reply is unknown, not a count
         finish = self.finish
         if finish == "stop" and completion is not None and completion >= max_tokens:
             finish = "length"  # any-llm reports every Anthropic stream as "stop"
@@ -298,4 +300,6 @@ def _body_detail(body: Any) -> str | None:
 
 def _count(usage: Any, name: str) -> int | None:
     value = getattr(usage, name, None)
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value

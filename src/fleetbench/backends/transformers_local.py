@@ -147,7 +147,7 @@ class TransformersBackend:
         return LoadInfo(
             load_time_s=load_time,
             model_path=str(weights),
-            model_size_bytes=disk_bytes(weights) or 0,
+            model_size_bytes=disk_bytes(weights),  # None if unknown, never 0
             details={
                 "dtype": str(self._model.dtype).removeprefix("torch."),
                 "device": self._device,

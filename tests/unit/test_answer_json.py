@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fleetbench.scoring.response import split_response
 from fleetbench.tasks.answer_json import parse
 
 FULL = (
@@ -68,3 +69,42 @@ def test_bare_value(text: str, value: str) -> None:
 def test_unparsable(text: str) -> None:
     parsed = parse(text)
     assert not parsed.ok and parsed.error
+
+
+OTHER = '{"answer_value": "9", "ref_id": ["b"]}'
+REALISTIC = [
+    FULL,
+    f"<think>the {{value}} is 4.3</think>\n{FULL}",
+    f"\n\n<think>\nLet me recall.\n</think>\n\n{FULL}\n",
+    f"<think></think>{FULL}",  # thinking off, empty block
+    f"reasoning the template opened</think>{FULL}",
+    f"Tags <think>x</think> wrap thoughts.\n</think>{FULL}",  # quoted pair, template-opened
+    f"<think>a <think>b</think> c</think>{FULL}",  # nested
+    f"Sure: <think>hmm</think>{FULL}",
+    f"<think>a</think>{FULL}<think>b</think>{OTHER}",  # a second block after the answer
+    f"<think>{OTHER}",  # cut off mid-thought
+    "<think>never finished",
+    f"```json\n{FULL}\n```",
+    "42",
+    "is_blank",
+]
+
+
+@pytest.mark.parametrize("text", REALISTIC)
+def test_reasoning_is_dropped_as_split_response_does(text: str) -> None:
+    """On realistic outputs parsing the raw text equals parsing its split answer."""
+    assert parse(text) == parse(split_response(text).answer)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"<think>a</think>ok <think>{OTHER}</think>{FULL}",  # an object in a later block
+        f"r</think>{OTHER}</think>{FULL}",  # several stray closing tags: the last one counts
+    ],
+)
+def test_odd_multi_block_outputs_keep_every_block_out(text: str) -> None:
+    """Where split_response would keep text after its balancing tag, parse drops every
+    block (and all before the last stray ``</think>``): the answer is FULL's."""
+    assert parse(text).answer_value == "4.3"
+    assert "9" in split_response(text).answer  # the difference, kept on purpose

@@ -1,14 +1,12 @@
 """Backends, registered by name.
 
 Built-in backends are listed in ``_BUILTIN`` as ``module:Class`` strings so that
-looking one up never imports another's heavy SDK. A model may also name any
-importable class as ``backend: package.module:ClassName`` (a plugin).
+looking one up never imports another's heavy SDK. A model may also name an installed
+plugin or any importable class as ``backend: package.module:ClassName`` (see
+``fleetbench.plugins``).
 """
 
 from __future__ import annotations
-
-import importlib
-from typing import Any
 
 from fleetbench.backends.base import (
     CLIENT_ONLY,
@@ -27,9 +25,10 @@ from fleetbench.backends.base import (
     Placement,
     server_scope,
 )
-from fleetbench.errors import ConfigError
+from fleetbench.plugins import PlugPoint
 
 __all__ = [
+    "BACKENDS",
     "CLIENT_ONLY",
     "IN_PROCESS",
     "MANAGED_SERVER",
@@ -58,25 +57,19 @@ _BUILTIN: dict[str, str] = {
 }
 
 
+BACKENDS: PlugPoint[Backend] = PlugPoint(
+    kind="backend",
+    group="fleetbench.backends",
+    builtin=_BUILTIN,
+    required=("name", "Options", "load", "generate", "close"),
+    protocol="fleetbench.backends.Backend",
+)
+
+
 def backend_names() -> list[str]:
-    return sorted(_BUILTIN)
+    return BACKENDS.names()
 
 
-def get_backend_class(name: str) -> Any:
+def get_backend_class(name: str) -> type[Backend]:
     """Resolve a backend name (or ``module:Class``) to its class; ConfigError if unknown."""
-    target = _BUILTIN.get(name, name)
-    if ":" not in target:
-        raise ConfigError(
-            f"unknown backend {name!r}; valid: {', '.join(backend_names())} "
-            "or an importable 'package.module:ClassName'"
-        )
-    module_name, _, class_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-        cls = getattr(module, class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot import backend {name!r}: {exc}") from None
-    for attr in ("name", "Options", "load", "generate", "close"):
-        if not hasattr(cls, attr):
-            raise ConfigError(f"backend {name!r} lacks {attr!r}; see fleetbench.backends.Backend")
-    return cls
+    return BACKENDS.resolve(name)

@@ -182,6 +182,10 @@ class Backend(Protocol):
       offline do). ``"client only"`` and ``"remote API"`` runs report no energy, CO2
       or tokens per joule (the meters would see only fleetbench's own process) unless
       the plan's ``energy.client_only: true`` asks for that client figure.
+
+    ``options`` is an instance of ``Options``; ``model`` the ``ModelSpec`` (catalogue
+    entry). A plugin names its class in a plan as ``backend: package.module:Class`` or
+    registers a name as an entry point (see ``fleetbench.plugins``).
     """
 
     name: ClassVar[str]

@@ -26,7 +26,7 @@ from fleetbench.meters.monitor import MeterSettings
 from fleetbench.meters.nvml import GpuMemory, gpu_memory
 from fleetbench.report.stars import load_reference
 from fleetbench.runner.fit import Fit, as_gpu_placement, check_fit
-from fleetbench.tasks import get_task_class
+from fleetbench.tasks import Task, get_task_class
 from fleetbench.yamlconf import YamlDocument
 
 DEFAULT_TIMEOUT_S = 1800.0
@@ -313,7 +313,7 @@ class _Expander:
                     runs.append(spec)
         return runs
 
-    def _task(self, ti: int, task: TaskSpec) -> tuple[TaskSpec, Any, dict[str, Any]]:
+    def _task(self, ti: int, task: TaskSpec) -> tuple[TaskSpec, type[Task], dict[str, Any]]:
         try:
             task_cls = get_task_class(task.name)
         except ConfigError as exc:
@@ -414,7 +414,9 @@ class _Expander:
             seen.add(value)
 
 
-def _protocol_defaults(task_cls: Any, options: dict[str, Any], reasoning: bool) -> dict[str, Any]:
+def _protocol_defaults(
+    task_cls: type[Task], options: dict[str, Any], reasoning: bool
+) -> dict[str, Any]:
     """A task's default token protocol (e.g. AI Energy Score's), overridable by the plan."""
     defaults = getattr(task_cls, "generation_defaults", None)
     if defaults is None:

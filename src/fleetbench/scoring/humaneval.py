@@ -72,7 +72,6 @@ class HumanEvalScore:
     per_task: dict[str, float]
     results: list[SampleResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    n_problems: int = 0
 
     def summary(self) -> dict[str, Any]:
         """The ``--json`` object: pass@k keys, passed, total, per_task."""
@@ -199,7 +198,6 @@ def score_samples(
         per_task={t: counts[t][1] / counts[t][0] for t in order},
         results=results,
         warnings=warnings,
-        n_problems=len(problems),
     )
 
 

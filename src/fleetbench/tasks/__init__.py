@@ -1,14 +1,24 @@
-"""Tasks, registered by name (``module:Class`` strings so lookups import only what is used)."""
+"""Tasks, registered by name; a plan may also name a plugin (see ``fleetbench.plugins``)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from fleetbench.errors import ConfigError
-from fleetbench.tasks.base import Sample, Task, apply_affixes, chat_messages, mean_scores
+from fleetbench.plugins import PlugPoint
+from fleetbench.tasks.base import (
+    NO_ANSWER,
+    Answer,
+    Sample,
+    Task,
+    apply_affixes,
+    chat_messages,
+    mean_scores,
+)
 
 __all__ = [
+    "NO_ANSWER",
+    "TASKS",
+    "Answer",
     "Sample",
     "Task",
     "apply_affixes",
@@ -30,8 +40,17 @@ _BUILTIN: dict[str, str] = {
 }
 
 
+TASKS: PlugPoint[Task] = PlugPoint(
+    kind="task",
+    group="fleetbench.tasks",
+    builtin=_BUILTIN,
+    required=("name", "Options", "samples", "messages", "score"),
+    protocol="fleetbench.tasks.Task",
+)
+
+
 def task_names() -> list[str]:
-    return sorted(_BUILTIN)
+    return TASKS.names()
 
 
 def run_scores(task_name: str, scores: list[dict[str, Any] | None]) -> dict[str, float]:
@@ -57,9 +76,6 @@ def run_files(task_name: str, records: list[dict[str, Any]]) -> dict[str, str]:
     return dict(files(records)) if files else {}
 
 
-def get_task_class(name: str) -> Any:
-    target = _BUILTIN.get(name)
-    if target is None:
-        raise ConfigError(f"unknown task {name!r}; valid: {', '.join(task_names())}")
-    module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+def get_task_class(name: str) -> type[Task]:
+    """Resolve a task name (or ``package.module:Class``) to its class; ConfigError if unknown."""
+    return TASKS.resolve(name)

@@ -64,6 +64,16 @@ def parse(text: str) -> ParsedAnswer:
 
 
 def _strip_reasoning(text: str) -> str:
+    """The text without ``<think>`` reasoning, wherever it is.
+
+    Not ``scoring.response.split_response``, on purpose: on realistic outputs (one block,
+    a template-opened block, quoted tags, a cut-off thought) both give the same answer
+    (``tests/unit/test_answer_json.py`` checks it), but this drops *every* closed block
+    and everything before the *last* stray ``</think>``, so a second block after the
+    answer (``<think>a</think>ok <think>{...}</think>{answer}``) never lends its object.
+    ``parse`` is handed the already split answer (the worker stores and scores
+    ``split_response(output).answer``), so this only matters for such odd leftovers.
+    """
     text = _THINK.sub("", text)
     if "</think>" in text:  # the template opened the block: drop all up to its end
         text = text.rsplit("</think>", 1)[1]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleetbench.backends.base import GenerationResult, Message
+from fleetbench.scoring import simple
 
 
 class Sample(BaseModel):
@@ -22,10 +24,28 @@ class Sample(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """How one stored answer reads when runs are combined (``fleetbench ensemble``):
+    two answers with the same ``key`` are the same answer."""
+
+    key: str | None  # None: no usable answer (failed, unparsable or empty)
+    blank: bool  # an abstention ("is_blank"); also True when there is no key
+    confidence: float | None = None  # self-reported by the model, 0..1
+
+
+NO_ANSWER = Answer(key=None, blank=True)
+
+
 class Task(Protocol):
     """A task turns its options into samples and messages, and scores results.
 
-    Optional, looked up with ``getattr`` (see ``run_scores`` and ``run_files``):
+    Built-in tasks subclass ``Task`` to inherit its default hooks; a plugin may too, or
+    just define the methods (see ``fleetbench.plugins`` for how a plan names one). The
+    constructor is ``Task(options)``, ``options`` an instance of ``Options`` validated
+    from the plan's ``tasks[].options``.
+
+    Optional, looked up with ``getattr`` so that plugins need not define them:
 
     * ``primary_metric: ClassVar[str]``: the run-level metric shown as the run's
       ``quality_score`` (default: none).
@@ -33,11 +53,22 @@ class Task(Protocol):
       run's metrics from its samples' scores (``None`` for a sample that failed or was
       never reached); default ``mean_scores``.
     * ``run_files(records: list[dict]) -> dict[str, str]`` (static): extra files for the
-      run folder (e.g. a Kaggle ``submission.csv``) from the stored sample records.
+      run folder (e.g. a Kaggle ``submission.csv``) from the stored sample records (the
+      lines of ``results.jsonl``).
+    * ``generation_defaults(options, reasoning: bool) -> dict[str, Any]`` (static): the
+      task's own generation settings (e.g. the AI Energy Score token protocol), given
+      the validated options and whether the model reasons; the plan's ``generation``
+      settings override them. Default: none.
+    * ``retrieval_corpus(options: dict) -> str`` (static): what the model was given to
+      read (``closed-book``, ``oracle_passages``, a corpus folder), from a run's
+      recorded options, for the ``retrieval_corpus`` column. Default: ``""``.
+    * ``read_answer(sample, text) -> Answer``: defined below with its default.
     """
 
     name: ClassVar[str]
     Options: ClassVar[type[BaseModel]]
+
+    def __init__(self, options: Any) -> None: ...
 
     def samples(self) -> list[Sample]: ...
 
@@ -48,6 +79,22 @@ class Task(Protocol):
         other JSON values are kept with the sample), or None for tasks without a score.
         Called for failed samples too: a task decides how an error scores."""
         ...
+
+    def read_answer(self, sample: Sample, text: str) -> Answer:
+        """How the visible answer ``text`` to ``sample`` reads for comparison: its key
+        (normalised form), whether it is blank, the confidence the model reported.
+        Called for successful generations only (a failed one has ``NO_ANSWER``).
+
+        Default: the answer with whitespace collapsed, wrapping quotes and a final
+        period dropped, lower-cased; an empty answer is ``NO_ANSWER``.
+        """
+        return plain_answer(text)
+
+
+def plain_answer(text: str, case_sensitive: bool = False) -> Answer:
+    """``Task.read_answer``'s default reading, for tasks that want it for some answers."""
+    key = simple.normalize(text, case_sensitive)
+    return Answer(key=key, blank=False) if key else NO_ANSWER
 
 
 def mean_scores(scores: list[dict[str, Any] | None]) -> dict[str, float]:

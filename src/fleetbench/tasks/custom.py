@@ -19,7 +19,7 @@ from fleetbench.backends.base import GenerationResult, Message
 from fleetbench.errors import ConfigError
 from fleetbench.safeparse import loads_json
 from fleetbench.scoring import simple
-from fleetbench.tasks.base import Sample
+from fleetbench.tasks.base import NO_ANSWER, Answer, Sample, Task, plain_answer
 from fleetbench.tasks.datasets import Row, load_rows
 
 Scorer = Literal["exact", "includes", "regex", "numeric", "multiple_choice"]
@@ -62,7 +62,7 @@ class CustomOptions(BaseModel):
     )
 
 
-class CustomTask:
+class CustomTask(Task):
     name: ClassVar[str] = "custom"
     Options: ClassVar[type[BaseModel]] = CustomOptions
     primary_metric: ClassVar[str] = "accuracy"
@@ -141,6 +141,15 @@ class CustomTask:
             return {"correct": 0, "prediction": None}
         judged = judge(self.options, sample, result.text)
         return {"correct": int(judged.correct), "prediction": judged.prediction}
+
+    def read_answer(self, sample: Sample, text: str) -> Answer:
+        """The scorer's own reading: the extracted number (``numeric``), the chosen
+        letter (``multiple_choice``) or the normalised answer (``exact``); for the other
+        scorers the default reading, case kept if ``case_sensitive``."""
+        if self.options.scorer in ("numeric", "multiple_choice", "exact"):
+            key = judge(self.options, sample, text).prediction
+            return Answer(key=key, blank=False) if key else NO_ANSWER
+        return plain_answer(text, self.options.case_sensitive)
 
     @staticmethod
     def aggregate_scores(scores: list[dict[str, Any] | None]) -> dict[str, float]:

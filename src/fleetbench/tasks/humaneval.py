@@ -28,7 +28,7 @@ from fleetbench.scoring.humaneval import (
     score_samples,
 )
 from fleetbench.scoring.passk import DEFAULT_KS, pass_at_ks
-from fleetbench.tasks.base import Sample, chat_messages
+from fleetbench.tasks.base import NO_ANSWER, Answer, Sample, Task, chat_messages
 
 SAMPLES_FILE = "samples.jsonl"
 CHAT_INSTRUCTION = (
@@ -54,7 +54,7 @@ class HumanEvalOptions(BaseModel):
     system_prompt: str | None = None
 
 
-class HumanEvalTask:
+class HumanEvalTask(Task):
     name: ClassVar[str] = "humaneval"
     Options: ClassVar[type[BaseModel]] = HumanEvalOptions
     primary_metric: ClassVar[str] = "pass@1"
@@ -116,6 +116,11 @@ class HumanEvalTask:
         outcome = scored.results[0]
         return {"passed": int(outcome.passed), "status": outcome.status,
                 "reason": outcome.reason, "task_id": task_id}  # fmt: skip
+
+    def read_answer(self, sample: Sample, text: str) -> Answer:
+        """The code with all whitespace collapsed (case and punctuation matter)."""
+        key = " ".join(text.split())
+        return Answer(key=key, blank=False) if key else NO_ANSWER
 
     @staticmethod
     def aggregate_scores(scores: list[dict[str, Any] | None]) -> dict[str, float]:

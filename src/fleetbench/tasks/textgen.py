@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fleetbench.backends.base import GenerationResult, Message
 from fleetbench.errors import ConfigError
-from fleetbench.tasks.base import Sample, chat_messages
+from fleetbench.tasks.base import Sample, Task, chat_messages
 from fleetbench.tasks.datasets import load_rows
 
 BUILTIN_PROMPTS = "textgen_prompts.jsonl"
@@ -35,7 +35,7 @@ class TextGenOptions(BaseModel):
     )
 
 
-class TextGenTask:
+class TextGenTask(Task):
     name: ClassVar[str] = "textgen"
     Options: ClassVar[type[BaseModel]] = TextGenOptions
 

@@ -43,9 +43,16 @@ from fleetbench.backends.base import GenerationResult, Message
 from fleetbench.errors import ConfigError
 from fleetbench.scoring import pandas_csv
 from fleetbench.scoring.pandas_csv import as_read
-from fleetbench.scoring.wattbot import BLANK, combine, is_blank, parse_ref_ids, score_question
+from fleetbench.scoring.wattbot import (
+    BLANK,
+    combine,
+    is_blank,
+    normalise,
+    parse_ref_ids,
+    score_question,
+)
 from fleetbench.tasks.answer_json import ParsedAnswer, parse
-from fleetbench.tasks.base import Sample, chat_messages
+from fleetbench.tasks.base import NO_ANSWER, Answer, Sample, Task, chat_messages
 from fleetbench.tasks.retrieval import Index, Retriever, load_corpus
 
 BUILTIN_QUESTIONS = "wattbot_train_QA.csv"
@@ -120,7 +127,7 @@ class WattBotOptions(BaseModel):
         return ORACLE if self.corpus == ORACLE else CLOSED_BOOK
 
 
-class WattBotTask:
+class WattBotTask(Task):
     name: ClassVar[str] = "wattbot"
     Options: ClassVar[type[BaseModel]] = WattBotOptions
     primary_metric: ClassVar[str] = "overall"
@@ -193,6 +200,18 @@ class WattBotTask:
                 for r in sample.metadata["retrieved"]
             ]
         return score
+
+    def read_answer(self, sample: Sample, text: str) -> Answer:
+        """The parsed answer_value normalised by the scorer's own ``normalise`` (so
+        ``about 1,200`` and ``1200`` agree); blank by the scorer's own ``is_blank``;
+        confidence is the answer's self-reported ``confidence`` (0..1 or a percentage).
+        Unparsable output is no answer."""
+        parsed = parse(text)
+        row, parse_error = parsed_row(sample.id, parsed, text)
+        if parse_error is not None:
+            return NO_ANSWER
+        key = normalise(row["answer_value"])
+        return Answer(key=key, blank=key == BLANK, confidence=parsed.confidence)
 
     @staticmethod
     def aggregate_scores(scores: list[dict[str, Any] | None]) -> dict[str, float]:

@@ -158,3 +158,39 @@ def test_kill9_at_random_moments_then_resume(tmp_path: Path, write_plan: PlanWri
     for model in ("smollm2", "smollm2-twin"):
         assert master[model]["status"] == "completed"
         assert int(master[model]["samples_stored"]) == 4
+
+
+def test_checkpoint_sweep_runs_over_the_slots_in_step_order(tmp_path: Path) -> None:
+    from fleetbench.catalog import embedded_model_path
+
+    root = tmp_path / "train"
+    root.mkdir()
+    for step in (30, 10, 20):
+        (root / f"step_{step}.gguf").symlink_to(embedded_model_path())
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Say hi."}) + "\n")
+    plan = {
+        "catalog": {"path": "train"},
+        "tasks": [{"name": "textgen", "options": {"prompts_file": str(prompts)}}],
+        "generation": {"max_tokens": 4},
+        "executor": {"kind": "local", "workers": 2},
+        "energy": {"idle_baseline_s": 0},
+    }
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    dry = run_cli("run", "plan.yaml", "--dry-run", "-o", "out", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    steps = [
+        step
+        for line in dry.stdout.splitlines()
+        if "cpu" in line
+        for step in ("step_10", "step_20", "step_30")
+        if step in line
+    ]  # the table lists the runs in the order they would start
+    assert steps == ["step_10", "step_20", "step_30"], dry.stdout
+    result = run_cli("run", "plan.yaml", "-o", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "on cpu 1" in result.stdout and "on cpu 2" in result.stdout
+    runs = db_rows(tmp_path / "out", "SELECT run_id, status FROM runs")
+    assert len(runs) == 3 and {r["status"] for r in runs} == {"completed"}
+    for r in runs:  # each checkpoint its own run folder
+        assert (tmp_path / "out" / "runs" / r["run_id"] / "results.jsonl").is_file()

@@ -44,3 +44,19 @@ def test_simulation_places_longest_first_over_slots() -> None:
     placed = simulate(ordered, {w.spec.run_id: Demand("cpu") for w in jobs}, est, pool)
     assert placed["a"].start_s == 0 and placed["b"].start_s == 0
     assert placed["c"].start_s == 20.0 and placed["c"].slot == placed["b"].slot
+
+
+def checkpoint(step: int, params_b: float) -> Work:
+    w = work(f"train/checkpoint-{step}", params_b, 10)
+    path = f"/runs/train/checkpoint-{step}"
+    model = w.spec.model.model_copy(update={"source": path})
+    spec = w.spec.model_copy(update={"model": model, "backend_options": {"model_path": path}})
+    return Work(spec, 10)
+
+
+def test_checkpoints_of_a_sweep_start_in_step_order() -> None:
+    jobs = [checkpoint(100, 1.0), checkpoint(200, 1.3), checkpoint(300, 1.1), work("big", 9, 10)]
+    order = [w.spec.run_id for w in longest_first(jobs, estimate(jobs, None))]
+    assert order == [
+        "big", "train/checkpoint-100", "train/checkpoint-200", "train/checkpoint-300"
+    ]  # fmt: skip

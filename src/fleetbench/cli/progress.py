@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -21,8 +21,42 @@ from fleetbench.runner import FILTERED, SKIP, PlannedRun
 from fleetbench.runner.job import Event, RunOutcome
 
 
+@dataclass
+class _Live:
+    """One active run's line: its bar and what its rate is computed from."""
+
+    task: TaskID | None
+    label: str
+    tokens: int = 0
+    unknown_tokens: bool = False
+    window: tuple[float, float] | None = None  # first send, last reply
+
+    def count(self, event: Event) -> None:
+        tokens = event.get("completion_tokens")
+        if tokens is not None:
+            self.tokens += int(tokens)
+        elif event.get("ok"):
+            self.unknown_tokens = True
+        received = event.get("received_at")
+        if received is not None:
+            sent = event.get("sent_at")
+            start = float(sent if sent is not None else received)
+            first = min(self.window[0], start) if self.window else start
+            self.window = (first, max(self.window[1], received) if self.window else received)
+
+    def rate(self) -> str:
+        """Tokens delivered per second of this attempt's wall time (as the summary's
+        throughput), or why there is no figure."""
+        if self.unknown_tokens:
+            return "tokens unknown"
+        if self.window is None or self.window[1] <= self.window[0]:
+            return ""
+        return f"{self.tokens / (self.window[1] - self.window[0]):6.1f} tok/s"
+
+
 class ProgressObserver:
-    """Shows the batch (runs done / to do) and the current run (samples, ETA, tokens/s)."""
+    """Shows the batch (runs done / to do, ETA) and one line per active run (its slot
+    when runs execute in parallel, samples done / total, tokens/s)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -40,10 +74,7 @@ class ProgressObserver:
             disable=not self.live,
         )
         self._batch: TaskID | None = None
-        self._run: TaskID | None = None
-        self._tokens = 0
-        self._unknown_tokens = False
-        self._window: tuple[float, float] | None = None  # first send, last reply
+        self._active: dict[str, _Live] = {}
         self._index = 0
         self._total = 0
 
@@ -67,61 +98,42 @@ class ProgressObserver:
                 )
         self._batch = self.progress.add_task("batch", total=len(todo), rate="")
 
-    def run_started(self, run: PlannedRun) -> None:
+    def run_started(self, run: PlannedRun, slot: str | None = None) -> None:
         self._index += 1
-        self._tokens, self._unknown_tokens, self._window = 0, False, None
         label = f"{run.spec.model.name} / {run.spec.task.name}"
         if run.spec.settings_label:
             label += f" [{run.spec.settings_label}]"
-        if self._run is not None:
-            self.progress.remove_task(self._run)
-        self._run = self.progress.add_task(
-            label, total=run.planned, completed=run.stored, rate="loading…"
+        shown = f"[{slot}] {label}" if slot else label
+        task = self.progress.add_task(
+            shown, total=run.planned, completed=run.stored, rate="loading…"
         )
-        self._started = time.monotonic()
+        self._active[run.run_id] = _Live(task, label)
         if not self.live:
             resume = f" (resuming at {run.stored}/{run.planned})" if run.stored else ""
+            where = f" on {slot}" if slot else ""
             self.console.print(
-                f"[{self._index}/{self._total}] {label}: {run.planned} samples{resume}"
+                f"[{self._index}/{self._total}] {label}{where}: {run.planned} samples{resume}"
             )
 
     def run_event(self, run_id: str, event: Event) -> None:
-        if self._run is None:
+        live = self._active.get(run_id)
+        if live is None or live.task is None:
             return
         kind = event.get("event")
         if kind == "start":
-            self.progress.update(self._run, completed=int(event.get("done", 0)))
+            self.progress.update(live.task, completed=int(event.get("done", 0)))
         elif kind == "loaded":
-            self.progress.update(self._run, rate=f"loaded in {event['load_time_s']:.2f}s")
+            self.progress.update(live.task, rate=f"loaded in {event['load_time_s']:.2f}s")
         elif kind == "sample":
-            self._count(event)
-            self.progress.update(self._run, advance=1, rate=self._rate())
-
-    def _count(self, event: Event) -> None:
-        tokens = event.get("completion_tokens")
-        if tokens is not None:
-            self._tokens += int(tokens)
-        elif event.get("ok"):
-            self._unknown_tokens = True
-        received = event.get("received_at")
-        if received is not None:
-            sent = event.get("sent_at")
-            start = float(sent if sent is not None else received)
-            first = min(self._window[0], start) if self._window else start
-            self._window = (first, max(self._window[1], received) if self._window else received)
-
-    def _rate(self) -> str:
-        """Tokens delivered per second of this attempt's wall time (as the summary's
-        throughput), or why there is no figure."""
-        if self._unknown_tokens:
-            return "tokens unknown"
-        if self._window is None or self._window[1] <= self._window[0]:
-            return ""
-        return f"{self._tokens / (self._window[1] - self._window[0]):6.1f} tok/s"
+            live.count(event)
+            self.progress.update(live.task, advance=1, rate=live.rate())
 
     def run_finished(self, run: PlannedRun, outcome: RunOutcome) -> None:
         if self._batch is not None:
             self.progress.advance(self._batch)
+        live = self._active.pop(run.run_id, None)
+        if live is not None and live.task is not None:
+            self.progress.remove_task(live.task)
         colour = status_colour(outcome.status)
         message = (
             f"[{colour}]{outcome.status}[/{colour}] {run.spec.model.name} / "

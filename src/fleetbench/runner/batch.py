@@ -64,7 +64,7 @@ class BatchObserver(Protocol):
 
     def batch_started(self, runs: list[PlannedRun]) -> None: ...
 
-    def run_started(self, run: PlannedRun) -> None: ...
+    def run_started(self, run: PlannedRun, slot: str | None = None) -> None: ...
 
     def run_event(self, run_id: str, event: Event) -> None: ...
 
@@ -222,7 +222,7 @@ def _run_locked(
             (executor or make_executor(options.executor or loaded.plan.executor)).execute(
                 jobs,
                 store,
-                on_start=lambda job: observer.run_started(by_id[job.spec.run_id]),
+                on_start=lambda job: observer.run_started(by_id[job.spec.run_id], job.slot),
                 on_event=observer.run_event,
                 on_outcome=finished,
             )

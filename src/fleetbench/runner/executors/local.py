@@ -75,32 +75,34 @@ class LocalExecutor:
         active: dict[str, _Active] = {}
         history: list[_Active] = []
         threads: list[threading.Thread] = []
-        try:
-            while waiting or active:
-                for job in list(waiting):
-                    rid = job.spec.run_id
-                    why = pool.impossible(demands[rid])
-                    if why is not None:
-                        waiting.remove(job)
-                        on_start(job)
-                        on_outcome(RunOutcome(run_id=rid, status=FAILED, error=why))
-                        continue
-                    slot = pool.acquire(demands[rid])
-                    if slot is None:
-                        continue
+
+        def dispatch() -> None:
+            """Start every waiting run a slot can take now, longest expected first."""
+            for job in list(waiting):
+                rid = job.spec.run_id
+                why = pool.impossible(demands[rid])
+                if why is not None:
                     waiting.remove(job)
-                    placed = _placed(job, slot)
-                    run = _Active(placed, slot, demands[rid], time.time())
-                    active[rid] = run
-                    history.append(run)
-                    on_start(placed)
-                    thread = threading.Thread(
-                        target=_attempt, args=(placed, inbox, cancel), daemon=True
-                    )
-                    thread.start()
-                    threads.append(thread)
-                if not active:
-                    continue  # only impossible jobs were left; the loop ends
+                    on_start(job)
+                    on_outcome(RunOutcome(run_id=rid, status=FAILED, error=why))
+                    continue
+                slot = pool.acquire(demands[rid])
+                if slot is None:
+                    continue
+                waiting.remove(job)
+                placed = _placed(job, slot)
+                run = _Active(placed, slot, demands[rid], time.time())
+                active[rid] = run
+                history.append(run)
+                on_start(placed)
+                thread = threading.Thread(target=_attempt, args=(placed, inbox, cancel))
+                thread.daemon = True
+                thread.start()
+                threads.append(thread)
+
+        try:
+            dispatch()
+            while active:
                 kind, rid, payload = inbox.get()
                 if kind == "event":
                     on_event(rid, payload)
@@ -108,9 +110,9 @@ class LocalExecutor:
                 run = active.pop(rid)
                 run.ended = time.time()
                 pool.release(run.slot, run.demand)
-                outcome: RunOutcome = payload
                 _record_sharing(store, run, history)
-                on_outcome(outcome)
+                dispatch()  # the freed slot starts its next run before this one's export
+                on_outcome(payload)
         except BaseException:
             cancel.set()  # Ctrl-C: every supervisor kills its worker's process group
             for thread in threads:

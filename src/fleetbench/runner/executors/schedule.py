@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from fleetbench.runner.executors.resources import Demand, ResourcePool, Slot
 from fleetbench.runner.fit import weights_on_disk
@@ -58,16 +59,38 @@ def estimate(jobs: Sequence[Work], store: Store | None) -> dict[str, Estimate]:
 
 def longest_first(jobs: Sequence[Work], estimates: dict[str, Estimate]) -> list[Work]:
     """Jobs by expected duration, longest first; ties keep the plan's order. Only the
-    relative order matters, so weights of unmeasured runs sort among themselves."""
+    relative order matters, so weights of unmeasured runs sort among themselves. The
+    checkpoints of one discovered training folder are one model at different steps:
+    they share the group's longest estimate, so they start in step order."""
     timed = any(e.seconds is not None for e in estimates.values())
+
+    def value(job: Work) -> float:
+        e = estimates[job.spec.run_id]
+        return (e.seconds if timed and e.seconds is not None else e.weight) or 0.0
+
+    group_max: dict[str, float] = {}
+    for job in jobs:
+        group = sweep_of(job.spec)
+        if group is not None:
+            group_max[group] = max(group_max.get(group, 0.0), value(job))
 
     def key(item: tuple[int, Work]) -> tuple[float, int]:
         position, job = item
-        e = estimates[job.spec.run_id]
-        value = e.seconds if timed and e.seconds is not None else e.weight
-        return (-(value or 0.0), position)
+        group = sweep_of(job.spec)
+        return (-(group_max[group] if group is not None else value(job)), position)
 
     return [job for _, job in sorted(enumerate(jobs), key=key)]
+
+
+def sweep_of(spec: RunSpec) -> str | None:
+    """The training folder a discovered checkpoint belongs to (its entry's source is
+    the checkpoint path it runs), or None for any other model."""
+    source, path = spec.model.source, spec.backend_options.get("model_path")
+    if not source or not isinstance(path, str) or "/" not in spec.model.name:
+        return None
+    if Path(path).resolve() != Path(source).resolve():
+        return None
+    return f"{spec.model.name.split('/', 1)[0]}|{spec.task.name}|{spec.settings_label}"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,98 @@
+"""Makespan of a batch of runs of known, unequal durations with K worker slots.
+
+Each run is a ``SleepBackend`` run (benchmarks/sleepbackend.py) of ``samples`` requests
+of ``delay_s`` each, so its work is known exactly. The batch runs through the real CLI
+(worker processes, store, exports) with ``--parallel K`` for K = 1, 2, 4; the figure is
+the measured wall time against the lower bound max(longest run, total work / K), with
+process start-up included. Then the same batch on a local Ray instance.
+
+    .venv/bin/python benchmarks/makespan.py [--scale 1.0] [--no-ray]
+
+Target: makespan / lower bound <= 1.10 at K = 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+# seconds of work per run (samples x delay): unequal on purpose
+WORK_S = [8.0, 6.0, 5.0, 4.0, 3.0, 3.0, 2.0, 2.0, 1.0, 1.0]
+SAMPLES = 4
+
+
+def write_plan(folder: Path, scale: float) -> Path:
+    prompts = folder / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"q{i}"}) + "\n" for i in range(SAMPLES)))
+    models = [
+        {"name": f"run{i:02d}", "backend": "sleepbackend:SleepBackend",
+         "options": {"delay_s": round(w * scale / SAMPLES, 4)}}
+        for i, w in enumerate(WORK_S)
+    ]  # fmt: skip
+    plan = {
+        "name": "makespan",
+        "models": models,
+        "tasks": [{"name": "textgen", "options": {"prompts_file": str(prompts)}}],
+        "energy": {"idle_baseline_s": 0},
+    }
+    path = folder / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
+
+
+def timed_run(plan: Path, out: Path, *flags: str) -> float:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    env.setdefault("RAY_AUTH_MODE", "disabled")
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleetbench", "run", str(plan), "-o", str(out), *flags],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"run failed ({' '.join(flags)}):\n{proc.stdout}\n{proc.stderr}")
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every run's work")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray comparison")
+    args = parser.parse_args()
+    work = [w * args.scale for w in WORK_S]
+    total, longest = sum(work), max(work)
+    print(f"{len(work)} runs, work {total:.1f} s in all, longest {longest:.1f} s")
+    print(f"{'K':>3} {'makespan s':>11} {'bound s':>8} {'ratio':>6}")
+    walls: dict[int, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        plan = write_plan(folder, args.scale)
+        for k in (1, 2, 4):
+            wall = timed_run(plan, folder / f"out-k{k}", "--parallel", str(k))
+            walls[k] = wall
+            bound = max(longest, total / k)
+            print(f"{k:>3} {wall:>11.2f} {bound:>8.2f} {wall / bound:>6.3f}")
+        if not args.no_ray:
+            ray_wall = timed_run(
+                plan, folder / "out-ray", "--executor", "ray", "--ray-address", "local"
+            )
+            cpus = os.cpu_count() or 1
+            k = 4 if cpus >= 4 else (2 if cpus >= 2 else 1)  # Ray runs one run per CPU
+            print(
+                f"ray (local instance, {cpus} CPUs, start-up included): {ray_wall:.2f} s; "
+                f"local executor at K={k}: {walls[k]:.2f} s; ratio {ray_wall / walls[k]:.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,7 @@ class ModelFilter(BaseModel):
     task: list[str] = Field(default_factory=list, description="tasks (any), e.g. text_gen")
     reasoning: str | None = Field(None, description="reasoning-state substring, e.g. High")
     max_priority: int | None = Field(None, ge=1, description="priority <= N (1 = highest)")
+    category: list[str] = Field(default_factory=list, description="categories/tags (any)")
 
     def matches(self, entry: ModelSpec) -> bool:
         return self.why_not(entry) is None
@@ -38,7 +39,18 @@ class ModelFilter(BaseModel):
             entry.priority is None or entry.priority > self.max_priority
         ):
             return f"priority {entry.priority} > {self.max_priority}"
+        if self.category and not {t.lower() for t in entry.tags} & {
+            c.lower() for c in self.category
+        }:
+            tags = ",".join(entry.tags) or "(none)"
+            return f"categories {tags} not in --category {','.join(self.category)}"
         return None
 
     def is_empty(self) -> bool:
         return self == ModelFilter()
+
+
+def name_list(values: list[str] | None) -> list[str]:
+    """``-m a -m b`` and ``--models "a,b"`` alike; ``all`` anywhere means no name filter."""
+    names = [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+    return [] if any(n.lower() == "all" for n in names) else names

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from fleetbench.catalog import models_config
 from fleetbench.catalog.discover import discover_checkpoints
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.errors import CatalogError, ConfigError
@@ -72,13 +73,21 @@ def load_csv(path: Path) -> list[ModelSpec]:
 
 
 def load_yaml(path: Path) -> list[ModelSpec]:
-    """``models:`` (a list of entries) plus optional ``defaults:`` merged into each."""
+    """``models:`` (a list of entries) plus optional ``defaults:`` merged into each; or
+    the ``models_config.yaml`` shape (entries with ``provider``; see models_config)."""
     doc = YamlDocument.read(path)
     data = doc.data
     if isinstance(data, list):
         data = {"models": data}
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
         raise CatalogError(f"{path}:1: expected a mapping with a 'models' list, or a list")
+    if models_config.is_models_config(data):
+        entries: list[ModelSpec] = []
+        errors: list[str] = []
+        models_config.convert(
+            doc, lambda d, where: _build(d, where, entries, errors, field_names=str), errors
+        )
+        return _finish(path, entries, errors)
     unknown = set(data) - {"models", "defaults"}
     if unknown:
         key = sorted(unknown)[0]
@@ -88,8 +97,8 @@ def load_yaml(path: Path) -> list[ModelSpec]:
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise CatalogError(f"{path}:{doc.line_of(['defaults'])}: defaults: expected a mapping")
-    entries: list[ModelSpec] = []
-    errors: list[str] = []
+    entries = []
+    errors = []
     for i, raw in enumerate(data["models"]):
         where = f"{path}:{doc.line_of(['models', i])}: models[{i}]"
         if not isinstance(raw, dict):

@@ -11,7 +11,14 @@ import re
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from fleetbench.catalog import families as fam
 from fleetbench.catalog.reasoning import (
@@ -61,6 +68,16 @@ class ModelSpec(BaseModel):
     dtype: str | None = None
     price_input_per_1m: float | None = Field(None, ge=0)
     price_output_per_1m: float | None = Field(None, ge=0)
+    tags: list[str] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("tags", "categories", "category"),
+        description="categories, e.g. fast, coding; YAML 'tags', 'categories' or 'category'",
+    )
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="facts reported by the model's server (Ollama: size on disk, quantisation, "
+        "context length); informational, not part of a run's identity",
+    )
     supported: bool = Field(True, json_schema_extra=DERIVED)
     skip_reason: str | None = Field(None, json_schema_extra=DERIVED)
     warnings: list[str] = Field(default_factory=list, json_schema_extra=DERIVED)
@@ -79,6 +96,16 @@ class ModelSpec(BaseModel):
         # The entry is stored with every run: a base_url's user:password@ is set
         # aside for the backend instead (fleetbench.urlauth).
         return hide_userinfo_in(value)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tag_list(cls, value: Any) -> Any:
+        # ``category: fast`` and ``tags: "fast, coding"`` are lists of one or more.
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            return list(dict.fromkeys(str(v).strip() for v in value if str(v).strip()))
+        return value
 
     @field_validator("model_class")
     @classmethod

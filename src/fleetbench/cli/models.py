@@ -12,6 +12,7 @@ import yaml
 from rich.table import Table
 
 from fleetbench.catalog import ModelFilter, ModelSpec, load_catalog, normalise_id
+from fleetbench.catalog.filters import name_list
 from fleetbench.errors import ConfigError
 from fleetbench.runner.plan import load_plan
 
@@ -58,7 +59,17 @@ def list_models(
     catalog: CatalogOpt = None,
     plan: PlanOpt = None,
     model: Annotated[
-        list[str] | None, typer.Option("--model", "-m", help="Name or id contains this.")
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "--models",
+            "-m",
+            help="Name or id contains this; repeat or give a comma list; 'all': no filter.",
+        ),
+    ] = None,
+    category: Annotated[
+        list[str] | None,
+        typer.Option("--category", help="Has this category/tag; repeat for several."),
     ] = None,
     model_class: Annotated[
         list[str] | None, typer.Option("--class", help="Class: A, B, C.")
@@ -79,8 +90,8 @@ def list_models(
 ) -> None:
     """List the resolved catalogue: family, reasoning mechanism, support and warnings."""
     model_filter = ModelFilter(
-        name=model or [], model_class=model_class or [], task=task or [],
-        reasoning=reasoning, max_priority=max_priority,
+        name=name_list(model), model_class=model_class or [], task=task or [],
+        reasoning=reasoning, max_priority=max_priority, category=category or [],
     )  # fmt: skip
     entries = [e for e in _entries(catalog, plan) if model_filter.matches(e)]
     if as_json:
@@ -97,14 +108,15 @@ def list_models(
 
 def _table(entries: list[ModelSpec]) -> Table:
     table = Table(title="Models", title_justify="left")
-    for col in ("name", "family", "class", "prio", "reasoning", "mechanism", "notes"):
+    for col in ("name", "family", "class", "prio", "categories", "reasoning", "mechanism",
+                "notes"):  # fmt: skip
         table.add_column(col, overflow="fold")
     for e in entries:
         mechanism = _mechanism(e)
         notes = e.skip_reason if not e.supported else "; ".join(e.warnings)
         colour = "dim" if not e.supported else ("yellow" if e.warnings else "")
         table.add_row(
-            e.name, e.family, e.model_class, str(e.priority or ""),
+            e.name, e.family, e.model_class, str(e.priority or ""), ",".join(e.tags),
             f"{'on' if e.reasoning else 'off'} ({e.reasoning_state or '-'})", mechanism,
             f"[{colour}]{notes}[/{colour}]" if colour and notes else (notes or ""),
         )  # fmt: skip
@@ -140,7 +152,19 @@ def show_model(
 
 @models_app.command("discover")
 def discover(
-    folder: Annotated[Path, typer.Argument(help="Training output folder to search.")],
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="FOLDER|URL",
+            help="Training output folder to search; with --ollama, the Ollama server's "
+            "URL (default: OLLAMA_HOST, else http://127.0.0.1:11434).",
+            show_default=False,
+        ),
+    ] = None,
+    ollama: Annotated[
+        bool,
+        typer.Option("--ollama", help="List the models installed in Ollama instead."),
+    ] = False,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -152,18 +176,28 @@ def discover(
     ] = None,
 ) -> None:
     """Find checkpoints (HF folders with config.json, .gguf files; checkpoint-N, step_N, …),
-    ordered by step, and emit a YAML catalogue a plan can use (catalog: {path: FILE}).
+    ordered by step, or the models pulled into Ollama (--ollama [URL]), and emit a YAML
+    catalogue a plan can use (catalog: {path: FILE}).
 
-    A plan may also point its catalog path at the folder itself.
+    A plan may also point its catalog path at the folder itself, or say
+    catalog: {ollama: true} (or a URL) to run Ollama's models.
     """
     from fleetbench.catalog.discover import discover_checkpoints
+    from fleetbench.catalog.ollama import discover_ollama
     from fleetbench.catalog.spec import dump_yaml
     from fleetbench.fsutil import atomic_write_text
 
-    entries = discover_checkpoints(folder)
+    if ollama:
+        entries = discover_ollama(target)
+        what = "Ollama model(s)"
+    elif target is None:
+        raise ConfigError("give a training output FOLDER, or --ollama [URL]")
+    else:
+        entries = discover_checkpoints(Path(target))
+        what = "checkpoint(s)"
     text = dump_yaml(entries)
     if output is None:
         sys.stdout.write(text)
         return
     atomic_write_text(output, text)
-    sys.stderr.write(f"wrote {len(entries)} checkpoint(s) to {output}\n")
+    sys.stderr.write(f"wrote {len(entries)} {what} to {output}\n")

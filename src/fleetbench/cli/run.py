@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from fleetbench.catalog import ModelFilter
+from fleetbench.catalog.filters import name_list
 from fleetbench.cli.progress import ProgressObserver
 from fleetbench.cli.tables import plan_table, stars_notes, summary_notes, summary_table
 from fleetbench.errors import ConfigError
@@ -78,9 +79,17 @@ def run(
         list[str] | None,
         typer.Option(
             "--model",
+            "--models",
             "-m",
             help="Only models whose name or id contains this (case-insensitive); repeat "
-            "for several.",
+            "or give a comma list for several (-m llama3,mistral); 'all': no filter.",
+        ),
+    ] = None,
+    category: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--category",
+            help="Only catalogue entries with this category/tag (e.g. fast); repeat for several.",
         ),
     ] = None,
     model_class: Annotated[
@@ -203,11 +212,12 @@ def run(
         raise ConfigError("--smoke and --limit exclude each other (--smoke means --limit 1)")
     loaded = load_plan(plan)
     model_filter = ModelFilter(
-        name=model or [],
+        name=name_list(model),
         model_class=model_class or [],
         task=catalog_task or [],
         reasoning=reasoning,
         max_priority=max_priority,
+        category=category or [],
     )
     options = BatchOptions(
         output=(output or loaded.plan.output or DEFAULT_OUTPUT).resolve(),

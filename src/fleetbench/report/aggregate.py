@@ -94,6 +94,8 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "carbon_intensity_g_per_kwh": grid.g_per_kwh,
         "carbon_intensity_source": grid.source,
         **_disk(attempts),
+        # Catalogue categories (tags), ';'-joined: the master CSV groups runs by them.
+        "categories": ";".join((config.get("model") or {}).get("tags") or []),
     }
 
 

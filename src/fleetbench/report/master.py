@@ -85,6 +85,7 @@ MASTER_COLUMNS: list[str] = [
     "p95_latency_seconds",
     "p50_ttft_seconds",
     "p95_ttft_seconds",
+    "categories",
 ]
 
 

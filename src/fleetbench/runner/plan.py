@@ -126,11 +126,17 @@ class EnergySettings(BaseModel):
 
 
 class CatalogRef(BaseModel):
-    """Models from a catalogue file (CSV or YAML), narrowed by filters."""
+    """Models from a catalogue file (CSV or YAML) and/or a local Ollama, narrowed by
+    filters."""
 
     model_config = ConfigDict(extra="forbid")
 
-    path: Path
+    path: Path | None = Field(None, description="catalogue file (.csv, .yaml) or folder")
+    ollama: bool | str = Field(
+        False,
+        description="the models installed in Ollama: true (OLLAMA_HOST or "
+        "http://127.0.0.1:11434) or the server's URL",
+    )
     filter: ModelFilter = Field(default_factory=lambda: ModelFilter())
     defaults: dict[str, Any] = Field(
         default_factory=dict, description="fields applied to every entry, e.g. backend"
@@ -195,7 +201,8 @@ class RunSpec(BaseModel):
                 "preflight_error": True,
                 "gpus": True,
                 "placement_note": True,
-                "model": {"source", "warnings"},
+                # Categories and server-reported facts label a run; they do not change it.
+                "model": {"source", "warnings", "tags", "details"},
             },
         )
 
@@ -249,10 +256,20 @@ def _catalog_models(plan: Plan, doc: YamlDocument, base: Path) -> list[ModelSpec
     ref = plan.catalog
     if ref is None:
         return []
-    path = ref.path if ref.path.is_absolute() else base / ref.path
-    entries = load_catalog(path)
-    # A discovered checkpoint's backend and task are guesses: the defaults win there.
-    guessed = GUESSED if path.is_dir() else frozenset()
+    if ref.path is None and ref.ollama is False:
+        raise doc.error(("catalog",), "give 'path' (a catalogue file or folder) or 'ollama'")
+    entries: list[ModelSpec] = []
+    guessed: frozenset[str] = frozenset()
+    if ref.path is not None:
+        path = ref.path if ref.path.is_absolute() else base / ref.path
+        entries = load_catalog(path)
+        # A discovered checkpoint's backend and task are guesses: the defaults win there.
+        guessed = GUESSED if path.is_dir() else frozenset()
+    if ref.ollama is not False:
+        from fleetbench.catalog.ollama import discover_ollama
+
+        url = ref.ollama if isinstance(ref.ollama, str) else None
+        entries += discover_ollama(url)
     if ref.defaults:
         entries = [_with_defaults(e, ref.defaults, doc, guessed) for e in entries]
     return [e for e in entries if ref.filter.matches(e)]

@@ -57,8 +57,8 @@ def test_plan_with_ollama_catalog_runs_a_discovered_model(
             "generation": {"temperature": 0.0, "max_tokens": 8, "seed": 7},
         }))  # fmt: skip
         out = tmp_path / "out"
-        proc = run_cli("run", str(plan), "-o", str(out), "--limit", "2",
-                       "--models", "smollm2,nothing-else", "--category", "local", cwd=tmp_path)  # fmt: skip
+        proc = run_cli("run", str(plan), "-o", str(out), "--limit", "2", "--models",
+                       "smollm2,nothing-else", "--category", "local", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr + proc.stdout
     with open(out / "master_results.csv", newline="") as f:
         rows = list(csv.DictReader(f))

@@ -105,14 +105,14 @@ class ProgressObserver:
             label += f" [{run.spec.settings_label}]"
         shown = f"[{slot}] {label}" if slot else label
         task = self.progress.add_task(
-            shown, total=run.planned, completed=run.stored, rate="loading…"
+            shown, total=run.total, completed=run.stored, rate="loading…"
         )
         self._active[run.run_id] = _Live(task, label)
         if not self.live:
-            resume = f" (resuming at {run.stored}/{run.planned})" if run.stored else ""
+            resume = f" (resuming at {run.stored}/{run.total})" if run.stored else ""
             where = f" on {slot}" if slot else ""
             self.console.print(
-                f"[{self._index}/{self._total}] {label}{where}: {run.planned} samples{resume}"
+                f"[{self._index}/{self._total}] {label}{where}: {run.total} samples{resume}"
             )
 
     def run_event(self, run_id: str, event: Event) -> None:
@@ -137,7 +137,7 @@ class ProgressObserver:
         colour = status_colour(outcome.status)
         message = (
             f"[{colour}]{outcome.status}[/{colour}] {run.spec.model.name} / "
-            f"{run.spec.task.name}: {outcome.samples_stored}/{run.planned} samples"
+            f"{run.spec.task.name}: {outcome.samples_stored}/{run.total} samples"
         )
         if outcome.error:
             message += f" — {outcome.error}"

@@ -128,6 +128,16 @@ def run(
     smoke: Annotated[
         bool, typer.Option("--smoke", help="1 sample per run: catch loading/config errors fast.")
     ] = False,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            "--repeat",
+            min=1,
+            help="Measure K rounds of every run (rounds 1..K, e.g. for variance); rounds "
+            "already stored are kept, a partial one continues. The master CSV aggregates "
+            "over rounds.",
+        ),
+    ] = 1,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -228,6 +238,7 @@ def run(
         fresh=fresh,
         max_failed_share=loaded.plan.max_failed_share,
         executor=executor_settings(loaded.plan.executor, parallel, executor, ray_address),
+        rounds=list(range(1, repeat + 1)),
     )
     check_output(options.output)
     runs = plan_batch(loaded, options)
@@ -286,7 +297,7 @@ def schedule_preview(
     settings = options.executor
     if settings is None or settings.kind == "sequential":
         return None
-    todo = [Work(r.spec, r.planned) for r in runs if r.action != SKIP]
+    todo = [Work(r.spec, r.total) for r in runs if r.action != SKIP]
     db = options.output / DB_NAME
     store = Store(db) if db.is_file() else None
     try:

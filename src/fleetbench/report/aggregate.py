@@ -13,6 +13,7 @@ from fleetbench.meters.derived import DerivedInputs, derive
 from fleetbench.meters.disk import model_disk
 from fleetbench.meters.energy import NONE
 from fleetbench.report.energy import energy_columns
+from fleetbench.report.rounds import by_round, round_spread
 from fleetbench.report.timing import distributions, percentile_columns, speed_figures
 from fleetbench.report.tokens import token_totals
 from fleetbench.store import Store
@@ -20,12 +21,15 @@ from fleetbench.tasks import primary_metric, retrieval_corpus, run_scores
 
 
 def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
-    """Aggregate a run over the samples of its current plan (index < planned_samples)."""
+    """Aggregate a run over the samples of its current plan (index < planned_samples),
+    every round pooled: ``total_prompts`` is the planned samples times the rounds."""
     config = json.loads(run["config_json"])
     energy_config = config.get("energy") or {}
     grid = carbon.from_config(energy_config)
-    planned = int(run["planned_samples"])
-    samples = store.samples(run["run_id"], below=planned)
+    per_round = int(run["planned_samples"])
+    samples = store.samples(run["run_id"], below=per_round)
+    spread = round_spread(samples, per_round)
+    planned = per_round * spread["rounds"]
     ok = [s for s in samples if s["error"] is None]
     attempts = store.attempts(run["run_id"])
 
@@ -77,7 +81,7 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         **_serving(samples, ok, attempts),
         "token_count_source": tokens.source,
         "token_count_unknown_reason": tokens.unknown_reason,
-        **_quality(run["task"], planned, samples),
+        **_quality(run["task"], per_round, samples),
         "retrieval_corpus": retrieval_corpus(run["task"], config.get("task_options") or {}),
         **derive(
             DerivedInputs(
@@ -96,13 +100,17 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         **_disk(attempts),
         # Catalogue categories (tags), ';'-joined: the master CSV groups runs by them.
         "categories": ";".join((config.get("model") or {}).get("tags") or []),
+        **spread,
     }
 
 
 def _quality(task: str, planned: int, samples: list[sqlite3.Row]) -> dict[str, Any]:
-    """Run-level quality from the samples' scores; a sample not stored passes None."""
-    by_index = {s["sample_index"]: s["scores_json"] for s in samples}
-    per_sample = [json.loads(by_index[i]) if by_index.get(i) else None for i in range(planned)]
+    """Run-level quality from the samples' scores, every round in turn; a sample not
+    stored passes None."""
+    per_sample: list[Any] = []
+    for rows in (by_round(samples) or {1: []}).values():
+        by_index = {s["sample_index"]: s["scores_json"] for s in rows}
+        per_sample += [json.loads(by_index[i]) if by_index.get(i) else None for i in range(planned)]
     if all(s is None for s in per_sample):
         return {"scores": {}, "quality_metric": "", "quality_score": None}
     scores = run_scores(task, per_sample)

@@ -46,8 +46,10 @@ def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], fol
     samples = store.samples(run["run_id"], below=int(run["planned_samples"]))
     records = [sample_record(SampleRow.from_db(s)) for s in samples]
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    atomic_write_text(folder / RESULTS_FILE, lines)
-    for name, text in run_files(run["task"], records).items():
+    atomic_write_text(folder / RESULTS_FILE, lines)  # every round, each record names its own
+    last = max((r["round"] for r in records), default=1)
+    latest = [r for r in records if r["round"] == last]  # task files: one answer per question
+    for name, text in run_files(run["task"], latest).items():
         atomic_write_text(folder / name, text)
     attempts = [
         {

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.fsutil import atomic_write_text
+from fleetbench.report.rounds import ROUND_COLUMNS
 
 MASTER_FILE = "master_results.csv"
 
@@ -86,6 +87,7 @@ MASTER_COLUMNS: list[str] = [
     "p50_ttft_seconds",
     "p95_ttft_seconds",
     "categories",
+    *ROUND_COLUMNS,
 ]
 
 

@@ -75,7 +75,10 @@ def build_matrix(store: Store, task: str, runs: list[sqlite3.Row]) -> Matrix:
         if options_key not in targets_by_options:
             targets_by_options[options_key] = _targets(task, config)
         targets = targets_by_options[options_key]
-        samples = store.samples(run["run_id"], below=int(run["planned_samples"]))
+        # One answer per question: the latest round's (rounds repeat the same questions).
+        samples = store.samples(
+            run["run_id"], below=int(run["planned_samples"]), round=store.last_round(run["run_id"])
+        )
         for key, group in _groups(task, samples).items():
             first = group[0]
             row = questions.get(key)

@@ -43,20 +43,29 @@ class BatchOptions:
     fresh: bool = False
     max_failed_share: float = 0.0  # see runner/outcome.py
     executor: ExecutorSettings | None = None  # --parallel/--executor; else the plan's
+    # The rounds this batch makes sure are stored: --repeat K is 1..K, a schedule's tick
+    # its one round. Rounds already complete are skipped; a partial one continues.
+    rounds: list[int] = field(default_factory=lambda: [1])
 
 
 @dataclass
 class PlannedRun:
     spec: RunSpec
-    planned: int
-    stored: int
+    planned: int  # samples per round
+    stored: int  # over the batch's rounds
     action: str
     reason: str
     done: bool = False  # every planned sample is stored: skipped, but still reported
+    rounds: list[int] = field(default_factory=lambda: [1])
 
     @property
     def run_id(self) -> str:
         return self.spec.run_id
+
+    @property
+    def total(self) -> int:
+        """Samples over the batch's rounds."""
+        return self.planned * len(self.rounds)
 
 
 class BatchObserver(Protocol):
@@ -87,9 +96,9 @@ def plan_batch(loaded: LoadedPlan, options: BatchOptions) -> list[PlannedRun]:
                     task_cls(task_cls.Options.model_validate(spec.task_options)).samples()
                 )
             n = min(counts[key], options.limit) if options.limit else counts[key]
-            stored = _stored_count(store, spec.run_id, n, options.fresh)
+            stored = _stored_count(store, spec.run_id, n, options)
             outcome = None
-            if stored >= n:  # what the stored samples amount to, shown as the skip reason
+            if stored >= n * len(options.rounds):  # shown as the skip reason
                 errors = store.sample_errors(spec.run_id, n) if store and stored else []
                 outcome = settle(errors, options.max_failed_share)
             planned.append(_decide(spec, n, stored, options, outcome))
@@ -103,10 +112,10 @@ def plan_batch(loaded: LoadedPlan, options: BatchOptions) -> list[PlannedRun]:
     return planned
 
 
-def _stored_count(store: Store | None, run_id: str, planned: int, fresh: bool) -> int:
-    if store is None or fresh:
+def _stored_count(store: Store | None, run_id: str, planned: int, options: BatchOptions) -> int:
+    if store is None or options.fresh:
         return 0
-    return len([i for i in store.done_indices(run_id) if i < planned])
+    return store.count_stored(run_id, options.rounds, planned)
 
 
 def _check_task_names(loaded: LoadedPlan, selected: list[str]) -> None:
@@ -125,22 +134,33 @@ def _decide(
     options: BatchOptions,
     outcome: Settled | None,
 ) -> PlannedRun:
+    rounds = list(options.rounds)
+    total = planned * len(rounds)
     rejected = options.filter.why_not(spec.model)
     if rejected is None and options.tasks and spec.task.name not in options.tasks:
         rejected = f"task {spec.task.name} not in --task {','.join(options.tasks)}"
     if rejected is not None:
-        return PlannedRun(spec, planned, stored, SKIP, f"{FILTERED}: {rejected}")
+        return PlannedRun(spec, planned, stored, SKIP, f"{FILTERED}: {rejected}", rounds=rounds)
     if spec.skip_reason is not None:
-        return PlannedRun(spec, planned, stored, SKIP, spec.skip_reason)
+        return PlannedRun(spec, planned, stored, SKIP, spec.skip_reason, rounds=rounds)
     if outcome is not None:
-        reason = f"{outcome.status} ({stored}/{planned} stored)"
+        reason = f"{outcome.status} ({stored}/{total} stored{_rounds_note(rounds)})"
         if outcome.status != COMPLETED:
             reason += "; --fresh runs it again"
-        return PlannedRun(spec, planned, stored, SKIP, reason, done=True)
+        return PlannedRun(spec, planned, stored, SKIP, reason, done=True, rounds=rounds)
     where = f"; {spec.placement_note}" if spec.placement_note else ""
     if stored:
-        return PlannedRun(spec, planned, stored, RESUME, f"{stored}/{planned} stored{where}")
-    return PlannedRun(spec, planned, stored, RUN, spec.placement_note or "")
+        reason = f"{stored}/{total} stored{_rounds_note(rounds)}{where}"
+        return PlannedRun(spec, planned, stored, RESUME, reason, rounds=rounds)
+    return PlannedRun(spec, planned, stored, RUN, spec.placement_note or "", rounds=rounds)
+
+
+def _rounds_note(rounds: list[int]) -> str:
+    if rounds == [1]:
+        return ""
+    if len(rounds) == 1:
+        return f", round {rounds[0]}"
+    return f", rounds {rounds[0]}-{rounds[-1]}"
 
 
 def run_batch(
@@ -194,6 +214,7 @@ def _run_locked(
             RunJob(
                 spec=r.spec,
                 planned_samples=r.planned,
+                rounds=r.rounds,
                 batch_id=batch_id,
                 db_path=store.path,
                 run_dir=run_dir(options.output, r.run_id),

@@ -110,7 +110,10 @@ def _members(store: Store, run_ids: list[str]) -> list[_Member]:
         raise ConfigError(f"an ensemble combines runs of one task; these mix tasks: {listed}")
     members = []
     for run in runs:
-        stored = store.samples(run["run_id"], below=int(run["planned_samples"]))
+        # One answer per question: the latest round's (rounds repeat the same questions).
+        stored = store.samples(
+            run["run_id"], below=int(run["planned_samples"]), round=store.last_round(run["run_id"])
+        )
         if not stored:
             raise ConfigError(f"run {run['run_id']} has no stored samples to combine")
         config = json.loads(run["config_json"])

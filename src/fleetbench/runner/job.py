@@ -17,7 +17,10 @@ class RunJob(BaseModel):
     """One attempt at one run, handed to a worker process as JSON."""
 
     spec: RunSpec
-    planned_samples: int
+    planned_samples: int  # per round
+    # The rounds this attempt measures, in order (``--repeat K``: 1..K; a schedule's
+    # tick: its one round). The worker loads the model once and measures them in turn.
+    rounds: list[int] = [1]
     attempt: int = 0  # assigned when the attempt starts
     batch_id: str
     db_path: Path
@@ -31,9 +34,14 @@ class RunJob(BaseModel):
     cuda_devices: list[str] | None = None
     cpus: list[int] | None = None
     # A worker on another machine (Ray) sends its writes to the coordinator instead of
-    # writing the store, and learns from the job which samples are already done.
+    # writing the store, and learns from the job which (round, index) are already done.
     stream_results: bool = False
-    done_indices: list[int] | None = None
+    done_keys: list[tuple[int, int]] | None = None
+
+    @property
+    def total_samples(self) -> int:
+        """Samples over all the attempt's rounds."""
+        return self.planned_samples * len(self.rounds)
 
 
 class RunOutcome(BaseModel):

@@ -50,21 +50,23 @@ def begin_attempt(job: RunJob, store: Store) -> RunJob:
     """Record a new attempt; the job, numbered (and told what is done when its worker
     streams its results instead of writing the store)."""
     run_id = job.spec.run_id
-    attempt = store.start_attempt(run_id, job.batch_id, host_info())
+    attempt = store.start_attempt(run_id, job.batch_id, host_info(), job.rounds)
     update: dict[str, object] = {"attempt": attempt}
     if job.stream_results:
-        update["done_indices"] = sorted(store.done_indices(run_id))
+        update["done_keys"] = sorted(store.done_keys(run_id))
     return job.model_copy(update=update)
 
 
 def end_attempt(job: RunJob, store: Store, status: str, error: str | None) -> RunOutcome:
-    """Close the attempt: a worker that ended without every sample stored failed."""
+    """Close the attempt: a worker that ended without every sample of its rounds stored
+    failed."""
     run_id = job.spec.run_id
-    stored = len(store.done_indices(run_id))
+    stored = store.count_stored(run_id, job.rounds, job.planned_samples)
+    total = job.total_samples
     if status == FAILED and error and error.startswith("timed out"):
-        error = f"{error} ({stored}/{job.planned_samples} samples stored)"
-    if status == COMPLETED and stored < job.planned_samples:
-        status, error = FAILED, f"worker ended with {stored}/{job.planned_samples} samples stored"
+        error = f"{error} ({stored}/{total} samples stored)"
+    if status == COMPLETED and stored < total:
+        status, error = FAILED, f"worker ended with {stored}/{total} samples stored"
     store.finish_attempt(run_id, job.attempt, status, error)
     return RunOutcome(run_id=run_id, status=status, error=error, samples_stored=stored)
 

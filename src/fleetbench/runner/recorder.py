@@ -24,7 +24,7 @@ _UPDATABLE = {
 
 
 class Recorder(Protocol):
-    def done_indices(self, run_id: str) -> set[int]: ...
+    def done_keys(self, run_id: str) -> set[tuple[int, int]]: ...
 
     def add_sample(self, row: SampleRow) -> bool: ...
 
@@ -38,14 +38,14 @@ class StreamRecorder:
     the job (the coordinator read it from the store when the attempt started)."""
 
     def __init__(self, job: RunJob) -> None:
-        self._done = set(job.done_indices or [])
+        self._done = {(r, i) for r, i in job.done_keys or []}
 
-    def done_indices(self, run_id: str) -> set[int]:
+    def done_keys(self, run_id: str) -> set[tuple[int, int]]:
         return set(self._done)
 
     def add_sample(self, row: SampleRow) -> bool:
-        _send("add_sample", row=row.values())
-        self._done.add(row.sample_index)
+        _send("add_sample", row=row.values())  # the round travels with the row
+        self._done.add((row.round, row.sample_index))
         return True
 
     def update_attempt(self, run_id: str, attempt: int, **fields: Any) -> None:
@@ -61,11 +61,14 @@ def open_recorder(job: RunJob) -> Recorder:
 
 def apply(store: Store, job: RunJob, event: dict[str, Any]) -> None:
     """Apply one ``store`` event of ``job``'s worker (coordinator side). The run and
-    attempt come from the job, never from the event."""
+    attempt come from the job, never from the event; a round the job does not measure
+    is refused."""
     op = event.get("op")
     if op == "add_sample":
         values = {k: v for k, v in (event.get("row") or {}).items() if k in SAMPLE_FIELDS}
         values.update(run_id=job.spec.run_id, attempt=job.attempt)
+        if values.get("round", 1) not in job.rounds:
+            raise ValueError(f"worker sent round {values.get('round')}; job rounds {job.rounds}")
         store.add_sample(SampleRow(**values))
     elif op == "update_attempt":
         fields = {k: v for k, v in (event.get("fields") or {}).items() if k in _UPDATABLE}

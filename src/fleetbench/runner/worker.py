@@ -58,29 +58,40 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def run_job(job: RunJob) -> None:
-    """Generate the run's samples not yet stored: build their requests, load the backend,
-    then record each result as it arrives (see ``SampleRecorder``)."""
+    """Generate the run's samples not yet stored, round after round: build their
+    requests, load the backend once, then record each result as it arrives (see
+    ``SampleRecorder``). An interrupted round continues where it stopped."""
     spec = job.spec
     store = open_recorder(job)
     task = _task(spec.task.name, spec.task_options)
     samples = task.samples()[: job.planned_samples]
-    done = store.done_indices(spec.run_id)
-    todo = [s for s in samples if s.index not in done]
-    emit("start", planned=len(samples), done=len(samples) - len(todo))
-    log.info("attempt %d: %d samples planned, %d to do", job.attempt, len(samples), len(todo))
-    if not todo:
+    done = store.done_keys(spec.run_id)
+    todo = {r: [s for s in samples if (r, s.index) not in done] for r in job.rounds}
+    left = sum(len(t) for t in todo.values())
+    emit("start", planned=len(samples) * len(job.rounds), done=len(samples) * len(todo) - left)
+    log.info(
+        "attempt %d: rounds %s, %d samples each, %d to do",
+        job.attempt,
+        job.rounds,
+        len(samples),
+        left,
+    )
+    if not left:
         return
 
     backend, monitor = _load(job, store)
     scope = energy_scope(backend)  # stored with every energy record of the attempt
-    requests = build_requests(job, task, todo)
-    recorder = SampleRecorder(job, store, task, backend, todo, requests)
     run_mark = monitor.begin()
     try:
         run_mark = _idle_then_begin(monitor, spec.energy.idle_baseline_s, store, job, scope)
-        for result, mark in _metered(backend.generate(requests.values()), monitor):
-            result = _with_times(result, time.time())
-            recorder.record(result, monitor.end(mark))
+        for round_no, round_todo in todo.items():
+            if not round_todo:
+                continue
+            requests = build_requests(job, task, round_todo)
+            recorder = SampleRecorder(job, store, task, backend, round_todo, requests, round_no)
+            for result, mark in _metered(backend.generate(requests.values()), monitor):
+                result = _with_times(result, time.time())
+                recorder.record(result, monitor.end(mark))
     finally:
         whole = monitor.end(run_mark)
         backend.close()
@@ -157,20 +168,27 @@ class SampleRecorder:
         backend: Backend,
         todo: list[Sample],
         requests: dict[int, GenerationRequest],
+        round_no: int = 1,
     ) -> None:
         self.job, self.store, self.task, self.backend = job, store, task, backend
         self.samples = {s.index: s for s in todo}
         self.requests = requests
+        self.round = round_no
 
     def record(self, result: GenerationResult, reading: WindowReading) -> None:
         """Store ``result`` with the energy ``reading`` of its meter window."""
         sample = self.samples[result.index]
         stored = self.store.add_sample(self.sample_row(sample, result, reading))
         if not stored:
-            log.warning("sample %d was already stored; kept the earlier one", sample.index)
+            log.warning(
+                "sample %d of round %d was already stored; kept the earlier one",
+                sample.index,
+                self.round,
+            )
         emit(
             "sample",
             index=sample.index,
+            round=self.round,
             ok=result.ok,
             completion_tokens=result.completion_tokens,  # None: unknown, never 0
             latency_s=result.latency_s,
@@ -190,6 +208,7 @@ class SampleRecorder:
         answer = result.model_copy(update={"text": split.answer})
         return SampleRow(
             run_id=spec.run_id,
+            round=self.round,
             sample_index=sample.index,
             sample_id=sample.id,
             attempt=self.job.attempt,

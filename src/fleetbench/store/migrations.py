@@ -139,4 +139,65 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE attempts ADD COLUMN shared_device TEXT;
         """,
     ),
+    (
+        # Rounds: the same run measured again and again (``--repeat``, schedules). A
+        # sample is keyed by (run, round, index); stored samples become round 1. SQLite
+        # cannot alter a primary key, so the table is rebuilt: create, copy, drop, rename;
+        # the columns keep their order, ``round`` comes last (``SELECT *`` reads as before).
+        # The index on created_at serves time-range exports (``export samples --since``).
+        "008_rounds",
+        """
+        CREATE TABLE samples_new (
+            run_id              TEXT NOT NULL REFERENCES runs(run_id),
+            sample_index        INTEGER NOT NULL,
+            sample_id           TEXT NOT NULL,
+            attempt             INTEGER NOT NULL,
+            input_json          TEXT NOT NULL,
+            output_text         TEXT NOT NULL,
+            prompt_tokens       INTEGER,
+            completion_tokens   INTEGER,
+            latency_s           REAL,
+            ttft_s              REAL,
+            finish_reason       TEXT,
+            cpu_seconds         REAL,
+            energy_wh           REAL,
+            energy_method       TEXT NOT NULL,
+            scores_json         TEXT,
+            error               TEXT,
+            created_at          REAL NOT NULL,
+            answer_text         TEXT,
+            reasoning_text      TEXT,
+            reasoning_tokens    INTEGER,
+            itl_s               REAL,
+            token_source        TEXT,
+            retries             INTEGER NOT NULL DEFAULT 0,
+            cost_usd            REAL,
+            gpu_energy_wh       REAL,
+            gpu_energy_gross_wh REAL,
+            cpu_energy_wh       REAL,
+            cpu_energy_gross_wh REAL,
+            sent_at             REAL,
+            received_at         REAL,
+            round               INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (run_id, round, sample_index)
+        );
+        INSERT INTO samples_new (run_id, round, sample_index, sample_id, attempt, input_json,
+            output_text, prompt_tokens, completion_tokens, latency_s, ttft_s, finish_reason,
+            cpu_seconds, energy_wh, energy_method, scores_json, error, created_at,
+            answer_text, reasoning_text, reasoning_tokens, itl_s, token_source, retries,
+            cost_usd, gpu_energy_wh, gpu_energy_gross_wh, cpu_energy_wh, cpu_energy_gross_wh,
+            sent_at, received_at)
+        SELECT run_id, 1, sample_index, sample_id, attempt, input_json,
+            output_text, prompt_tokens, completion_tokens, latency_s, ttft_s, finish_reason,
+            cpu_seconds, energy_wh, energy_method, scores_json, error, created_at,
+            answer_text, reasoning_text, reasoning_tokens, itl_s, token_source, retries,
+            cost_usd, gpu_energy_wh, gpu_energy_gross_wh, cpu_energy_wh, cpu_energy_gross_wh,
+            sent_at, received_at
+        FROM samples;
+        DROP TABLE samples;
+        ALTER TABLE samples_new RENAME TO samples;
+        CREATE INDEX samples_created_at ON samples (created_at);
+        ALTER TABLE attempts ADD COLUMN rounds TEXT
+        """,
+    ),
 ]

@@ -23,6 +23,7 @@ class SampleRow:
     """One generated sample as stored; the field order is ``results.jsonl``'s order."""
 
     run_id: str
+    round: int = 1  # the measurement round (``--repeat``, schedules); see store.sqlite
     sample_index: int
     sample_id: str
     # {"prompt": ..., "messages": [...]} (+ "ensemble": provenance for an ensemble's row)

@@ -1,9 +1,11 @@
 """The SQLite results store: batches, runs, attempts and one row per sample.
 
 Durability: WAL mode and one transaction per sample, so a ``kill -9`` of any process
-at any moment loses no committed sample; ``(run_id, sample_index)`` is the primary
-key, so a sample can never be stored twice. Several processes (the batch and its run
-workers) write to the same file; SQLite's locking and ``busy_timeout`` serialise them.
+at any moment loses no committed sample; ``(run_id, round, sample_index)`` is the
+primary key, so a sample can never be stored twice. A round is one measurement of the
+run's samples: ``--repeat K`` stores rounds 1..K, a schedule adds one per tick.
+Several processes (the batch and its run workers) write to the same file; SQLite's
+locking and ``busy_timeout`` serialise them.
 """
 
 from __future__ import annotations
@@ -215,12 +217,42 @@ class Store:
         wanted = set(run_ids)
         return [r for r in rows if r["run_id"] in wanted]
 
-    def done_indices(self, run_id: str) -> set[int]:
-        rows = self.conn.execute("SELECT sample_index FROM samples WHERE run_id = ?", (run_id,))
+    def done_indices(self, run_id: str, round: int = 1) -> set[int]:
+        """The indices of the run's samples stored in ``round``."""
+        rows = self.conn.execute(
+            "SELECT sample_index FROM samples WHERE run_id = ? AND round = ?", (run_id, round)
+        )
         return {r[0] for r in rows}
 
+    def done_keys(self, run_id: str) -> set[tuple[int, int]]:
+        """(round, sample index) of every stored sample of the run."""
+        rows = self.conn.execute(
+            "SELECT round, sample_index FROM samples WHERE run_id = ?", (run_id,)
+        )
+        return {(r[0], r[1]) for r in rows}
+
+    def count_stored(self, run_id: str, rounds: Iterable[int], below: int) -> int:
+        """Stored samples of the run in these rounds with an index below ``below``."""
+        wanted = sorted(set(rounds))
+        marks = ", ".join("?" * len(wanted))
+        return int(
+            self.conn.execute(
+                f"SELECT COUNT(*) FROM samples WHERE run_id = ? AND sample_index < ? "
+                f"AND round IN ({marks})",
+                (run_id, below, *wanted),
+            ).fetchone()[0]
+        )
+
+    def last_round(self, run_id: str) -> int | None:
+        """The run's highest stored round (None: nothing stored)."""
+        row = self.conn.execute(
+            "SELECT MAX(round) FROM samples WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
     def sample_errors(self, run_id: str, below: int) -> list[str | None]:
-        """The ``error`` of each stored sample of the current plan (None: it succeeded)."""
+        """The ``error`` of each stored sample of the current plan, every round (None: it
+        succeeded): a run's status covers all its rounds."""
         rows = self.conn.execute(
             "SELECT error FROM samples WHERE run_id = ? AND sample_index < ?", (run_id, below)
         )
@@ -239,7 +271,10 @@ class Store:
                 )
 
     # -- attempts ---------------------------------------------------------------------
-    def start_attempt(self, run_id: str, batch_id: str, host: Any) -> int:
+    def start_attempt(
+        self, run_id: str, batch_id: str, host: Any, rounds: list[int] | None = None
+    ) -> int:
+        """Record a new attempt at the run (measuring ``rounds``, default [1])."""
         now = _now()
         with self.transaction() as db:
             attempt = db.execute(
@@ -247,8 +282,8 @@ class Store:
             ).fetchone()[0]
             db.execute(
                 "INSERT INTO attempts (run_id, attempt, batch_id, started_at, last_seen_at, "
-                "status, host_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, attempt, batch_id, now, now, RUNNING, _dumps(host)),
+                "status, host_json, rounds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, attempt, batch_id, now, now, RUNNING, _dumps(host), _dumps(rounds or [1])),
             )
             db.execute(
                 "UPDATE runs SET status = ?, error_message = NULL, updated_at = ? WHERE run_id = ?",
@@ -366,12 +401,22 @@ class Store:
             )
         return cur.rowcount == 1
 
-    def samples(self, run_id: str, below: int | None = None) -> list[sqlite3.Row]:
-        """The run's samples in index order; ``below`` keeps those of the current plan."""
+    def samples(
+        self, run_id: str, below: int | None = None, round: int | None = None
+    ) -> list[sqlite3.Row]:
+        """The run's samples in (round, index) order; ``below`` keeps those of the current
+        plan, ``round`` those of one round (None: every round)."""
         limit = below if below is not None else 2**62
+        if round is None:
+            return self.conn.execute(
+                "SELECT * FROM samples WHERE run_id = ? AND sample_index < ? "
+                "ORDER BY round, sample_index",
+                (run_id, limit),
+            ).fetchall()
         return self.conn.execute(
-            "SELECT * FROM samples WHERE run_id = ? AND sample_index < ? ORDER BY sample_index",
-            (run_id, limit),
+            "SELECT * FROM samples WHERE run_id = ? AND round = ? AND sample_index < ? "
+            "ORDER BY sample_index",
+            (run_id, round, limit),
         ).fetchall()
 
 

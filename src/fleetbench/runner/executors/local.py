@@ -68,7 +68,7 @@ class LocalExecutor:
         pool = self.pool()
         demands = {j.spec.run_id: demand_of(j.spec) for j in jobs}
         by_id = {j.spec.run_id: j for j in jobs}
-        work = [Work(j.spec, j.planned_samples) for j in jobs]
+        work = [Work(j.spec, j.total_samples) for j in jobs]
         waiting = [by_id[w.spec.run_id] for w in longest_first(work, estimate(work, store))]
         inbox: Inbox = queue.Queue()
         cancel = threading.Event()

@@ -91,7 +91,7 @@ class RayExecutor:
         inbox = Queue()
         task = ray.remote(_run_on_node)
         by_id = {j.spec.run_id: j for j in jobs}
-        work = [Work(j.spec, j.planned_samples) for j in jobs]
+        work = [Work(j.spec, j.total_samples) for j in jobs]
         pending: dict[Any, RunJob] = {}
         try:
             for w in longest_first(work, estimate(work, store)):

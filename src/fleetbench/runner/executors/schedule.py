@@ -164,7 +164,8 @@ def _history(job: Work, store: Store | None) -> float | None:
     load = store.conn.execute(
         "SELECT MAX(load_time_s) FROM attempts WHERE run_id = ?", (job.spec.run_id,)
     ).fetchone()[0]
-    done = len(store.done_indices(job.spec.run_id))
+    # Every stored round counts: an estimate for ordering runs, not a progress figure.
+    done = len(store.done_keys(job.spec.run_id))
     remaining = max(job.samples - done, 0) or job.samples
     return per_sample * remaining + float(load or 0.0)
 

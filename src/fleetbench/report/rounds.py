@@ -1,0 +1,69 @@
+"""Spread across a run's rounds: how much latency, success and throughput drift when
+the same run is measured again (``--repeat``, schedules).
+
+The run's own figures (``report.aggregate``) pool every round's samples; these columns
+say how far single rounds stray from each other. With one round there is no spread:
+they are empty, so a store without rounds reads as before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from fleetbench.report.timing import percentile, speed_figures
+
+ROUND_COLUMNS: list[str] = [
+    "rounds",
+    "round_p50_latency_min_seconds",
+    "round_p50_latency_max_seconds",
+    "round_p95_latency_min_seconds",
+    "round_p95_latency_max_seconds",
+    "round_success_rate_min",
+    "round_success_rate_max",
+    "round_throughput_min_tokens_per_second",
+    "round_throughput_max_tokens_per_second",
+]
+
+
+def by_round(samples: list[sqlite3.Row]) -> dict[int, list[sqlite3.Row]]:
+    """The samples grouped by round, rounds in order."""
+    groups: dict[int, list[sqlite3.Row]] = {}
+    for s in samples:
+        groups.setdefault(int(s["round"]), []).append(s)
+    return dict(sorted(groups.items()))
+
+
+def round_spread(samples: list[sqlite3.Row], planned: int) -> dict[str, Any]:
+    """``rounds`` (rounds with a stored sample) and the min/max over rounds of each
+    round's p50/p95 latency (successful samples), success rate (successes ÷ planned
+    samples per round) and throughput (completion tokens ÷ generation wall time)."""
+    groups = by_round(samples)
+    out: dict[str, Any] = dict.fromkeys(ROUND_COLUMNS)
+    out["rounds"] = max(len(groups), 1)
+    if len(groups) < 2:
+        return out
+    p50s, p95s, rates, speeds = [], [], [], []
+    for rows in groups.values():
+        ok = [s for s in rows if s["error"] is None]
+        latencies = [float(s["latency_s"]) for s in ok if s["latency_s"] is not None]
+        if latencies:
+            p50s.append(percentile(latencies, 50))
+            p95s.append(percentile(latencies, 95))
+        rates.append(len(ok) / planned if planned else 0.0)
+        tokens = [s["completion_tokens"] for s in ok]
+        known = None if any(t is None for t in tokens) else sum(tokens)
+        speed = speed_figures(rows, ok, known)["throughput_tokens_per_second"]
+        if speed is not None:
+            speeds.append(speed)
+    for name, values in (
+        ("round_p50_latency", p50s),
+        ("round_p95_latency", p95s),
+        ("round_throughput", speeds),
+    ):
+        unit = "_tokens_per_second" if name == "round_throughput" else "_seconds"
+        clean = [v for v in values if v is not None]
+        out[f"{name}_min{unit}"] = min(clean) if clean else None
+        out[f"{name}_max{unit}"] = max(clean) if clean else None
+    out["round_success_rate_min"], out["round_success_rate_max"] = min(rates), max(rates)
+    return out

@@ -104,9 +104,7 @@ class ProgressObserver:
         if run.spec.settings_label:
             label += f" [{run.spec.settings_label}]"
         shown = f"[{slot}] {label}" if slot else label
-        task = self.progress.add_task(
-            shown, total=run.total, completed=run.stored, rate="loading…"
-        )
+        task = self.progress.add_task(shown, total=run.total, completed=run.stored, rate="loading…")
         self._active[run.run_id] = _Live(task, label)
         if not self.live:
             resume = f" (resuming at {run.stored}/{run.total})" if run.stored else ""

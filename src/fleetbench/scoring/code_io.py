@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fleetbench.sandbox.checkers import Checker, Execution, TestLimits
+from fleetbench.sandbox.checkers import Checker, Execution, RunLimits
 from fleetbench.scoring.humaneval import read_jsonl
 from fleetbench.scoring.passk import DEFAULT_KS, pass_at_ks
 from fleetbench.scoring.wattbot import ScoreInputError
@@ -172,7 +172,7 @@ def _verdict(execution: Execution, expected: str) -> TestResult:
         got = normalise(execution.stdout).splitlines()[:1] or [""]
         return TestResult("wrong_answer", f"first line {got[0][:80]!r}", execution.duration_s)
     ending = execution.ending
-    verdict: Verdict = "runtime_error" if ending == "memory_limit" else ending  # type: ignore[assignment]
+    verdict: Verdict = "runtime_error" if ending == "memory_limit" else ending
     return TestResult(verdict, execution.detail, execution.duration_s)
 
 
@@ -180,7 +180,7 @@ def run_solution(
     solution: IOSolution, problem: IOProblem, checker: Checker, index: int = 0
 ) -> SolutionResult:
     """Every test of ``problem`` on ``solution`` (stopping early only at a compile error)."""
-    limits = TestLimits(problem.time_limit_s, problem.memory_limit_mb)
+    limits = RunLimits(problem.time_limit_s, problem.memory_limit_mb)
     tests: list[TestResult] = []
     for test in problem.tests:
         result = _verdict(checker.execute(solution.code, solution.language, test.input, limits),
@@ -188,7 +188,7 @@ def run_solution(
         tests.append(result)
         if result.verdict == "compile_error":
             break
-    first_bad = next((t.verdict for t in tests if t.verdict != "accepted"), "accepted")
+    first_bad: Verdict = next((t.verdict for t in tests if t.verdict != "accepted"), "accepted")
     return SolutionResult(
         solution.problem_id, index, solution.language, first_bad, first_bad == "accepted",
         tests, round(sum(t.duration_s for t in tests), 4),

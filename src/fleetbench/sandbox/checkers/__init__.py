@@ -24,7 +24,7 @@ CHECKERS = ("local", "piston")
 
 
 @dataclass(frozen=True)
-class TestLimits:
+class RunLimits:
     """Per-test limits; a checker applies them as closely as it can."""
 
     time_s: float = 2.0
@@ -47,7 +47,7 @@ class Checker(Protocol):
         """ConfigError (one line) unless every language can run here; called before work."""
         ...
 
-    def execute(self, code: str, language: str, stdin: str, limits: TestLimits) -> Execution:
+    def execute(self, code: str, language: str, stdin: str, limits: RunLimits) -> Execution:
         """Run ``code`` once with ``stdin``; an unreachable service raises ConfigError."""
         ...
 
@@ -67,4 +67,4 @@ def make_checker(name: str, endpoint: str | None = None) -> Checker:
     raise ConfigError(f"--checker: unknown checker {name!r}; valid: {', '.join(CHECKERS)}")
 
 
-__all__ = ["CHECKERS", "Checker", "Ending", "Execution", "TestLimits", "make_checker"]
+__all__ = ["CHECKERS", "Checker", "Ending", "Execution", "RunLimits", "make_checker"]

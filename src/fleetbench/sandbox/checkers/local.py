@@ -14,7 +14,7 @@ import secrets
 
 from fleetbench.errors import ConfigError
 from fleetbench.sandbox import SandboxLimits, run_program
-from fleetbench.sandbox.checkers import Execution, TestLimits
+from fleetbench.sandbox.checkers import Execution, RunLimits
 
 LANGUAGES = frozenset({"python", "python3", "py"})
 _COMPILE_EXIT = 97
@@ -52,7 +52,7 @@ class LocalChecker:
                 f"{', '.join(sorted(LANGUAGES))} (or use --checker piston)"
             )
 
-    def execute(self, code: str, language: str, stdin: str, limits: TestLimits) -> Execution:
+    def execute(self, code: str, language: str, stdin: str, limits: RunLimits) -> Execution:
         marker = f"__fleetbench_compile_error_{secrets.token_hex(6)}__ "
         box = SandboxLimits(
             cpu_s=limits.time_s,

@@ -17,13 +17,15 @@ from typing import Any
 import httpx
 
 from fleetbench.errors import ConfigError
-from fleetbench.sandbox.checkers import Ending, Execution, TestLimits
+from fleetbench.sandbox.checkers import Ending, Execution, RunLimits
 
 DEFAULT_ENDPOINT = "http://localhost:2000"
 _FILE_NAMES = {"python": "main.py", "c++": "main.cpp", "c": "main.c", "java": "Main.java",
                "javascript": "main.js", "rust": "main.rs", "go": "main.go"}  # fmt: skip
-_STATUS: dict[str, Ending] = {"TO": "time_limit", "SG": "runtime_error", "RE": "runtime_error",
-                              "OL": "runtime_error", "EL": "runtime_error", "XX": "error"}  # fmt: skip
+_STATUS: dict[str, Ending] = {
+    "TO": "time_limit", "SG": "runtime_error", "RE": "runtime_error",
+    "OL": "runtime_error", "EL": "runtime_error", "XX": "error",
+}  # fmt: skip
 
 
 class PistonChecker:
@@ -63,7 +65,7 @@ class PistonChecker:
             raise ConfigError(f"language {missing[0]!r}: not installed on the Piston service at "
                               f"{self.endpoint}; valid: {have}")  # fmt: skip
 
-    def execute(self, code: str, language: str, stdin: str, limits: TestLimits) -> Execution:
+    def execute(self, code: str, language: str, stdin: str, limits: RunLimits) -> Execution:
         lang, version = self.versions[language.lower()]
         body = {
             "language": lang, "version": version,
@@ -95,12 +97,12 @@ def _stage(data: dict[str, Any], name: str) -> dict[str, Any] | None:
     return stage if isinstance(stage, dict) else None
 
 
-def _ending(data: dict[str, Any], limits: TestLimits, duration: float) -> Execution:
+def _ending(data: dict[str, Any], limits: RunLimits, duration: float) -> Execution:
     compile_ = _stage(data, "compile")
     if compile_ is not None and compile_.get("code") not in (0, None):
         text = str(compile_.get("stderr") or compile_.get("output") or "").strip()
-        return Execution("compile_error", detail=text.splitlines()[-1][:300] if text else
-                         f"compiler exit code {compile_.get('code')}", duration_s=duration)  # fmt: skip
+        detail = text.splitlines()[-1][:300] if text else f"compiler exit {compile_.get('code')}"
+        return Execution("compile_error", detail=detail, duration_s=duration)
     run = _stage(data, "run")
     if run is None:
         return Execution("error", detail="Piston answered no run stage", duration_s=duration)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fleetbench.cli.score_code import CODE_HELP, score_code
 from fleetbench.errors import ConfigError
 from fleetbench.scoring import WattBotScore, score_files
 from fleetbench.scoring.humaneval import DEFAULT_TIMEOUT_S, HumanEvalScore, score_file
@@ -22,6 +23,7 @@ score_app = typer.Typer(
     help="Score existing answer files against reference answers (no model is run).",
     no_args_is_help=True,
 )
+score_app.command("code", help=CODE_HELP)(score_code)
 
 WATTBOT_HELP = "\n\n".join(
     [

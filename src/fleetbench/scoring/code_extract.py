@@ -119,3 +119,11 @@ def build_program(prompt: str, completion: str, test: str, entry_point: str) -> 
     with the completion's code extracted first."""
     code = extract_code(completion, prompt, entry_point).code
     return prompt + code + "\n" + test + "\n" + f"check({entry_point})"
+
+
+def program_from_reply(text: str) -> str:
+    """A whole program (stdin/stdout problems) from a reply: reasoning dropped, the first
+    fenced block (python ones first; an unterminated fence runs to the end), else the text."""
+    text = _strip_reasoning(text)
+    block = _fenced_block(text, "\0")  # no entry point: just the first (python) block
+    return (block if block is not None else text).strip("\n") + "\n"

@@ -37,6 +37,7 @@ _BUILTIN: dict[str, str] = {
     "wattbot": "fleetbench.tasks.wattbot:WattBotTask",
     "custom": "fleetbench.tasks.custom:CustomTask",
     "humaneval": "fleetbench.tasks.humaneval:HumanEvalTask",
+    "code_io": "fleetbench.tasks.code_io:CodeIOTask",
 }
 
 

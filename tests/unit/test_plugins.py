@@ -36,7 +36,7 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 def test_builtins_resolve_to_their_classes() -> None:
     assert get_task_class("textgen") is TextGenTask
     assert get_backend_class("llamacpp") is LlamaCppBackend
-    assert task_names() == ["custom", "humaneval", "textgen", "wattbot"]
+    assert task_names() == ["code_io", "custom", "humaneval", "textgen", "wattbot"]
 
 
 def test_a_module_path_resolves_like_a_builtin() -> None:

@@ -48,17 +48,17 @@ def test_an_installed_entry_point_adds_a_name(installed: None) -> None:
     assert "echo" in task_names()
     assert get_task_class("echo") is EchoTask
     assert get_task_class("textgen") is TextGenTask  # a built-in is never shadowed
-    with pytest.raises(ConfigError, match=r"unknown task 'nosuch'; valid: custom, echo, "):
+    with pytest.raises(ConfigError, match=r"unknown task 'nosuch'; valid: code_io, custom, echo, "):
         get_task_class("nosuch")
 
 
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("nosuch", "unknown task 'nosuch'; valid: custom, humaneval, textgen, wattbot or an "
-         "importable 'package.module:ClassName'"),
+        ("nosuch", "unknown task 'nosuch'; valid: code_io, custom, humaneval, textgen, wattbot "
+         "or an importable 'package.module:ClassName'"),
         ("plugin_tasks:Nope", "cannot import task 'plugin_tasks:Nope': module 'plugin_tasks' "
-         "has no attribute 'Nope'; valid: custom"),
+         "has no attribute 'Nope'; valid: code_io, custom"),
         ("plugin_tasks:EchoOptions", "task 'plugin_tasks:EchoOptions' lacks 'name', "
          "'Options', 'samples', 'messages', 'score'; see fleetbench.tasks.Task"),
         ("plugin_tasks:PLUGIN_CONSTANT", "is not a class"),

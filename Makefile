@@ -16,15 +16,15 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[report]'
 	touch $@
 
-# Tests exercise the optional parts too: transformers ([hf], torch pinned first so that
+# Tests exercise the optional parts too: the HTML report ([report]), transformers ([hf], torch pinned first so that
 # pip takes the CPU wheel), hosted APIs ([hosted], against a loopback server), dense
 # retrieval ([rag]), PDF corpora ([pdf]) and the Ray executor ([ray], a local instance).
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,hf,hosted,rag,pdf,ray]'
+	$(BIN)/pip install --quiet -e '.[dev,report,hf,hosted,rag,pdf,ray]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -38,7 +38,13 @@ lint: install-dev
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+# The browser tests drive Debian's Chromium (Playwright's own download is not reachable).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq chromium
+
+test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 bench: install

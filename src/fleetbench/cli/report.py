@@ -8,10 +8,18 @@ from typing import Annotated
 import typer
 
 from fleetbench.cli.run import DEFAULT_OUTPUT, make_console
-from fleetbench.cli.tables import stars_notes, summary_notes, summary_table
+from fleetbench.cli.tables import (
+    ranking_lines,
+    report_line,
+    stars_notes,
+    summary_notes,
+    summary_table,
+)
 from fleetbench.errors import ConfigError
 from fleetbench.report.exports import export_results
 from fleetbench.report.master import MASTER_FILE
+from fleetbench.report.page import write_report
+from fleetbench.report.render import report_available
 from fleetbench.report.stars import load_reference
 from fleetbench.runner import load_plan
 from fleetbench.runner.batch import apply_plan_settings
@@ -23,6 +31,10 @@ REPORT_HELP = "\n\n".join(
         "Rewrite master_results.csv and every run's summary.json, results.jsonl and task "
         "files from the store, and print the results table. No model is loaded. What "
         "only a running attempt writes (run.log, job.json, server.log) is not rebuilt.",
+        "It also writes report/: index.html (one self-contained page: results table, "
+        "rankings, Pareto sets, plots, run details; opens offline), comparison.csv/.json "
+        "and every plot as plots/*.png and .svg. These need the report extra: "
+        "pip install 'fleetbench[report]'.",
         "Use it after upgrading fleetbench (new columns), after deleting output files, or "
         "to rate energy stars against another reference table.",
         "CO2 and stars use each run's stored energy settings: those of the latest batch "
@@ -79,11 +91,13 @@ def report(
                     "run it first or give its results folder with --output"
                 )
             summaries = export_results(store, output, [], reference)
+            page = write_report(store, output, summaries) if report_available() else None
     finally:
         store.close()
     console = make_console()
     if summaries:
         console.print(summary_table(summaries))
-        for note in [*summary_notes(summaries), *stars_notes(summaries)]:
+        for note in [*summary_notes(summaries), *stars_notes(summaries), *ranking_lines(summaries)]:
             console.print(note, markup=False)
     console.print(f"results: {output / MASTER_FILE} ({len(summaries)} run(s))")
+    console.print(report_line(page), markup=False)

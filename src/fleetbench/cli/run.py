@@ -16,9 +16,18 @@ from rich.console import Console
 from fleetbench.catalog import ModelFilter
 from fleetbench.catalog.filters import name_list
 from fleetbench.cli.progress import ProgressObserver
-from fleetbench.cli.tables import plan_table, stars_notes, summary_notes, summary_table
+from fleetbench.cli.tables import (
+    plan_table,
+    ranking_lines,
+    report_line,
+    stars_notes,
+    summary_notes,
+    summary_table,
+)
 from fleetbench.errors import ConfigError
 from fleetbench.report import MASTER_FILE
+from fleetbench.report.page import INDEX, REPORT_DIR
+from fleetbench.report.render import report_available
 from fleetbench.runner import (
     FILTERED,
     SKIP,
@@ -261,9 +270,11 @@ def run(
         console.print("interrupted: completed samples are stored; run again to resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     console.print(summary_table(summaries))
-    for note in [*summary_notes(summaries), *stars_notes(summaries)]:
+    for note in [*summary_notes(summaries), *stars_notes(summaries), *ranking_lines(summaries)]:
         console.print(note, markup=False)
     console.print(f"results: {options.output / MASTER_FILE}")
+    page = options.output / REPORT_DIR / INDEX
+    console.print(report_line(page if report_available() else None), markup=False)
     if any(s["status"] != "completed" for s in summaries):
         raise typer.Exit(1)
 

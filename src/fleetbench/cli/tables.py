@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
 from fleetbench.cli.progress import fmt, status_colour
+from fleetbench.report.rankings import RANKINGS, task_rankings
+from fleetbench.report.rankings import label as rank_label
+from fleetbench.report.render import INSTALL_HINT
 from fleetbench.runner import FILTERED, PlannedRun
 from fleetbench.runner.executors import Estimate, Placed
 
@@ -73,6 +77,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
     table = Table(title="Results", title_justify="left")
     priced = any(s.get("cost_usd") is not None for s in summaries)
     rated = any(s.get("energy_stars") is not None for s in summaries)
+    scored = any(s.get("quality_score") is not None for s in summaries)
     # Only when some run's energy does not cover the model's work (or may not).
     scoped = any(s.get("energy_scope") not in ("in-process", None) for s in summaries)
     headers = [
@@ -81,6 +86,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
         "task",
         "status",
         "ok/total",
+        *(["quality"] if scored else []),
         "latency p50/p95 s",
         "TTFT p50/p95 s",
         "tok/s",
@@ -101,6 +107,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
             _task(s),
             f"[{colour}]{s['status']}[/{colour}]",
             f"{s['successful_prompts']}/{s['total_prompts']}",
+            *([_quality(s)] if scored else []),
             _p50_p95(s, "latency"),
             _p50_p95(s, "ttft"),
             fmt(s["throughput_tokens_per_second"], ".1f"),
@@ -132,6 +139,12 @@ def summary_notes(summaries: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _quality(summary: dict[str, Any]) -> str:
+    """The primary score with its metric's name (tasks differ in what they score)."""
+    score = summary.get("quality_score")
+    return "—" if score is None else f"{summary.get('quality_metric') or 'score'} {score:.3g}"
+
+
 def _p50_p95(summary: dict[str, Any], figure: str) -> str:
     p50, p95 = summary.get(f"p50_{figure}_seconds"), summary.get(f"p95_{figure}_seconds")
     return "—" if p50 is None else f"{fmt(p50)}/{fmt(p95)}"
@@ -156,3 +169,34 @@ def stars_notes(summaries: list[dict[str, Any]]) -> list[str]:
 
 def _stars(stars: int | None) -> str:
     return "★" * stars + "☆" * (5 - stars) if stars else "—"
+
+
+def report_line(page: Path | None) -> str:
+    """Where the HTML report is, or the one line that says how to get it."""
+    if page is None:
+        return f"report: not written (the report extra is not installed; run: {INSTALL_HINT})"
+    return f"report: {page}"
+
+
+def ranking_lines(summaries: list[dict[str, Any]]) -> list[str]:
+    """Per task, the leader of each ranking and the Pareto sets (``report.rankings``);
+    nothing for a task where no run has any ranked figure."""
+    lines = []
+    for task, per_task in task_rankings(summaries).items():
+        leaders = [
+            f"{r.title.lower()}: {entries[0]['label']} ({fmt(entries[0]['value'], '.4g')}"
+            + (f" {r.unit})" if r.unit else ")")
+            for r in RANKINGS
+            if (entries := per_task["rankings"][r.key])
+        ]
+        labels = {s["run_id"]: rank_label(s) for s in summaries}
+        fronts = [
+            f"score vs {axis}: {', '.join(labels[i] for i in ids)}"
+            for axis, ids in per_task["pareto"].items()
+            if ids
+        ]
+        if leaders:
+            lines.append(f"{task}: " + "; ".join(leaders))
+        if fronts:
+            lines.append(f"{task} Pareto-optimal: " + "; ".join(fronts))
+    return lines

@@ -19,6 +19,8 @@ from fleetbench.catalog import ModelFilter
 from fleetbench.errors import ConfigError
 from fleetbench.meters import host_info
 from fleetbench.report.exports import ResultsExporter, run_dir
+from fleetbench.report.page import write_report
+from fleetbench.report.render import report_available
 from fleetbench.runner.executors import Executor, make_executor
 from fleetbench.runner.job import Event, RunJob, RunOutcome
 from fleetbench.runner.outcome import Settled, settle, settle_stored
@@ -255,6 +257,8 @@ def _run_locked(
         finally:
             store.finish_batch(batch_id, status)
             exported = exporter.export([])
+        if report_available():  # the HTML report of the whole store (fleetbench[report])
+            write_report(store, options.output, exported)
         by_id_summary = {s["run_id"]: s for s in exported}
         return [by_id_summary[r.run_id] for r in selected]
     finally:

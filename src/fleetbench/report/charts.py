@@ -1,0 +1,311 @@
+"""Chart definitions: plain functions from comparison records (``report.comparison``)
+or a results matrix (``report.matrix``) to Vega-Lite charts (altair).
+
+One definition gives both outputs: the page embeds the chart's JSON spec and renders it
+with the bundled Vega JavaScript; ``report.render`` turns the same spec into PNG and SVG
+with vl-convert (no browser). A function returns None when the data cannot support its
+chart (no scores, no sizes, one model), so the page only shows plots that mean something.
+
+Conventions of every chart: axis titles carry units; the caption (subtitle) names the
+energy method(s) where energy is shown; local models are squares and API models
+circles; labels sit on the y axis of bar charts so that 50 models stay readable.
+
+altair is an optional dependency (``fleetbench[report]``): import this module only
+after ``report.render.require()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import altair as alt
+
+from fleetbench.report.matrix import Matrix
+from fleetbench.report.rankings import label
+
+SHAPES = alt.Scale(domain=["local", "api"], range=["square", "circle"])
+WIDTH = 520
+# altair's chart classes are only partly typed: charts travel as Any.
+Chart = Any
+
+
+def _data(rows: list[dict[str, Any]]) -> Any:
+    return alt.InlineData(values=rows)
+
+
+def _rows(records: list[dict[str, Any]], *needed: str) -> list[dict[str, Any]]:
+    """Completed runs that have every needed figure, with a display label."""
+    return [
+        {**r, "label": label(r)}
+        for r in records
+        if r.get("status") == "completed" and all(r.get(n) is not None for n in needed)
+    ]
+
+
+def _methods(rows: list[dict[str, Any]]) -> str:
+    methods = sorted({str(r.get("energy_method") or "none") for r in rows})
+    return "energy method: " + ", ".join(methods)
+
+
+def _title(text: str, subtitle: str = "") -> alt.TitleParams:
+    return alt.TitleParams(text, subtitle=subtitle or alt.Undefined, anchor="start")
+
+
+def _shape() -> alt.Shape:
+    return alt.Shape("where:N", scale=SHAPES, title="runs")
+
+
+def _tooltip(*extra: str) -> list[str]:
+    return ["label:N", "task:N", "backend:N", *extra]
+
+
+def ranking_bars(records: list[dict[str, Any]], task: str) -> Chart:
+    rows = _rows([r for r in records if r["task"] == task], "quality_score")
+    if not rows:
+        return None
+    metric = rows[0].get("quality_metric") or "score"
+    return (
+        alt.Chart(_data(rows), title=_title(f"{task}: overall ranking ({metric})"))
+        .mark_bar()
+        .encode(
+            x=alt.X("quality_score:Q", title=f"{metric} (0-1)", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("label:N", sort="-x", title=None),
+            color=alt.Color("where:N", title="runs"),
+            tooltip=_tooltip("quality_score:Q"),
+        )
+        .properties(width=WIDTH, height=alt.Step(16))
+    )
+
+
+def _frontier_chart(
+    records: list[dict[str, Any]], task: str, column: str, axis: str, unit: str, what: str
+) -> Chart:
+    rows = _rows([r for r in records if r["task"] == task], "quality_score", column)
+    if len(rows) < 2:
+        return None
+    metric = rows[0].get("quality_metric") or "score"
+    key = f"pareto_{axis}"
+    for r in rows:
+        r["frontier"] = "Pareto-optimal" if r.get(key) else "dominated"
+    subtitle = _methods(rows) if axis == "energy" else "line: the Pareto frontier"
+    if axis == "energy":
+        subtitle += "; line: the Pareto frontier"
+    data = _data(rows)
+    base = alt.Chart(data, title=_title(f"{task}: {metric} vs {what}", subtitle))
+    x = alt.X(f"{column}:Q", title=f"{what} ({unit})", scale=alt.Scale(zero=False))
+    y = alt.Y("quality_score:Q", title=f"{metric} (0-1)", scale=alt.Scale(domain=[0, 1]))
+    points = base.mark_point(size=80, filled=True).encode(
+        x=x,
+        y=y,
+        shape=_shape(),
+        color=alt.Color("frontier:N", title=None),
+        tooltip=_tooltip(f"{column}:Q", "quality_score:Q"),
+    )
+    line = (
+        base.transform_filter(alt.datum.frontier == "Pareto-optimal")
+        .mark_line(strokeDash=[4, 3], color="#444")
+        .encode(x=x, y=y, order=f"{column}:Q")
+    )
+    names = (
+        base.transform_filter(alt.datum.frontier == "Pareto-optimal")
+        .mark_text(align="left", dx=8, fontSize=11)
+        .encode(x=x, y=y, text="label:N")
+    )  # only the frontier is named: 50 labels would hide the points
+    return (line + points + names).properties(width=WIDTH, height=320)
+
+
+def score_vs_energy(records: list[dict[str, Any]], task: str) -> Chart:
+    return _frontier_chart(
+        records, task, "wh_per_1000_queries", "energy", "Wh/1k queries", "energy"
+    )
+
+
+def score_vs_cost(records: list[dict[str, Any]], task: str) -> Chart:
+    return _frontier_chart(records, task, "cost_usd", "cost", "USD", "cost")
+
+
+def score_vs_latency(records: list[dict[str, Any]], task: str) -> Chart:
+    return _frontier_chart(records, task, "avg_latency_seconds", "latency", "s", "mean latency")
+
+
+def score_components(records: list[dict[str, Any]], task: str) -> Chart:
+    rows = _rows([r for r in records if r["task"] == task])
+    long = [
+        {"label": r["label"], "component": k[len("score_") :], "value": v}
+        for r in rows
+        for k, v in r.items()
+        if k.startswith("score_") and isinstance(v, int | float)
+    ]
+    if not long:
+        return None
+    return (
+        alt.Chart(_data(long), title=_title(f"{task}: score components per model"))
+        .mark_bar()
+        .encode(
+            x=alt.X("value:Q", title="score (0-1)"),
+            y=alt.Y("component:N", title=None),
+            row=alt.Row("label:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
+            color=alt.Color("component:N", legend=None),
+            tooltip=["label:N", "component:N", "value:Q"],
+        )
+        .properties(width=WIDTH - 120)
+    )
+
+
+def size_vs(records: list[dict[str, Any]], task: str, column: str, title: str) -> Chart:
+    rows = _rows([r for r in records if r["task"] == task], "params_b", column)
+    if len({r["params_b"] for r in rows}) < 2:
+        return None
+    subtitle = _methods(rows) if "energy" in column or "wh" in column else ""
+    return (
+        alt.Chart(_data(rows), title=_title(f"{task}: model size vs {title}", subtitle))
+        .mark_point(size=80, filled=True)
+        .encode(
+            x=alt.X("params_b:Q", title="parameters (billions)", scale=alt.Scale(type="log")),
+            y=alt.Y(f"{column}:Q", title=title),
+            shape=_shape(),
+            tooltip=_tooltip("params_b:Q", f"{column}:Q"),
+        )
+        .properties(width=WIDTH, height=280)
+    )
+
+
+def percentiles(records: list[dict[str, Any]], figure: str, title: str) -> Chart:
+    """p50/p90/p95/p99 per model from the summaries' distributions (seconds)."""
+    rows = []
+    for r in _rows(records):
+        dist = (r.get("distributions") or {}).get(figure) or {}
+        for q in ("p50", "p90", "p95", "p99"):
+            if dist.get(q) is not None:
+                rows.append({"label": f"{r['label']} · {r['task']}", "q": q, "seconds": dist[q]})
+    if not rows:
+        return None
+    return (
+        alt.Chart(_data(rows), title=_title(f"{title} distribution per run"))
+        .mark_point(filled=True, size=60)
+        .encode(
+            x=alt.X("seconds:Q", title=f"{title} (s)"),
+            y=alt.Y("label:N", title=None),
+            color=alt.Color("q:N", title="percentile", sort=["p50", "p90", "p95", "p99"]),
+            tooltip=["label:N", "q:N", "seconds:Q"],
+        )
+        .properties(width=WIDTH, height=alt.Step(16))
+    )
+
+
+def throughput_vs_energy(records: list[dict[str, Any]]) -> Chart:
+    rows = _rows(records, "throughput_tokens_per_second", "wh_per_1000_queries")
+    if not rows:
+        return None
+    return (
+        alt.Chart(_data(rows), title=_title("tokens/s vs energy", _methods(rows)))
+        .mark_point(size=80, filled=True)
+        .encode(
+            x=alt.X("wh_per_1000_queries:Q", title="energy (Wh/1k queries)"),
+            y=alt.Y("throughput_tokens_per_second:Q", title="throughput (tokens/s)"),
+            shape=_shape(),
+            color=alt.Color("task:N"),
+            tooltip=_tooltip("wh_per_1000_queries:Q", "throughput_tokens_per_second:Q"),
+        )
+        .properties(width=WIDTH, height=300)
+    )
+
+
+def _matrix_long(matrix: Matrix) -> list[dict[str, Any]]:
+    runs = [h[: -len(" correct")] for h in matrix.header if h.endswith(" correct")]
+    cols = {r: matrix.header.index(f"{r} correct") for r in runs}
+    return [
+        {"question": row[0], "run": run, "correct": float(row[cols[run]])}
+        for row in matrix.rows
+        for run in runs
+        if row[cols[run]] is not None
+    ]
+
+
+def matrix_heatmap(matrix: Matrix) -> Chart:
+    long = _matrix_long(matrix)
+    if not long:
+        return None
+    return (
+        alt.Chart(_data(long), title=_title(f"{matrix.task}: correctness per question"))
+        .mark_rect()
+        .encode(
+            x=alt.X("question:N", title="question (sample id)", sort=None),
+            y=alt.Y("run:N", title=None),
+            color=alt.Color("correct:Q", title="correct", scale=alt.Scale(domain=[0, 1])),
+            tooltip=["question:N", "run:N", "correct:Q"],
+        )
+        .properties(width=alt.Step(14), height=alt.Step(16))
+    )
+
+
+def difficulty(matrix: Matrix) -> Chart:
+    long = _matrix_long(matrix)
+    runs = {r["run"] for r in long}
+    if len(runs) < 2:
+        return None
+    return (
+        alt.Chart(
+            _data(long),
+            title=_title(f"{matrix.task}: question difficulty", f"{len(runs)} runs"),
+        )
+        .mark_bar()
+        .encode(
+            x=alt.X("question:N", sort="-y", title="question (sample id)"),
+            y=alt.Y("sum(correct):Q", title="runs that got it right"),
+            tooltip=["question:N", "sum(correct):Q"],
+        )
+        .properties(width=alt.Step(14), height=220)
+    )
+
+
+def agreement(matrix: Matrix) -> Chart:
+    """Pairwise agreement: the share of common questions two runs scored alike."""
+    by_run: dict[str, dict[str, float]] = {}
+    for r in _matrix_long(matrix):
+        by_run.setdefault(r["run"], {})[r["question"]] = r["correct"]
+    if len(by_run) < 2:
+        return None
+    rows = []
+    for a, qa in by_run.items():
+        for b, qb in by_run.items():
+            common = qa.keys() & qb.keys()
+            if common:
+                same = sum(1 for q in common if round(qa[q]) == round(qb[q]))
+                rows.append({"a": a, "b": b, "agreement": same / len(common)})
+    return (
+        alt.Chart(_data(rows), title=_title(f"{matrix.task}: pairwise agreement"))
+        .mark_rect()
+        .encode(
+            x=alt.X("a:N", title=None),
+            y=alt.Y("b:N", title=None),
+            color=alt.Color("agreement:Q", title="agreement (0-1)", scale=alt.Scale(domain=[0, 1])),
+            tooltip=["a:N", "b:N", "agreement:Q"],
+        )
+        .properties(width=alt.Step(24), height=alt.Step(24))
+    )
+
+
+TaskChart = Callable[[list[dict[str, Any]], str], Chart]
+# (file name stem, definition): the per-task plots, in page order.
+TASK_CHARTS: tuple[tuple[str, TaskChart], ...] = (
+    ("ranking", ranking_bars),
+    ("score-vs-energy", score_vs_energy),
+    ("score-vs-cost", score_vs_cost),
+    ("score-vs-latency", score_vs_latency),
+    ("score-components", score_components),
+    ("size-vs-score", lambda r, t: size_vs(r, t, "quality_score", "score (0-1)")),
+    ("size-vs-latency", lambda r, t: size_vs(r, t, "avg_latency_seconds", "mean latency (s)")),
+    ("size-vs-cost", lambda r, t: size_vs(r, t, "cost_usd", "cost (USD)")),
+)
+MATRIX_CHARTS: tuple[tuple[str, Callable[[Matrix], Chart]], ...] = (
+    ("matrix-heatmap", matrix_heatmap),
+    ("difficulty", difficulty),
+    ("agreement", agreement),
+)
+BATCH_CHARTS: tuple[tuple[str, Callable[[list[dict[str, Any]]], Chart]], ...] = (
+    ("latency-distribution", lambda r: percentiles(r, "latency_s", "latency")),
+    ("ttft-distribution", lambda r: percentiles(r, "ttft_s", "TTFT")),
+    ("throughput-vs-energy", throughput_vs_energy),
+)

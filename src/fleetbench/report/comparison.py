@@ -1,0 +1,139 @@
+"""``report/comparison.csv|json`` and ``scaling_comparison.csv|json``: one record per run.
+
+A record holds every master-CSV figure, the task's score components as
+``score_<name>`` (WattBot ``value_accuracy``, ``ref_overlap``, ``na_recall``; HumanEval
+``pass@k``; ...), the model's size and family from its stored config, where the model ran
+(``local`` or ``api``: API models are drawn as circles, local ones as squares), GPU
+average power, and the run's ranks within its task (``report.rankings``).
+
+The scaling comparison keeps the runs of each (task, family) whose models differ in
+size: score, latency, VRAM, disk size, energy and power side by side, smallest first.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from fleetbench.backends.base import REMOTE_API
+from fleetbench.fsutil import atomic_write_text
+from fleetbench.report.master import MASTER_COLUMNS, format_cell
+from fleetbench.report.rankings import RANK_COLUMNS, run_ranks
+
+EXTRA_COLUMNS = ["params_b", "family", "where", "gpu_avg_power_w", "gpu_power_reason"]
+SCALING_COLUMNS = [
+    "task",
+    "family",
+    "model_name",
+    "settings_label",
+    "run_id",
+    "params_b",
+    "quality_metric",
+    "quality_score",
+    "avg_latency_seconds",
+    "p95_latency_seconds",
+    "peak_gpu_memory_mb",
+    "peak_rss_mb",
+    "model_disk_bytes",
+    "wh_per_1000_queries",
+    "energy_wh",
+    "gpu_avg_power_w",
+]
+
+
+def where(summary: dict[str, Any]) -> str:
+    """``api`` for a model on a remote host, else ``local``."""
+    return "api" if REMOTE_API in str(summary.get("energy_scope") or "") else "local"
+
+
+def gpu_power(summary: dict[str, Any]) -> tuple[float | None, str]:
+    """Average GPU power over the generation window: the gross GPU energy (idle
+    included, as the meter read it) over the wall time of the generation; empty with
+    the reason where either is missing. Peak power needs the meters' power trace,
+    which is not stored."""
+    energy = summary.get("gpu_energy_gross_wh")
+    seconds = summary.get("generation_seconds")
+    if energy is None:
+        return None, "no GPU energy measured" + (
+            f" ({summary['energy_unmeasured_reason']})"
+            if summary.get("energy_unmeasured_reason")
+            else ""
+        )
+    if not seconds:
+        return None, "no generation wall time (samples without timestamps)"
+    return float(energy) * 3600.0 / float(seconds), ""
+
+
+def records(
+    summaries: list[dict[str, Any]],
+    runs: list[sqlite3.Row],
+    rankings: dict[str, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One comparison record per summary (``runs`` gives each run's stored config)."""
+    configs = {r["run_id"]: json.loads(r["config_json"] or "{}") for r in runs}
+    ranks = run_ranks(rankings)
+    out = []
+    for s in summaries:
+        model = (configs.get(s["run_id"]) or {}).get("model") or {}
+        power, reason = gpu_power(s)
+        record = {column: s.get(column) for column in MASTER_COLUMNS}
+        record |= {f"score_{k}": v for k, v in (s.get("scores") or {}).items()}
+        record |= {
+            "params_b": model.get("params_b"),
+            "family": model.get("family") or "",
+            "where": where(s),
+            "gpu_avg_power_w": power,
+            "gpu_power_reason": reason,
+            "distributions": s.get("distributions"),  # comparison.json only: nested
+        }
+        rank = ranks.get(s["run_id"], {})
+        record |= {c: rank.get(c, False if c.startswith("pareto_") else None) for c in RANK_COLUMNS}
+        out.append(record)
+    return out
+
+
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    scores = sorted({k for r in rows for k in r if k.startswith("score_")})
+    return [*MASTER_COLUMNS, *scores, *EXTRA_COLUMNS, *RANK_COLUMNS]
+
+
+def scaling_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of (task, family) groups whose models come in more than one size."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("family") and r.get("params_b") is not None:
+            groups.setdefault((r["task"], r["family"]), []).append(r)
+    out = []
+    for group in groups.values():
+        if len({r["params_b"] for r in group}) > 1:
+            out += sorted(group, key=lambda r: float(r["params_b"]))
+    return [{c: r.get(c) for c in SCALING_COLUMNS} for r in out]
+
+
+def _csv(header: list[str], rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([format_cell(row.get(c)) for c in header])
+    return buf.getvalue()
+
+
+def write_comparison(
+    folder: Path, rows: list[dict[str, Any]], rankings: dict[str, dict[str, Any]]
+) -> list[Path]:
+    """comparison.csv/.json (and the scaling files when there are size series)."""
+    written = [folder / "comparison.csv", folder / "comparison.json"]
+    atomic_write_text(written[0], _csv(columns(rows), rows))
+    document = {"runs": rows, "tasks": rankings}
+    atomic_write_text(written[1], json.dumps(document, indent=2, default=str) + "\n")
+    scaling = scaling_rows(rows)
+    if scaling:
+        written += [folder / "scaling_comparison.csv", folder / "scaling_comparison.json"]
+        atomic_write_text(written[2], _csv(SCALING_COLUMNS, scaling))
+        atomic_write_text(written[3], json.dumps(scaling, indent=2, default=str) + "\n")
+    return written

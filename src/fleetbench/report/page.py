@@ -1,0 +1,199 @@
+"""``DIR/report/``: the self-contained HTML comparison, its plots as files, and the
+comparison tables.
+
+Everything comes from the run summaries (``report.aggregate``) and read-only store
+queries: per-task results matrices for the matrix plots, the first samples and the
+attempts of each run for the run details. The page inlines the Vega JavaScript, the
+chart specs and the data, so it opens from disk with the network off.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from fleetbench.fsutil import atomic_write_text
+from fleetbench.report import comparison, render
+from fleetbench.report.matrix import SAMPLE_METRIC, build_matrix
+from fleetbench.report.rankings import PARETO_AXES, RANKINGS, label, task_rankings
+from fleetbench.store import Store
+
+REPORT_DIR = "report"
+INDEX = "index.html"
+SAMPLES_SHOWN = 5  # per run, in the sample browser
+MATRIX_MAX_RUNS = 60  # matrix plots beyond this would be unreadable (and heavy)
+MATRIX_MAX_QUESTIONS = 120
+
+TABLE_COLUMNS: list[tuple[str, str]] = [
+    ("label", "model"),
+    ("task", "task"),
+    ("backend", "backend"),
+    ("status", "status"),
+    ("quality_score", "score"),
+    ("avg_latency_seconds", "latency s"),
+    ("p95_latency_seconds", "p95 latency s"),
+    ("avg_ttft_seconds", "TTFT s"),
+    ("throughput_tokens_per_second", "tokens/s"),
+    ("wh_per_1000_queries", "Wh/1k queries"),
+    ("tokens_per_joule", "tokens/J"),
+    ("energy_method", "energy method"),
+    ("gpu_avg_power_w", "GPU avg W"),
+    ("cost_usd", "cost $"),
+    ("params_b", "params B"),
+]
+
+
+def write_report(
+    store: Store,
+    output: Path,
+    summaries: list[dict[str, Any]],
+    findings: list[dict[str, Any]] | None = None,
+) -> Path:
+    """Write ``output/report/`` and return the path of its ``index.html``."""
+    render.require()
+    from fleetbench.report import charts  # needs altair: after require()
+
+    folder = output / REPORT_DIR
+    runs = store.runs()
+    by_id = {r["run_id"]: r for r in runs}
+    rankings = task_rankings(summaries)
+    records = comparison.records(summaries, runs, rankings)
+    comparison.write_comparison(folder, records, rankings)
+
+    plots: list[dict[str, Any]] = []
+
+    def add(name: str, chart: Any, section: str) -> None:
+        if chart is None:
+            return
+        spec = chart.to_dict()
+        render.save(spec, folder / "plots", name)
+        plots.append({"id": name, "section": section, "spec": spec})
+
+    tasks = list(dict.fromkeys(r["task"] for r in records))
+    for task in tasks:
+        slug = _slug(task)
+        for name, definition in charts.TASK_CHARTS:
+            add(f"{slug}-{name}", definition(records, task), task)
+        task_runs = [by_id[r["run_id"]] for r in records if r["task"] == task]
+        if task in SAMPLE_METRIC and 0 < len(task_runs) <= MATRIX_MAX_RUNS:
+            matrix = build_matrix(store, task, task_runs)
+            matrix = type(matrix)(matrix.task, matrix.header, matrix.rows[:MATRIX_MAX_QUESTIONS])
+            for name, mdef in charts.MATRIX_CHARTS:
+                add(f"{slug}-{name}", mdef(matrix), task)
+    for name, bdef in charts.BATCH_CHARTS:
+        add(name, bdef(records), "")
+
+    version = render.vl_version(plots[0]["spec"]) if plots else "6.4"
+    page = (
+        _environment()
+        .get_template("index.html.j2")
+        .render(
+            generated=datetime.now(UTC).isoformat(timespec="seconds"),
+            batch=_batch(records),
+            columns=TABLE_COLUMNS,
+            rows=[{**r, "label": label(r)} for r in records],
+            tasks=tasks,
+            rankings=rankings,
+            ranking_defs=RANKINGS,
+            pareto_axes=PARETO_AXES,
+            labels={r["run_id"]: label(r) for r in records},
+            plots=plots,
+            details=[_details(store, by_id[r["run_id"]], r) for r in records],
+            findings=findings,
+            fmt=_fmt,
+            script_json=render.script_json,
+            vega_js=render.javascript_bundle(version),
+        )
+    )
+    index = folder / INDEX
+    atomic_write_text(index, page)
+    return index
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("fleetbench.report", "html"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text.lower())
+
+
+def _fmt(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _batch(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The batch summary; an energy/CO2/cost total is shown only when every completed
+    run has it (a partial sum would read low), with the methods that measured it."""
+    completed = [r for r in records if r["status"] == "completed"]
+
+    def total(column: str) -> float | None:
+        values = [r.get(column) for r in completed]
+        if not values or any(v is None for v in values):
+            return None
+        return float(sum(v for v in values if v is not None))
+
+    return {
+        "runs": len(records),
+        "completed": len(completed),
+        "failed": len(records) - len(completed),
+        "duration_s": sum(float(r.get("total_duration_seconds") or 0) for r in records),
+        "energy_wh": total("energy_wh"),
+        "co2_g": total("co2_emissions_g"),
+        "cost_usd": total("cost_usd"),
+        "methods": ", ".join(sorted({str(r.get("energy_method") or "none") for r in records})),
+        "carbon": ", ".join(
+            sorted({str(r.get("carbon_intensity_source") or "") for r in records} - {""})
+        ),
+    }
+
+
+def _details(store: Store, run: sqlite3.Row, record: dict[str, Any]) -> dict[str, Any]:
+    samples = []
+    for s in store.samples(run["run_id"], below=SAMPLES_SHOWN):
+        inputs = json.loads(s["input_json"] or "{}")
+        prompt = inputs.get("prompt") or json.dumps(inputs.get("messages") or "", indent=1)
+        samples.append(
+            {
+                "id": s["sample_id"],
+                "prompt": prompt,
+                "answer": s["answer_text"] if s["answer_text"] is not None else s["output_text"],
+                "reasoning": s["reasoning_text"] or "",
+                "scores": s["scores_json"] or "",
+                "error": s["error"] or "",
+            }
+        )
+    attempts = [
+        {
+            "attempt": a["attempt"],
+            "status": a["status"],
+            "started": datetime.fromtimestamp(a["started_at"], UTC).isoformat(timespec="seconds"),
+            "error": a["error_message"] or "",
+        }
+        for a in store.attempts(run["run_id"])
+    ]
+    return {
+        "run_id": run["run_id"],
+        "label": label(record),
+        "task": record["task"],
+        "status": record["status"],
+        "error": record.get("error_message") or "",
+        "config": json.dumps(json.loads(run["config_json"] or "{}"), indent=2),
+        "attempts": attempts,
+        "samples": samples,
+    }

@@ -1,0 +1,72 @@
+"""Turning chart definitions into files and page specs, offline.
+
+vl-convert (a Rust build of Vega with its own fonts) renders a Vega-Lite spec to SVG and
+PNG without a browser, and ships the Vega, Vega-Lite and vega-embed JavaScript as one
+bundle, which the page inlines: the page therefore makes no request to any host.
+Both come with the ``fleetbench[report]`` extra; ``require`` says how to install it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+from fleetbench.errors import UserError
+from fleetbench.fsutil import atomic_write_text
+
+INSTALL_HINT = "pip install 'fleetbench[report]'"
+PNG_SCALE = 2  # 2x: sharp in papers and slides
+
+
+def report_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("altair", "vl_convert"))
+
+
+def require() -> None:
+    """Raise one clear line when the report extra is not installed."""
+    missing = [m for m in ("altair", "vl_convert") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(
+            f"the HTML report needs {' and '.join(missing)}, which are not installed; "
+            f"run: {INSTALL_HINT}"
+        )
+
+
+def vl_version(spec: dict[str, Any]) -> str:
+    """The Vega-Lite version (``6.4``) of altair's schema URL, for vl-convert."""
+    version = str(spec.get("$schema", "")).rsplit("/v", 1)[-1].removesuffix(".json")
+    return ".".join(version.split(".")[:2])
+
+
+@functools.cache
+def javascript_bundle(version: str) -> str:
+    """Vega + Vega-Lite + vega-embed as one script, safe to inline in HTML."""
+    import vl_convert
+
+    # None: vl-convert's default snippet, which sets window.vegaEmbed (stub says str).
+    bundle = vl_convert.javascript_bundle(None, vl_version=version)  # type: ignore[arg-type]
+    return str(bundle).replace("</script", "<\\/script")
+
+
+def save(spec: dict[str, Any], folder: Path, name: str) -> list[Path]:
+    """``name.svg`` and ``name.png`` of the spec, atomically."""
+    import vl_convert
+
+    version = vl_version(spec)
+    svg = str(vl_convert.vegalite_to_svg(spec, vl_version=version))
+    png = bytes(vl_convert.vegalite_to_png(spec, vl_version=version, scale=PNG_SCALE))
+    folder.mkdir(parents=True, exist_ok=True)
+    svg_path, png_path = folder / f"{name}.svg", folder / f"{name}.png"
+    atomic_write_text(svg_path, svg)
+    tmp = png_path.with_suffix(".png.tmp")
+    tmp.write_bytes(png)
+    tmp.replace(png_path)
+    return [png_path, svg_path]
+
+
+def script_json(value: Any) -> str:
+    """JSON for a ``<script type="application/json">`` element: ``</`` cannot close it."""
+    return json.dumps(value, default=str).replace("</", "<\\/")

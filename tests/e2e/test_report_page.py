@@ -190,3 +190,35 @@ def test_page_in_a_browser_offline(results: Path, tmp_path: Path) -> None:
     assert not errors, errors
     assert not blocked, blocked
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_audit(results: Path) -> None:
+    proc = run_cli("audit", "-o", str(results), "--json", cwd=results.parent)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    findings = json.loads(proc.stdout)["findings"]
+    checks = {f["check"] for f in findings}
+    assert checks == {"sample count"}, findings  # 4 samples each; scores reproduce
+    page = (results / "report" / "index.html").read_text()
+    assert 'id="audit"' in page and "fewer than 10" in page
+
+    proc = run_cli("audit", "-o", str(results), "--min-samples", "4", cwd=results.parent)
+    assert proc.returncode == 0 and "audit: no findings" in proc.stdout, proc.stdout
+
+    # The dataset changed after the run: its stored scores no longer reproduce.
+    data = results.parent / "questions.jsonl"
+    original = data.read_text()
+    data.write_text(original.replace('"target": "yes"', '"target": "smollm2 never says this"'))
+    try:
+        proc = run_cli("audit", "-o", str(results), "--json", cwd=results.parent)
+    finally:
+        data.write_text(original)
+    assert proc.returncode == 1, proc.stderr + proc.stdout
+    errors = [f for f in json.loads(proc.stdout)["findings"] if f["severity"] == "error"]
+    assert len(errors) == 2 and all(f["check"] == "rescoring" for f in errors), errors
+    assert all("for yes " in f["message"] for f in errors)
+    proc = run_cli("audit", "-o", str(results.parent / "nowhere"), cwd=results.parent)
+    assert (
+        proc.returncode == 2
+        and proc.stderr.startswith("error: ")
+        and "no results store" in proc.stderr
+    )

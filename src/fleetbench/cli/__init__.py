@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from fleetbench import __version__
+from fleetbench.cli.audit import AUDIT_HELP, audit_command
 from fleetbench.cli.ensemble import ENSEMBLE_HELP, ensemble
 from fleetbench.cli.matrix import MATRIX_HELP, matrix
 from fleetbench.cli.models import models_app
@@ -36,6 +37,7 @@ app.add_typer(score_app, name="score")
 app.command(help=MATRIX_HELP)(matrix)
 app.command(help=ENSEMBLE_HELP)(ensemble)
 app.command(help=REPORT_HELP)(report)
+app.command("audit", help=AUDIT_HELP)(audit_command)
 
 
 @app.command("example-plan")

@@ -19,6 +19,7 @@ import jinja2
 
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.report import comparison, render
+from fleetbench.report.audit import Finding, audit
 from fleetbench.report.matrix import SAMPLE_METRIC, build_matrix
 from fleetbench.report.rankings import PARETO_AXES, RANKINGS, label, task_rankings
 from fleetbench.store import Store
@@ -52,13 +53,16 @@ def write_report(
     store: Store,
     output: Path,
     summaries: list[dict[str, Any]],
-    findings: list[dict[str, Any]] | None = None,
+    findings: list[Finding] | None = None,
 ) -> Path:
-    """Write ``output/report/`` and return the path of its ``index.html``."""
+    """Write ``output/report/`` and return the path of its ``index.html``; the page
+    shows the audit's ``findings`` (default thresholds unless given)."""
     render.require()
     from fleetbench.report import charts  # needs altair: after require()
 
     folder = output / REPORT_DIR
+    if findings is None:
+        findings = audit(store, summaries)
     runs = store.runs()
     by_id = {r["run_id"]: r for r in runs}
     rankings = task_rankings(summaries)

@@ -8,9 +8,12 @@ Both come with the ``fleetbench[report]`` extra; ``require`` says how to install
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
+import os
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +46,29 @@ def vl_version(spec: dict[str, Any]) -> str:
 
 @functools.cache
 def javascript_bundle(version: str) -> str:
-    """Vega + Vega-Lite + vega-embed as one script, safe to inline in HTML."""
+    """Vega + Vega-Lite + vega-embed as one script, safe to inline in HTML.
+
+    vl-convert bundles it on each call (about 4 s), so the bundle is kept in the user's
+    cache folder, keyed by the vl-convert and Vega-Lite versions; a cache that cannot be
+    written only costs the time."""
     import vl_convert
 
+    cache = _cache_dir() / f"vega-bundle-{metadata.version('vl-convert-python')}-{version}.js"
+    try:
+        return cache.read_text(encoding="utf-8")
+    except OSError:
+        pass
     # None: vl-convert's default snippet, which sets window.vegaEmbed (stub says str).
     bundle = vl_convert.javascript_bundle(None, vl_version=version)  # type: ignore[arg-type]
-    return str(bundle).replace("</script", "<\\/script")
+    text = str(bundle).replace("</script", "<\\/script")
+    with contextlib.suppress(OSError):
+        atomic_write_text(cache, text)
+    return text
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "fleetbench"
 
 
 def save(spec: dict[str, Any], folder: Path, name: str) -> list[Path]:
@@ -57,7 +77,7 @@ def save(spec: dict[str, Any], folder: Path, name: str) -> list[Path]:
 
     version = vl_version(spec)
     svg = str(vl_convert.vegalite_to_svg(spec, vl_version=version))
-    png = bytes(vl_convert.vegalite_to_png(spec, vl_version=version, scale=PNG_SCALE))
+    png = bytes(vl_convert.svg_to_png(svg, scale=PNG_SCALE))  # one Vega evaluation, not two
     folder.mkdir(parents=True, exist_ok=True)
     svg_path, png_path = folder / f"{name}.svg", folder / f"{name}.png"
     atomic_write_text(svg_path, svg)

@@ -1,0 +1,76 @@
+"""Rankings and Pareto sets per task, and the comparison records built from them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleetbench.report.comparison import gpu_power, scaling_rows
+from fleetbench.report.rankings import pareto, run_ranks, task_rankings
+
+
+def run(run_id: str, task: str = "t", **figures: Any) -> dict[str, Any]:
+    return {"run_id": run_id, "model_name": run_id, "task": task, "status": "completed"} | figures
+
+
+def test_pareto_keeps_only_runs_no_other_beats_on_both() -> None:
+    runs = [
+        run("cheap-bad", quality_score=0.2, wh_per_1000_queries=1.0),
+        run("mid", quality_score=0.5, wh_per_1000_queries=2.0),
+        run("dominated", quality_score=0.4, wh_per_1000_queries=3.0),  # mid beats it
+        run("tie-worse", quality_score=0.5, wh_per_1000_queries=2.5),  # same score, costlier
+        run("best", quality_score=0.9, wh_per_1000_queries=9.0),
+        run("unmetered", quality_score=1.0),  # no energy: not on the energy frontier
+        run("failed", quality_score=1.0, wh_per_1000_queries=0.1, status="failed"),
+    ]
+    assert pareto(runs, "wh_per_1000_queries") == ["cheap-bad", "mid", "best"]
+
+
+def test_rankings_are_per_task_best_first_and_skip_unknown_figures() -> None:
+    runs = [
+        run("a", avg_latency_seconds=2.0, cost_usd=None, quality_score=0.5),
+        run("b", avg_latency_seconds=1.0, cost_usd=0.01, quality_score=0.7),
+        run("c", task="other", avg_latency_seconds=0.1, quality_score=0.1),
+    ]
+    ranked = task_rankings(runs)
+    assert list(ranked) == ["t", "other"]
+    fastest = ranked["t"]["rankings"]["fastest"]
+    assert [(e["run_id"], e["rank"]) for e in fastest] == [("b", 1), ("a", 2)]
+    assert [e["run_id"] for e in ranked["t"]["rankings"]["cheapest"]] == ["b"]
+    assert ranked["t"]["pareto"]["latency"] == ["b"]
+    ranks = run_ranks(ranked)
+    assert ranks["a"] == {"rank_best_score": 2, "rank_fastest": 2}
+    assert ranks["c"]["rank_fastest"] == 1 and ranks["c"]["pareto_latency"] is True
+
+
+def test_gpu_power_and_scaling_rows() -> None:
+    assert gpu_power({"gpu_energy_gross_wh": 0.5, "generation_seconds": 60.0}) == (30.0, "")
+    value, reason = gpu_power({"gpu_energy_gross_wh": None, "energy_unmeasured_reason": "x"})
+    assert value is None and reason == "no GPU energy measured (x)"
+    rows = [
+        {"task": "t", "family": "qwen3", "params_b": 8.0, "run_id": "big"},
+        {"task": "t", "family": "qwen3", "params_b": 0.6, "run_id": "small"},
+        {"task": "t", "family": "llama", "params_b": 1.0, "run_id": "alone"},
+    ]
+    assert [r["run_id"] for r in scaling_rows(rows)] == ["small", "big"]
+
+
+def test_audit_checks_across_runs() -> None:
+    from fleetbench.report.audit import Thresholds, _duplicates, _energy_methods, _latency
+
+    runs = [
+        run("a", avg_latency_seconds=1.0, energy_wh=1.0, energy_method="rapl"),
+        run("b", avg_latency_seconds=1.2, energy_wh=1.0, energy_method="estimate"),
+        run("c", avg_latency_seconds=9.0, energy_wh=None, energy_method="none"),
+    ]
+    slow = _latency(runs, Thresholds())
+    assert [(f.run_id, f.check) for f in slow] == [("c", "latency")]
+    assert not _latency(runs, Thresholds(latency_factor=10))
+    (mixed,) = _energy_methods(runs)
+    assert "estimate, rapl" in mixed.message  # c has no energy: not a method of the task
+    configs = {
+        "a": {"config_json": '{"model": {"id": "x"}, "run_id": "a", "settings_label": "one"}'},
+        "b": {"config_json": '{"model": {"id": "x"}, "run_id": "b", "settings_label": "two"}'},
+        "c": {"config_json": '{"model": {"id": "y"}, "run_id": "c"}'},
+    }
+    (dup,) = _duplicates(runs, configs)  # type: ignore[arg-type]
+    assert "run ids a, b" in dup.message

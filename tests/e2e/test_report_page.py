@@ -192,7 +192,7 @@ def test_page_in_a_browser_offline(results: Path, tmp_path: Path) -> None:
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
-def test_audit(results: Path) -> None:
+def test_audit(results: Path, tmp_path: Path) -> None:
     proc = run_cli("audit", "-o", str(results), "--json", cwd=results.parent)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     findings = json.loads(proc.stdout)["findings"]
@@ -204,14 +204,19 @@ def test_audit(results: Path) -> None:
     proc = run_cli("audit", "-o", str(results), "--min-samples", "4", cwd=results.parent)
     assert proc.returncode == 0 and "audit: no findings" in proc.stdout, proc.stdout
 
-    # The dataset changed after the run: its stored scores no longer reproduce.
-    data = results.parent / "questions.jsonl"
-    original = data.read_text()
-    data.write_text(original.replace('"target": "yes"', '"target": "smollm2 never says this"'))
-    try:
-        proc = run_cli("audit", "-o", str(results), "--json", cwd=results.parent)
-    finally:
-        data.write_text(original)
+    # A stored score that the stored answer does not earn (a scorer bug, an edited
+    # store): rescoring finds it, on a copy of the folder.
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "copy"
+    shutil.copytree(results, copy)
+    with sqlite3.connect(copy / "fleetbench.db") as db:
+        db.execute(
+            "UPDATE samples SET scores_json = json_set(scores_json, '$.correct', "
+            "1 - json_extract(scores_json, '$.correct')) WHERE sample_id = 'yes'"
+        )
+    proc = run_cli("audit", "-o", str(copy), "--json", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr + proc.stdout
     errors = [f for f in json.loads(proc.stdout)["findings"] if f["severity"] == "error"]
     assert len(errors) == 2 and all(f["check"] == "rescoring" for f in errors), errors

@@ -415,3 +415,12 @@ def test_an_nvml_failure_is_recorded_and_never_stops_the_run(tmp_path: Path) -> 
         assert [d.method for m in mon.meters for d in m.devices] == ["estimate"]
     finally:
         mon.close()
+
+
+def test_nvml_peak_power_of_counter_and_polled_gpus() -> None:
+    nvml = FakeNvml(_gpus())
+    meter = NvmlMeter(nvml, nvml.gpus, poll_hz=10)
+    for mw0, mw1 in ((100_000, 30_000), (350_000, 55_000), (200_000, 40_000)):
+        nvml.gpus[0]["power_mw"], nvml.gpus[1]["power_mw"] = mw0, mw1
+        meter.poll_power()
+    assert meter.peak_power_w == {"gpu0": 350.0, "gpu1": 55.0}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetbench.report.comparison import gpu_power, scaling_rows
+from fleetbench.report.comparison import scaling_rows
+from fleetbench.report.energy import gpu_power_columns
 from fleetbench.report.rankings import pareto, run_ranks, task_rankings
 
 
@@ -43,9 +44,14 @@ def test_rankings_are_per_task_best_first_and_skip_unknown_figures() -> None:
 
 
 def test_gpu_power_and_scaling_rows() -> None:
-    assert gpu_power({"gpu_energy_gross_wh": 0.5, "generation_seconds": 60.0}) == (30.0, "")
-    value, reason = gpu_power({"gpu_energy_gross_wh": None, "energy_unmeasured_reason": "x"})
-    assert value is None and reason == "no GPU energy measured (x)"
+    measured = {"gpu_energy_gross_wh": 0.5, "generation_seconds": 60.0, "gpu_peak_power_w": 80.0}
+    assert gpu_power_columns(measured) == {
+        "gpu_avg_power_w": 30.0,
+        "gpu_peak_power_w": 80.0,
+        "gpu_power_reason": "",
+    }
+    none = gpu_power_columns({"gpu_energy_gross_wh": None})
+    assert none["gpu_avg_power_w"] is None and none["gpu_power_reason"] == "no GPU energy measured"
     rows = [
         {"task": "t", "family": "qwen3", "params_b": 8.0, "run_id": "big"},
         {"task": "t", "family": "qwen3", "params_b": 0.6, "run_id": "small"},
@@ -74,3 +80,16 @@ def test_audit_checks_across_runs() -> None:
     }
     (dup,) = _duplicates(runs, configs)  # type: ignore[arg-type]
     assert "run ids a, b" in dup.message
+
+
+def test_peak_power_needs_every_gpu_sampled() -> None:
+    from fleetbench.report.energy import _peak_power
+
+    devices = [
+        {"id": "gpu0", "kind": "gpu"},
+        {"id": "gpu1", "kind": "gpu"},
+        {"id": "cpu", "kind": "cpu"},
+    ]
+    records = [{"peak_power_w": {"gpu0": 300.0, "gpu1": 50.0}}, {"peak_power_w": {"gpu0": 400.0}}]
+    assert _peak_power(records, devices) == 350.0  # the second attempt lacks gpu1
+    assert _peak_power([{}], devices) is None  # stored before peaks were recorded

@@ -153,6 +153,12 @@ class EnergyMonitor:
             "idle_baseline_s": self.idle_s if self.idle_w else None,
             "idle_w": dict(self.idle_w),
             "peak_gpu_memory_mb": self.peak_gpu_memory_mb(),
+            "peak_power_w": {
+                k: v
+                for m in self.meters
+                if isinstance(m, NvmlMeter)
+                for k, v in m.peak_power_w.items()
+            },
             "poller": {"ticks": self.poller.ticks, "cpu_s": self.poller.cpu_seconds},
         }
 

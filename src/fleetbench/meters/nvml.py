@@ -217,6 +217,9 @@ class NvmlMeter:
         self._integrators: dict[str, PowerIntegrator] = {}
         self._lock = threading.Lock()  # keeps each integrator's samples in time order
         self.peak_memory_bytes: int | None = None
+        # Highest power sample per GPU (W) while polling: the plots' peak power. GPUs
+        # with an energy counter are polled for it too (one cheap call per tick).
+        self.peak_power_w: dict[str, float] = {}
         self._memory_known = False
         self._memory_at = -math.inf
         driver = _str_or_none(_try(nvml.nvmlSystemGetDriverVersion))
@@ -253,16 +256,26 @@ class NvmlMeter:
                     if mw is None:
                         out[device.id] = None
                     else:
+                        self._peak(device.id, mw)
                         out[device.id] = self._integrators[device.id].add(self._clock(), mw / 1e3)
         return out
 
     def poll_power(self) -> None:
-        """One power sample of every GPU without an energy counter."""
+        """One power sample of every GPU: integrated where there is no energy counter,
+        and kept as the peak for all."""
         with self._lock:
             for device, handle in zip(self.devices, self._handles, strict=True):
                 if device.id in self._integrators:
                     mw = self._nvml.nvmlDeviceGetPowerUsage(handle)
                     self._integrators[device.id].add(self._clock(), mw / 1e3)
+                else:
+                    mw = _try(self._nvml.nvmlDeviceGetPowerUsage, handle)
+                if mw is not None:
+                    self._peak(device.id, mw)
+
+    def _peak(self, device_id: str, mw: float) -> None:
+        watts = float(mw) / 1e3
+        self.peak_power_w[device_id] = max(self.peak_power_w.get(device_id, 0.0), watts)
 
     def poll_memory(self) -> None:
         """GPU memory held by this process and its descendants, summed over GPUs."""
@@ -284,7 +297,7 @@ class NvmlMeter:
             self.peak_memory_bytes = max(self.peak_memory_bytes or 0, used)
 
     def attach(self, poller: Poller) -> None:
-        if self._integrators:
+        if self.devices:
             poller.add("nvml-power", self.poll_hz, self.poll_power)
         poller.add("nvml-memory", MEMORY_HZ, self.poll_memory)
 

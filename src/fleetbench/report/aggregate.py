@@ -12,7 +12,7 @@ from fleetbench.meters import carbon
 from fleetbench.meters.derived import DerivedInputs, derive
 from fleetbench.meters.disk import model_disk
 from fleetbench.meters.energy import NONE
-from fleetbench.report.energy import energy_columns
+from fleetbench.report.energy import energy_columns, gpu_power_columns
 from fleetbench.report.rounds import by_round, round_spread
 from fleetbench.report.timing import distributions, percentile_columns, speed_figures
 from fleetbench.report.tokens import token_totals
@@ -44,7 +44,7 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     rss = [a["peak_rss_mb"] for a in attempts if a["peak_rss_mb"] is not None]
     split = _reasoning_split(samples)
     dists = distributions(ok)
-    return {
+    summary: dict[str, Any] = {
         "model_name": run["model_name"],
         "model_class": run["model_class"],
         "task": run["task"],
@@ -102,6 +102,7 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "categories": ";".join((config.get("model") or {}).get("tags") or []),
         **spread,
     }
+    return summary | gpu_power_columns(summary)
 
 
 def _quality(task: str, planned: int, samples: list[sqlite3.Row]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from fleetbench.fsutil import atomic_write_text
 from fleetbench.report.master import MASTER_COLUMNS, format_cell
 from fleetbench.report.rankings import RANK_COLUMNS, run_ranks
 
-EXTRA_COLUMNS = ["params_b", "family", "where", "gpu_avg_power_w", "gpu_power_reason"]
+EXTRA_COLUMNS = ["params_b", "family", "where"]
 SCALING_COLUMNS = [
     "task",
     "family",
@@ -42,30 +42,13 @@ SCALING_COLUMNS = [
     "wh_per_1000_queries",
     "energy_wh",
     "gpu_avg_power_w",
+    "gpu_peak_power_w",
 ]
 
 
 def where(summary: dict[str, Any]) -> str:
     """``api`` for a model on a remote host, else ``local``."""
     return "api" if REMOTE_API in str(summary.get("energy_scope") or "") else "local"
-
-
-def gpu_power(summary: dict[str, Any]) -> tuple[float | None, str]:
-    """Average GPU power over the generation window: the gross GPU energy (idle
-    included, as the meter read it) over the wall time of the generation; empty with
-    the reason where either is missing. Peak power needs the meters' power trace,
-    which is not stored."""
-    energy = summary.get("gpu_energy_gross_wh")
-    seconds = summary.get("generation_seconds")
-    if energy is None:
-        return None, "no GPU energy measured" + (
-            f" ({summary['energy_unmeasured_reason']})"
-            if summary.get("energy_unmeasured_reason")
-            else ""
-        )
-    if not seconds:
-        return None, "no generation wall time (samples without timestamps)"
-    return float(energy) * 3600.0 / float(seconds), ""
 
 
 def records(
@@ -79,15 +62,12 @@ def records(
     out = []
     for s in summaries:
         model = (configs.get(s["run_id"]) or {}).get("model") or {}
-        power, reason = gpu_power(s)
         record = {column: s.get(column) for column in MASTER_COLUMNS}
         record |= {f"score_{k}": v for k, v in (s.get("scores") or {}).items()}
         record |= {
             "params_b": model.get("params_b"),
             "family": model.get("family") or "",
             "where": where(s),
-            "gpu_avg_power_w": power,
-            "gpu_power_reason": reason,
             "distributions": s.get("distributions"),  # comparison.json only: nested
         }
         rank = ranks.get(s["run_id"], {})

@@ -117,6 +117,7 @@ def _measured_columns(samples: list[sqlite3.Row], attempts: list[sqlite3.Row]) -
         "energy_unmeasured_reason": "; ".join(unmeasured + notes),
         "gpu_names": ", ".join(d.get("name") or "?" for d in devices if d["kind"] in GPU_KINDS),
         "peak_gpu_memory_mb": _peak_gpu_memory(records),
+        "gpu_peak_power_w": _peak_power(records, devices),
         "shared_device": ", ".join(shared),
     }
 
@@ -152,6 +153,41 @@ def _idle(devices: list[dict[str, Any]], idle: dict[str, Any], kinds: tuple[str,
     if not values or any(v is None for v in values):
         return None
     return sum(values)
+
+
+def _peak_power(records: list[dict[str, Any]], devices: list[dict[str, Any]]) -> float | None:
+    """The highest NVML power sample of the run's GPUs (W, idle included, model load
+    included: the attempt's whole metered time), summed over its GPUs (an upper bound
+    of their joint peak); None unless every GPU of an attempt was sampled (attempts
+    stored before peaks were recorded have none)."""
+    peaks = []
+    gpus = [d["id"] for d in devices if d["kind"] in GPU_KINDS]
+    for record in records:
+        sampled = record.get("peak_power_w") or {}
+        if gpus and all(g in sampled for g in gpus):
+            peaks.append(float(sum(sampled[g] for g in gpus)))
+    return max(peaks) if peaks else None
+
+
+def gpu_power_columns(summary: dict[str, Any]) -> dict[str, Any]:
+    """GPU average power over the generation window (the gross GPU energy, idle
+    included as the meter read it, over the generation wall time) and the peak power
+    sample; empty with ``gpu_power_reason`` where not measured."""
+    energy, seconds = summary.get("gpu_energy_gross_wh"), summary.get("generation_seconds")
+    peak = summary.get("gpu_peak_power_w")
+    average = float(energy) * 3600.0 / float(seconds) if energy is not None and seconds else None
+    reasons = []
+    if energy is None:
+        reasons.append("no GPU energy measured")
+    elif not seconds:
+        reasons.append("no generation wall time (samples without timestamps)")
+    if peak is None and energy is not None:
+        reasons.append("no power samples recorded (runs stored before peaks were)")
+    return {
+        "gpu_avg_power_w": average,
+        "gpu_peak_power_w": peak,
+        "gpu_power_reason": "; ".join(reasons) if average is None or peak is None else "",
+    }
 
 
 def _peak_gpu_memory(records: list[dict[str, Any]]) -> float | None:

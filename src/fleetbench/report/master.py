@@ -87,6 +87,9 @@ MASTER_COLUMNS: list[str] = [
     "p50_ttft_seconds",
     "p95_ttft_seconds",
     "categories",
+    "gpu_avg_power_w",
+    "gpu_peak_power_w",
+    "gpu_power_reason",
     *ROUND_COLUMNS,
 ]
 

@@ -44,6 +44,7 @@ TABLE_COLUMNS: list[tuple[str, str]] = [
     ("tokens_per_joule", "tokens/J"),
     ("energy_method", "energy method"),
     ("gpu_avg_power_w", "GPU avg W"),
+    ("gpu_peak_power_w", "GPU peak W"),
     ("cost_usd", "cost $"),
     ("params_b", "params B"),
 ]

@@ -1,5 +1,6 @@
 # fleetbench: two commands on a fresh machine.
-#   make demo  - create .venv, install fleetbench, run the built-in demo plan
+#   make demo  - create .venv, install fleetbench[report], run the built-in demo plan
+#                (ends by printing the path of the HTML report it wrote)
 #   make test  - create/update .venv with test dependencies, run ruff, mypy and the tests
 # The first install compiles llama.cpp (about 6 minutes on 2 cores; pip caches the wheel).
 
@@ -19,9 +20,10 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[report]'
 	touch $@
 
-# Tests exercise the optional parts too: the HTML report ([report]), transformers ([hf], torch pinned first so that
-# pip takes the CPU wheel), hosted APIs ([hosted], against a loopback server), dense
-# retrieval ([rag]), PDF corpora ([pdf]) and the Ray executor ([ray], a local instance).
+# Tests exercise the optional parts too: the HTML report ([report]), transformers ([hf],
+# torch pinned first so that pip takes the CPU wheel), hosted APIs ([hosted], against a
+# loopback server), dense retrieval ([rag]), PDF corpora ([pdf]) and the Ray executor
+# ([ray], a local instance).
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev,report,hf,hosted,rag,pdf,ray]'

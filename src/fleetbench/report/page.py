@@ -170,12 +170,12 @@ def _batch(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _details(store: Store, run: sqlite3.Row, record: dict[str, Any]) -> dict[str, Any]:
     samples = []
-    for s in store.samples(run["run_id"], below=SAMPLES_SHOWN):
+    for s in store.samples(run["run_id"], below=SAMPLES_SHOWN)[:SAMPLES_SHOWN]:
         inputs = json.loads(s["input_json"] or "{}")
         prompt = inputs.get("prompt") or json.dumps(inputs.get("messages") or "", indent=1)
         samples.append(
             {
-                "id": s["sample_id"],
+                "id": s["sample_id"] + (f" (round {s['round']})" if s["round"] != 1 else ""),
                 "prompt": prompt,
                 "answer": s["answer_text"] if s["answer_text"] is not None else s["output_text"],
                 "reasoning": s["reasoning_text"] or "",

@@ -15,6 +15,7 @@ from fleetbench.cli.matrix import MATRIX_HELP, matrix
 from fleetbench.cli.models import models_app
 from fleetbench.cli.report import REPORT_HELP, report
 from fleetbench.cli.run import run
+from fleetbench.cli.schedule import schedule
 from fleetbench.cli.score import score_app
 from fleetbench.errors import UserError
 
@@ -38,6 +39,7 @@ app.command(help=MATRIX_HELP)(matrix)
 app.command(help=ENSEMBLE_HELP)(ensemble)
 app.command(help=REPORT_HELP)(report)
 app.command("audit", help=AUDIT_HELP)(audit_command)
+app.command()(schedule)
 
 
 @app.command("example-plan")

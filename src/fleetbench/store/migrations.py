@@ -200,4 +200,34 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE attempts ADD COLUMN rounds TEXT
         """,
     ),
+    (
+        # Schedules (``fleetbench schedule``): one row per schedule, keyed by its plan and
+        # cadence, so that the same command restarted continues it; one row per tick
+        # (due time from the fixed start): done/failed with its round, running while it
+        # measures, or missed (the scheduler was down) / skipped (a round still ran).
+        "009_schedules",
+        """
+        CREATE TABLE schedules (
+            schedule_id TEXT PRIMARY KEY,
+            plan_source TEXT NOT NULL,
+            cadence     TEXT NOT NULL,
+            spec_json   TEXT NOT NULL,
+            start_at    REAL NOT NULL,
+            created_at  REAL NOT NULL,
+            updated_at  REAL NOT NULL,
+            status      TEXT NOT NULL
+        );
+        CREATE TABLE schedule_ticks (
+            schedule_id TEXT NOT NULL REFERENCES schedules(schedule_id),
+            tick        INTEGER NOT NULL,
+            due_at      REAL NOT NULL,
+            status      TEXT NOT NULL,
+            round       INTEGER,
+            started_at  REAL,
+            finished_at REAL,
+            reason      TEXT,
+            PRIMARY KEY (schedule_id, tick)
+        )
+        """,
+    ),
 ]

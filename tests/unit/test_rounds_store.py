@@ -63,7 +63,7 @@ def test_migration_of_a_store_without_rounds(tmp_path: Path) -> None:
     conn.close()
 
     store = Store(db)
-    assert store.schema_version()[-1] == "008_rounds"
+    assert "008_rounds" in store.schema_version()
     rows = store.samples("r1")
     assert [(r["round"], r["sample_index"], r["output_text"]) for r in rows] == [
         (1, 0, "old0"),

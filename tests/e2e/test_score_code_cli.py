@@ -4,6 +4,7 @@ skip-existing, --fresh, --dry-run; the Piston checker through a loopback server.
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,29 @@ def test_sweep_counts_parallel_serial_skip_and_dry_run(tmp_path: Path) -> None:
     fresh = _score(tmp_path, "par", "--fresh")
     assert not any(r.get("skipped") for r in _records(tmp_path / "par"))
     assert fresh.returncode == 0
+
+    # the store: report and matrix treat each (checkpoint, file) as a run
+    proc = run_cli("report", "-o", str(tmp_path / "par"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with (tmp_path / "par/master_results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [
+        (r["model_name"], r["settings_label"], r["quality_metric"], float(r["quality_score"]))
+        for r in rows
+    ] == [
+        ("checkpoint-10", "extra/more.jsonl", "pass@1", 1.0),
+        ("checkpoint-10", "main.jsonl", "pass@1", 0.25),
+        ("step_20", "main.jsonl", "pass@1", 0.75),
+        ("run/global_step30", "extra/more.jsonl", "pass@1", 0.5),
+        ("run/global_step30", "main.jsonl", "pass@1", 1.0),
+    ]  # fmt: skip (rescored with --fresh: still one run per file)
+    proc = run_cli("matrix", "-o", str(tmp_path / "par"), "--task", "code_io", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with (tmp_path / "par/matrix_code_io.csv").open() as handle:
+        matrix = {r["sample_id"]: r for r in csv.DictReader(handle)}
+    assert matrix["rev"]["checkpoint-10 [main.jsonl] correct"] == "0"
+    assert matrix["sum"]["checkpoint-10 [main.jsonl] correct"] == "0.5"
+    assert matrix["rev"]["step_20 [main.jsonl] correct"] == "0.5"
 
 
 def test_bad_input_is_one_line(tmp_path: Path) -> None:

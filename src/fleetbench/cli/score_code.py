@@ -16,6 +16,7 @@ from rich.table import Table
 from fleetbench.errors import ConfigError, UserError
 from fleetbench.sandbox.checkers import CHECKERS, make_checker
 from fleetbench.scoring.code_io import IOProblem, is_io_problems, load_io_problems
+from fleetbench.scoring.code_store import SweepStore
 from fleetbench.scoring.code_sweep import (
     DEFAULT_TIMEOUT_S,
     DEFAULT_WORKERS,
@@ -25,6 +26,8 @@ from fleetbench.scoring.code_sweep import (
 )
 from fleetbench.scoring.humaneval import HumanEvalProblem, load_problems
 from fleetbench.scoring.sweep_files import SolutionFile, discover_files, parse
+from fleetbench.store.lock import OutputLock
+from fleetbench.store.sqlite import COMPLETED, FAILED, Store
 
 CODE_HELP = "\n\n".join([
     "Score every solution file of a checkpoint sweep against its problems' tests.",
@@ -146,10 +149,19 @@ def score_code(
         bar.update(task, description=f"step {f.step} {escape(f.file)}")
 
     try:
-        with bar:
-            records = sweep(files, out, checker, io_problems, he_problems, workers=workers,
-                            timeout_s=timeout, fresh=fresh, started=started,
-                            progress=lambda f, n: bar.advance(task, n))  # fmt: skip
+        with OutputLock(out):
+            store = SweepStore(Store.in_dir(out), str(solutions_dir.resolve()))
+            status = FAILED
+            try:
+                with bar:
+                    records = sweep(files, out, checker, io_problems, he_problems,
+                                    workers=workers, timeout_s=timeout, fresh=fresh,
+                                    started=started, scored=store.add,
+                                    progress=lambda f, n: bar.advance(task, n))  # fmt: skip
+                status = COMPLETED
+            finally:
+                store.close(status)
+                store.store.close()
     except OSError as exc:
         raise UserError(f"{out}: cannot write: {exc.strerror or exc}") from None
     Console(highlight=False, width=200).print(_table(records))

@@ -10,10 +10,10 @@ question leaves its cells empty. Row order follows the samples' index in the tas
   run's dataset file; empty if it cannot be read any more) and ``wattbot`` (the ground
   truth answer_value).
 * prediction: the answer text (reasoning excluded), for ``wattbot`` the parsed
-  answer_value as submitted, for ``humaneval`` the fraction of the question's samples
-  that passed (one row per problem, all its samples together).
+  answer_value as submitted, for ``humaneval`` and ``code_io`` the fraction of the
+  question's samples that passed (one row per problem, all its samples together).
 * correct: the sample's primary score: ``custom`` ``correct`` (0/1), ``wattbot``
-  ``value_correct`` (0/1), ``humaneval`` the pass fraction; empty for unscored tasks.
+  ``value_correct`` (0/1), ``humaneval``/``code_io`` the pass fraction; empty for unscored tasks.
 
 Column names are the model name with its settings label in brackets; when two runs would
 get the same name, their run ids are added in parentheses.
@@ -39,7 +39,10 @@ from fleetbench.tasks.answers import task_of_run
 QUESTION_COLUMNS = ["sample_id", "sample_index", "question"]
 TARGET_COLUMN = "target"
 # The per-sample score shown as "correct"; tasks not listed have none.
-SAMPLE_METRIC = {"custom": "correct", "wattbot": "value_correct", "humaneval": "passed"}
+SAMPLE_METRIC = {"custom": "correct", "wattbot": "value_correct", "humaneval": "passed",
+                 "code_io": "passed"}  # fmt: skip
+# Tasks with n samples per problem: one row per problem, the fraction passed in both cells.
+PER_PROBLEM = {"humaneval": "task_id", "code_io": "problem_id"}
 _WATTBOT_QUESTION = re.compile(r"^Question: (.*)$", re.MULTILINE)
 
 
@@ -124,15 +127,15 @@ def _groups(task: str, samples: list[sqlite3.Row]) -> dict[str, list[sqlite3.Row
     groups: dict[str, list[sqlite3.Row]] = {}
     for sample in samples:
         key = sample["sample_id"]
-        if task == "humaneval":
-            key = _scores(sample).get("task_id") or key.split("#")[0]
+        if task in PER_PROBLEM:
+            key = _scores(sample).get(PER_PROBLEM[task]) or key.split("#")[0]
         groups.setdefault(str(key), []).append(sample)
     return groups
 
 
 def _cells(task: str, group: list[sqlite3.Row]) -> tuple[Any, Any]:
     metric = SAMPLE_METRIC.get(task)
-    if task == "humaneval":
+    if task in PER_PROBLEM:
         fraction = sum(int(bool(_scores(s).get("passed"))) for s in group) / len(group)
         return fraction, fraction
     sample = group[0]

@@ -184,10 +184,12 @@ def sweep(
     fresh: bool = False,
     progress: Progress = lambda f, n: None,
     started: Callable[[SolutionFile, str], None] = lambda f, how: None,
+    scored: Callable[[SolutionFile, list[dict[str, Any]]], None] = lambda f, results: None,
 ) -> list[dict[str, Any]]:
     """Score the parsed ``files`` (step order) and write the outputs; the records.
 
-    ``started(file, how)`` is told ``"skipped"``, ``"error"`` or ``"scoring"`` per file."""
+    ``started(file, how)`` is told ``"skipped"``, ``"error"`` or ``"scoring"`` per file;
+    ``scored(file, results)`` gets each file scored in full (the results store)."""
     out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -204,6 +206,7 @@ def sweep(
                 record, results = score_one(f, pool, checker, io_problems, he_problems,
                                             timeout_s, progress)  # fmt: skip
                 if not record["error"]:
+                    scored(f, results)
                     write_file_result(out, record, results)
                 records.append(record)
             write_batch(out, records)

@@ -26,7 +26,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 # ([ray], a local instance).
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,report,hf,hosted,rag,pdf,ray]'
+	$(BIN)/pip install --quiet -e '.[dev,report,hf,hosted,rag,pdf,ray,parquet]'
 	touch $@
 
 install: $(VENV)/.installed

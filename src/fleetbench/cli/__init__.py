@@ -11,6 +11,7 @@ import typer
 from fleetbench import __version__
 from fleetbench.cli.audit import AUDIT_HELP, audit_command
 from fleetbench.cli.ensemble import ENSEMBLE_HELP, ensemble
+from fleetbench.cli.export import export_app
 from fleetbench.cli.matrix import MATRIX_HELP, matrix
 from fleetbench.cli.models import models_app
 from fleetbench.cli.report import REPORT_HELP, report
@@ -40,6 +41,7 @@ app.command(help=ENSEMBLE_HELP)(ensemble)
 app.command(help=REPORT_HELP)(report)
 app.command("audit", help=AUDIT_HELP)(audit_command)
 app.command()(schedule)
+app.add_typer(export_app, name="export")
 
 
 @app.command("example-plan")

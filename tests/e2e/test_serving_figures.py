@@ -146,3 +146,41 @@ def test_at_concurrency_1_wall_time_and_summed_latency_agree(tmp_path: Path) -> 
     # energy.client_only: true asks for the client's own figure, labelled as such.
     assert row["energy_scope"] == "client only" and float(row["energy_wh"]) > 0
     assert "fleetbench's own process only" in row["energy_unmeasured_reason"]
+
+
+def test_sweep_finds_the_knee_of_a_server_of_known_capacity(tmp_path: Path) -> None:
+    """Two requests at once, 0.2 s each: the server completes at most 10 requests/s.
+    Steps at 4 and 8 requests/s keep up; at 20 it saturates at ~10. Each step is a run
+    (its own master CSV row); goodput under a 300 ms latency target falls past the knee."""
+    with PacedServer(ttft_s=0.15, gap_s=0.025, tokens=3, capacity=2) as server:
+        plan_path = paced_plan(tmp_path, server.base_url, concurrency=1, prompts=30)
+        plan = yaml.safe_load(plan_path.read_text())
+        plan["load"] = {"profile": "sweep", "rates_rps": [4, 8, 20], "duration_s": 1.2}
+        plan["slo"] = {"latency_ms": 300}
+        plan_path.write_text(yaml.safe_dump(plan, sort_keys=False))
+        out = tmp_path / "out"
+        proc = run_cli("run", str(plan_path), "-o", str(out), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert server.reply_s() == pytest.approx(0.2) and server.max_in_flight == 2
+    with open(out / "master_results.csv", newline="") as f:
+        rows = {r["settings_label"]: r for r in csv.DictReader(f)}
+    assert sorted(rows) == ["20rps", "4rps", "8rps"]
+    assert [rows[k]["total_prompts"] for k in ("4rps", "8rps", "20rps")] == ["5", "10", "24"]
+    for label, rate in (("4rps", 4.0), ("8rps", 8.0)):
+        row = rows[label]
+        assert row["load_profile"] == "constant" and float(row["offered_rps"]) == rate
+        assert float(row["completion_rps"]) == pytest.approx(rate, rel=0.1)
+        assert float(row["goodput_share"]) == 1.0
+    saturated = rows["20rps"]
+    assert float(saturated["completion_rps"]) == pytest.approx(10.0, rel=0.15)
+    assert float(saturated["goodput_share"]) < 0.5  # replies queue behind the capacity
+    for row in rows.values():
+        assert row["sweep_knee_rps"] == "8" and row["sweep_knee_reason"] == ""
+        assert float(row["sweep_saturation_rps"]) == pytest.approx(10.0, rel=0.15)
+        assert float(row["send_lag_p99_ms"]) < 50  # the client kept the schedule
+        assert row["slo"] == "latency_ms=300"
+    assert rows["4rps"]["sweep_step"] == "1/3" and rows["20rps"]["sweep_step"] == "3/3"
+    stored = db_rows(out, "SELECT intended_send_at, actual_send_at FROM samples")
+    assert len(stored) == 39
+    assert all(s["intended_send_at"] is not None for s in stored)
+    assert all(s["actual_send_at"] >= s["intended_send_at"] for s in stored)

@@ -5,7 +5,9 @@ It generates nothing: every streamed chat reply is ``tokens`` chunks (``"t0 "``,
 after it, then a ``finish_reason`` chunk (with ``usage`` unless ``usage=False``) and
 ``[DONE]``. Each request gets its own thread, so concurrent requests overlap fully —
 unlike ``llama_cpp.server``, which serialises them — and the server's throughput is
-known in advance. It records, server side, when each request arrived and when its
+known in advance; ``capacity=N`` serves at most N at once, the rest wait for a free
+slot (a server of known capacity: N ÷ one reply's time requests per
+second). It records, server side, when each request arrived and when its
 reply ended (``time.time()``) and the most requests in flight at once. ``GET
 /v1/models`` lists ``MODEL``.
 
@@ -25,6 +27,10 @@ from typing import Any
 MODEL = "paced"
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # open-loop bursts: no connection refused by the backlog
+
+
 @dataclass
 class Served:
     arrived: float
@@ -37,11 +43,17 @@ class PacedServer:
     gap_s: float = 0.05
     tokens: int = 10
     usage: bool = True
+    capacity: int | None = None
     served: list[Served] = field(default_factory=list)
     max_in_flight: int = 0
     _in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _httpd: ThreadingHTTPServer | None = None
+    _slots: threading.Semaphore | None = None
+
+    def reply_s(self) -> float:
+        """One reply's time once it is served: first token, then the gaps."""
+        return self.ttft_s + (self.tokens - 1) * self.gap_s
 
     @property
     def base_url(self) -> str:
@@ -71,12 +83,16 @@ class PacedServer:
                 if self.path != "/v1/chat/completions":
                     self.send_error(404)
                     return
+                if server._slots is not None:
+                    server._slots.acquire()
                 server._enter()
                 try:
                     self._stream()
                 finally:
                     record.ended = time.time()
                     server._leave(record)
+                    if server._slots is not None:
+                        server._slots.release()
 
             def _stream(self) -> None:
                 self.send_response(200)
@@ -109,7 +125,9 @@ class PacedServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.capacity is not None:
+            self._slots = threading.Semaphore(self.capacity)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self

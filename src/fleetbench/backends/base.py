@@ -82,6 +82,10 @@ class GenerationResult(BaseModel):
     # the reply and yielding the result (counting tokens) should set them.
     sent_at: float | None = None
     received_at: float | None = None
+    # Wall clock at which the engine meant to send the request (open-loop load
+    # profiles; None closed loop) and at which it did send the first attempt.
+    intended_send_at: float | None = None
+    actual_send_at: float | None = None
     error: str | None = None
     retryable: bool = False
 

@@ -9,6 +9,10 @@ every network backend, with the same options, defaults and limits (``EngineOptio
   flight; results go onto a queue that ``generate()`` yields from as they complete, so
   the runner's thread sees a plain iterator. A consumer that stops early cancels the
   requests in flight.
+* **Schedules.** With an open-loop ``load`` profile (``backends.load``: constant or
+  Poisson arrivals) there are no lanes: each request is sent at its due time whether or
+  not earlier replies are in, and its result records the intended and actual send
+  times. Warm-up requests, if any, go first and are not yielded.
 * **Retries.** A failed attempt is classified by the provider (``RequestFailure``:
   retryable or not, and the server's Retry-After). Retryable failures are repeated with
   exponential backoff and equal jitter (half fixed, half random, so clients released by
@@ -35,6 +39,7 @@ import queue
 import random
 import re
 import threading
+import time
 import traceback
 from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -45,6 +50,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleetbench.backends.base import GenerationRequest, GenerationResult
+from fleetbench.backends.load import LoadProfile, SloTargets, arrival_offsets
 from fleetbench.errors import BackendError
 
 T = TypeVar("T")
@@ -63,6 +69,17 @@ class EngineOptions(BaseModel):
     backoff_base_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
     retry_after_max_s: float = Field(60.0, ge=0, description="cap on a server's Retry-After")
+    load: LoadProfile | None = Field(None, description="how requests are sent (backends.load)")
+    slo: SloTargets | None = Field(None, description="latency targets for goodput")
+
+    def lanes(self) -> int:
+        """Requests in flight, closed loop."""
+        return (self.load.concurrency if self.load else None) or self.concurrency
+
+    def pool_size(self) -> int:
+        """Connections a client needs: open loop, as many as the server keeps waiting
+        (up to 512), so the client's pool never holds a request back."""
+        return 512 if self.load is not None and self.load.open_loop else self.lanes()
 
 
 # -- failures and the retry policy ----------------------------------------------------
@@ -337,23 +354,80 @@ class RequestEngine:
     async def _run_all(
         self, requests: Iterator[GenerationRequest], out: queue.SimpleQueue[Item]
     ) -> None:
-        async def lane() -> None:
-            for request in requests:  # lanes share the iterator: each takes the next one
-                result = await self._one(request)
-                follow = self.provider.follow_up(request, result) if result.ok else None
-                if follow is None:
-                    out.put(result)
-                else:  # off the lane: the next request goes out now
-                    group.create_task(self._finish(follow, result, out))
-
+        load = self.options.load
         try:
             async with asyncio.TaskGroup() as group:
-                for _ in range(self.options.concurrency):
-                    group.create_task(lane())
+                if load is not None and load.warmup_requests:
+                    requests = await self._warm_up(requests, load.warmup_requests)
+                if load is not None and load.open_loop:
+                    await self._open_loop(requests, load, out, group)
+                else:
+                    for _ in range(self.options.lanes()):
+                        group.create_task(self._lane(requests, out, group))
         except* Exception as exc:  # e.g. the request iterable itself failed
             out.put(exc.exceptions[0])
         finally:
             out.put(None)
+
+    async def _lane(
+        self,
+        requests: Iterator[GenerationRequest],
+        out: queue.SimpleQueue[Item],
+        group: asyncio.TaskGroup,
+    ) -> None:
+        """Closed loop: the next request goes out when this lane's reply is in."""
+        for request in requests:  # lanes share the iterator: each takes the next one
+            await self._deliver(request, None, out, group)
+
+    async def _open_loop(
+        self,
+        requests: Iterator[GenerationRequest],
+        load: LoadProfile,
+        out: queue.SimpleQueue[Item],
+        group: asyncio.TaskGroup,
+    ) -> None:
+        """Open loop: each request is sent at its due time, replies or not. The due
+        times are offsets from one start on the loop's monotonic clock; the wall-clock
+        intended time is the same offset from the start's wall time."""
+        loop = asyncio.get_running_loop()
+        start, start_wall = loop.time(), time.time()
+        for request, offset in zip(requests, arrival_offsets(load), strict=False):
+            delay = start + offset - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            group.create_task(self._deliver(request, start_wall + offset, out, group))
+
+    async def _warm_up(
+        self, requests: Iterator[GenerationRequest], count: int
+    ) -> Iterator[GenerationRequest]:
+        """``count`` unrecorded requests (the first requests again, in turn), closed loop
+        at the engine's concurrency, before anything is measured."""
+        pending = list(requests)
+        if pending:
+            warm = iter([pending[i % len(pending)] for i in range(count)])
+
+            async def lane() -> None:
+                for request in warm:
+                    await self._one(request)
+
+            await asyncio.gather(*(lane() for _ in range(self.options.lanes())))
+        return iter(pending)
+
+    async def _deliver(
+        self,
+        request: GenerationRequest,
+        intended: float | None,
+        out: queue.SimpleQueue[Item],
+        group: asyncio.TaskGroup,
+    ) -> None:
+        actual = time.time()
+        result = await self._one(request)
+        result.intended_send_at, result.actual_send_at = intended, actual
+        follow = self.provider.follow_up(request, result) if result.ok else None
+        if follow is None:
+            out.put(result)
+        else:  # off the lane: the next request goes out now
+            group.create_task(self._finish(follow, result, out))
 
     async def _finish(
         self,

@@ -146,7 +146,7 @@ class HostedBackend:
                 "model": self._model(),
                 "api_base": redact_url(o.api_base) if o.api_base else None,
                 "stream": o.stream,
-                "concurrency": o.concurrency,
+                "concurrency": o.lanes(),
                 "adapter": f"any-llm-sdk {_version('any-llm-sdk')}",
             },
         )

@@ -139,14 +139,14 @@ class OpenAIBackend:
                 "model": self.model,
                 "preset": self.options.preset,
                 "stream": self.options.stream,
-                "concurrency": self.options.concurrency,
+                "concurrency": self.options.lanes(),
                 **({"tokenizer": str(self._local.path)} if self._local else {}),
             },
         )
 
     async def _make_client(self, key: str) -> httpx.AsyncClient:
         o = self.options
-        pool = o.concurrency + 2  # + tokenize calls while replies stream
+        pool = o.pool_size() + 2  # + tokenize calls while replies stream
         headers = {"User-Agent": "fleetbench"}
         if key:
             headers["Authorization"] = f"Bearer {key}"

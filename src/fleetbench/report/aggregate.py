@@ -13,6 +13,7 @@ from fleetbench.meters.derived import DerivedInputs, derive
 from fleetbench.meters.disk import model_disk
 from fleetbench.meters.energy import NONE
 from fleetbench.report.energy import energy_columns, gpu_power_columns
+from fleetbench.report.load import load_figures
 from fleetbench.report.rounds import by_round, round_spread
 from fleetbench.report.timing import distributions, percentile_columns, speed_figures
 from fleetbench.report.tokens import token_totals
@@ -44,6 +45,7 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     rss = [a["peak_rss_mb"] for a in attempts if a["peak_rss_mb"] is not None]
     split = _reasoning_split(samples)
     dists = distributions(ok)
+    speed = speed_figures(samples, ok, tokens.ok_completion)
     summary: dict[str, Any] = {
         "model_name": run["model_name"],
         "model_class": run["model_class"],
@@ -57,7 +59,7 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "total_tokens": _add(tokens.prompt, tokens.completion),
         "total_prompt_tokens": tokens.prompt,
         "total_completion_tokens": tokens.completion,
-        **speed_figures(samples, ok, tokens.ok_completion),
+        **speed,
         **percentile_columns(dists),
         "distributions": dists,
         "gpu_energy_wh": gpu_wh,
@@ -101,6 +103,7 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         # Catalogue categories (tags), ';'-joined: the master CSV groups runs by them.
         "categories": ";".join((config.get("model") or {}).get("tags") or []),
         **spread,
+        **load_figures(config, samples, ok, speed["generation_seconds"]),
     }
     return summary | gpu_power_columns(summary)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.report.aggregate import summarize_run
+from fleetbench.report.load import mark_knees
 from fleetbench.report.master import write_master_csv
 from fleetbench.report.stars import ReferenceRow, assign_stars, rate_runs
 from fleetbench.store.rows import SampleRow
@@ -107,6 +108,7 @@ class ResultsExporter:
             assign_stars(summaries, self.stars_reference)
         else:
             rate_runs(summaries, rows)
+        mark_knees(summaries)
         for row, summary in zip(rows, summaries, strict=True):
             if not run_ids or row["run_id"] in run_ids:
                 write_run_files(self.store, row, summary, run_dir(self.output, row["run_id"]))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.fsutil import atomic_write_text
+from fleetbench.report.load import LOAD_COLUMNS
 from fleetbench.report.rounds import ROUND_COLUMNS
 
 MASTER_FILE = "master_results.csv"
@@ -91,6 +92,7 @@ MASTER_COLUMNS: list[str] = [
     "gpu_peak_power_w",
     "gpu_power_reason",
     *ROUND_COLUMNS,
+    *LOAD_COLUMNS,
 ]
 
 

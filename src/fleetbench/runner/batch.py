@@ -98,6 +98,8 @@ def plan_batch(loaded: LoadedPlan, options: BatchOptions) -> list[PlannedRun]:
                     task_cls(task_cls.Options.model_validate(spec.task_options)).samples()
                 )
             n = min(counts[key], options.limit) if options.limit else counts[key]
+            cap = spec.request_cap()  # a load profile's max_requests / duration x rate
+            n = min(n, cap) if cap is not None else n
             stored = _stored_count(store, spec.run_id, n, options)
             outcome = None
             if stored >= n * len(options.rounds):  # shown as the skip reason

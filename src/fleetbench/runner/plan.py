@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fleetbench.backends import get_backend_class
 from fleetbench.backends.base import GenerationSettings
+from fleetbench.backends.load import LoadProfile, SloTargets
 from fleetbench.catalog import ModelFilter, ModelSpec, load_catalog
 from fleetbench.catalog.discover import GUESSED
 from fleetbench.errors import CatalogError, ConfigError, PlanError, UserError
@@ -169,6 +170,13 @@ class Plan(BaseModel):
     executor: ExecutorSettings | None = Field(
         None, description="how many runs execute at once, and where (default: one by one)"
     )
+    load: LoadProfile | None = Field(
+        None,
+        description="load profile of the HTTP backends' runs (an entry's options.load wins)",
+    )
+    slo: SloTargets | None = Field(
+        None, description="latency targets for goodput (an entry's options.slo wins)"
+    )
 
 
 class RunSpec(BaseModel):
@@ -189,6 +197,11 @@ class RunSpec(BaseModel):
     settings_label: str
     generation: GenerationSettings
     energy: EnergySettings
+
+    def request_cap(self) -> int | None:
+        """The most requests the run's load profile sends (None: one per sample)."""
+        load = self.backend_options.get("load")
+        return LoadProfile.model_validate(load).request_cap() if load else None
 
     def identity(self) -> dict[str, Any]:
         """What makes two runs the same run (limit, output and timeout do not)."""
@@ -312,22 +325,23 @@ class _Expander:
                 protocol = _protocol_defaults(task_cls, task_options, bool(model.reasoning))
                 for si, variant in enumerate(plan.settings):
                     generation = self._generation(mi, ti, si, model, protocol)
-                    spec = RunSpec(
-                        run_id="",
-                        model=model,
-                        skip_reason=skip,
-                        preflight_error=preflight,
-                        gpus=[g.uuid for g in fit.gpus] if skip is None else [],
-                        placement_note=fit.note,
-                        backend_options=backend_options,
-                        task=task,
-                        task_options=task_options,
-                        settings_label=variant.label,
-                        generation=generation,
-                        energy=plan.energy,
-                    )
-                    spec.run_id = make_run_id(spec)
-                    runs.append(spec)
+                    for options, label in _load_steps(backend_options, variant.label):
+                        spec = RunSpec(
+                            run_id="",
+                            model=model,
+                            skip_reason=skip,
+                            preflight_error=preflight,
+                            gpus=[g.uuid for g in fit.gpus] if skip is None else [],
+                            placement_note=fit.note,
+                            backend_options=options,
+                            task=task,
+                            task_options=task_options,
+                            settings_label=label,
+                            generation=generation,
+                            energy=plan.energy,
+                        )
+                        spec.run_id = make_run_id(spec)
+                        runs.append(spec)
         return runs
 
     def _task(self, ti: int, task: TaskSpec) -> tuple[TaskSpec, type[Task], dict[str, Any]]:
@@ -354,6 +368,7 @@ class _Expander:
             if mi >= len(self.plan.models):  # a catalogue may list more than runs here
                 return options, f"backend not available: {exc}", None, Fit()
             raise self._model_error(mi, model, "backend", str(exc)) from None
+        options = self._plan_load(backend_cls.Options, options)
         try:
             validated = backend_cls.Options.model_validate(options)
         except ValidationError as exc:
@@ -363,6 +378,9 @@ class _Expander:
             field = "options." + ".".join(str(p) for p in err["loc"])
             raise self._model_error(mi, model, field, err["msg"]) from None
         checked = validated.model_dump(mode="json")
+        for name in ("load", "slo"):  # unset: absent, so older runs keep their identity
+            if checked.get(name) is None:
+                checked.pop(name, None)
         reason = getattr(backend_cls, "unavailable_reason", None)
         skip = reason(validated, model) if reason else None
         placement = getattr(backend_cls, "placement", None)
@@ -377,6 +395,16 @@ class _Expander:
         if error is not None:
             error = f"{model.source or self.doc.path}: model {model.name!r}: {error}"
         return checked, skip, error, fit
+
+    def _plan_load(self, options_cls: type[BaseModel], options: dict[str, Any]) -> dict[str, Any]:
+        """The plan's ``load`` and ``slo`` for a backend that has them (the HTTP ones),
+        unless the entry's options give their own."""
+        out = dict(options)
+        for name in ("load", "slo"):
+            value = getattr(self.plan, name)
+            if value is not None and name in options_cls.model_fields and name not in out:
+                out[name] = value.model_dump(exclude_unset=True)
+        return out
 
     def _generation(
         self, mi: int, ti: int, si: int, model: ModelSpec, protocol: dict[str, Any]
@@ -429,6 +457,23 @@ class _Expander:
                     raise self._model_error(i, models[i], field, message)
                 raise self.doc.error((section, i, field), message)
             seen.add(value)
+
+
+def _load_steps(options: dict[str, Any], label: str) -> list[tuple[dict[str, Any], str]]:
+    """Backend options and settings label of each run: one run, or one per step of a
+    ``sweep`` load profile (labelled ``<label>@<rate>rps``, so reports and exports show
+    every step as a run of its own)."""
+    load = options.get("load")
+    if not load or load.get("profile") != "sweep":
+        return [(options, label)]
+    steps = LoadProfile.model_validate(load).steps_profiles()
+    out = []
+    for step in steps:
+        assert step.sweep is not None and step.rate_rps is not None
+        step.sweep.label = label
+        dumped = step.model_dump(mode="json", exclude_none=True)
+        out.append(({**options, "load": dumped}, f"{label}@{step.rate_rps:g}rps".lstrip("@")))
+    return out
 
 
 def _protocol_defaults(

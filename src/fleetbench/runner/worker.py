@@ -226,6 +226,8 @@ class SampleRecorder:
             itl_s=result.itl_s,
             sent_at=result.sent_at,
             received_at=result.received_at,
+            intended_send_at=result.intended_send_at,
+            actual_send_at=result.actual_send_at,
             finish_reason=result.finish_reason,
             token_source=result.token_source,
             retries=result.retries,

@@ -230,4 +230,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
         """,
     ),
+    (
+        # Load profiles (backends.load): when each request was due (open loop; NULL
+        # closed loop) and when its first attempt was actually sent, epoch seconds. The
+        # lag between them shows a client that could not keep the schedule.
+        "010_load_send_times",
+        """
+        ALTER TABLE samples ADD COLUMN intended_send_at REAL;
+        ALTER TABLE samples ADD COLUMN actual_send_at REAL;
+        """,
+    ),
 ]

@@ -40,6 +40,9 @@ class SampleRow:
     # wall-clock (epoch s) request sent and reply received: the generation window
     sent_at: float | None = None
     received_at: float | None = None
+    # open-loop load profiles: when the request was due and when it was sent (epoch s)
+    intended_send_at: float | None = None
+    actual_send_at: float | None = None
     finish_reason: str | None
     token_source: str | None = None  # see backends.base.TokenSource
     retries: int = 0

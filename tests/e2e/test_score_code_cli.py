@@ -186,3 +186,35 @@ def test_piston_missing_language(tmp_path: Path, lang: str) -> None:
         assert not [s for s in server.seen if s.startswith("POST")]
     assert proc.returncode == 2
     assert f"language '{lang}': not installed on the Piston service" in proc.stderr
+
+
+def test_file_budget_and_humaneval_files(tmp_path: Path) -> None:
+    """--timeout is a budget per file: a file of slow solutions records the error and no
+    result (so it is retried); HumanEval samples files score against --problems."""
+    sweep = tmp_path / "sweep"
+    (sweep / "checkpoint-1").mkdir(parents=True)
+    (sweep / "checkpoint-2").mkdir()
+    slow = "import time\ntime.sleep(1.5)\nprint(3)\n"
+    (sweep / "checkpoint-1/slow.jsonl").write_text(_line("sum", slow) * 6)
+    (sweep / "checkpoint-2/fast.jsonl").write_text(_line("sum", GOOD["sum"]))
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(json.dumps({**PROBLEMS[0], "time_limit_s": 5}) + "\n")
+    proc = _score(tmp_path, "out", "--timeout", "1", "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    slow_rec, fast_rec = _records(tmp_path / "out")
+    assert slow_rec["error"].startswith("evaluation timed out after 1 s (")
+    assert not (tmp_path / "out/eval_checkpoint_1").exists()
+    assert fast_rec["error"] is None and fast_rec["passed"] == 1
+
+    he = {"task_id": "T/0", "prompt": "def add(a, b):\n", "entry_point": "add",
+          "test": "def check(f):\n    assert f(1, 2) == 3\n"}  # fmt: skip
+    problems.write_text(json.dumps(he) + "\n")
+    samples = [{"task_id": "T/0", "completion": "    return a + b\n"},
+               {"task_id": "T/0", "completion": "    return a - b\n"}]  # fmt: skip
+    (sweep / "checkpoint-2/fast.jsonl").write_text("".join(json.dumps(x) + "\n" for x in samples))
+    proc = _score(tmp_path, "he")
+    assert proc.returncode == 0, proc.stderr
+    slow_rec, he_rec = _records(tmp_path / "he")
+    assert "stdin/stdout solutions cannot use --problems" in slow_rec["error"]
+    assert (he_rec["format"], he_rec["passed"], he_rec["solutions"]) == ("humaneval", 1, 2)
+    assert he_rec["failures"] == {"failed": 1} and he_rec["pass@k"] == {"1": 0.5}

@@ -30,6 +30,7 @@ from typing import Any
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.safeparse import loads_json
 from fleetbench.sandbox.checkers import Checker, Execution, RunLimits
+from fleetbench.sandbox.runner import kill_all
 from fleetbench.scoring.code_io import IOProblem, indexed, run_solution, summarise
 from fleetbench.scoring.humaneval import HumanEvalProblem, limits_for, score_samples
 from fleetbench.scoring.passk import DEFAULT_KS, pass_at_ks
@@ -137,7 +138,14 @@ def score_one(
         future = pool.submit(job, item, index)
         future.add_done_callback(lambda fut: progress(f, 1) if not fut.cancelled() else None)
         futures.append(future)
-    pending = wait(futures, timeout=timeout_s).not_done
+    try:
+        pending = wait(futures, timeout=timeout_s).not_done
+    except BaseException:  # Ctrl-C: start nothing more, stop what runs, then go
+        stop.set()
+        for future in futures:
+            future.cancel()
+        kill_all()
+        raise
     if pending:
         stop.set()
         for future in pending:

@@ -14,10 +14,12 @@ import secrets
 
 from fleetbench.errors import ConfigError
 from fleetbench.sandbox import SandboxLimits, run_program
-from fleetbench.sandbox.checkers import Execution, RunLimits
+from fleetbench.sandbox.checkers import Ending, Execution, RunLimits
 
 LANGUAGES = frozenset({"python", "python3", "py"})
 _COMPILE_EXIT = 97
+# Sandbox statuses other than "passed"; "failed" and "output_limit" are runtime errors.
+_ENDINGS: dict[str, Ending] = {"timeout": "time_limit", "memory": "memory_limit", "error": "error"}
 
 
 def wrapper(code: str, stdin: str, marker: str) -> str:
@@ -65,7 +67,5 @@ class LocalChecker:
             return Execution("compile_error", detail=line[:300], duration_s=result.duration_s)
         if result.status == "passed":
             return Execution("exited", result.stdout, "exit code 0", result.duration_s)
-        ending = {"timeout": "time_limit", "memory": "memory_limit", "error": "error"}.get(
-            result.status, "runtime_error"
-        )
-        return Execution(ending, result.stdout, result.reason, result.duration_s)  # type: ignore[arg-type]
+        ending = _ENDINGS.get(result.status, "runtime_error")
+        return Execution(ending, result.stdout, result.reason, result.duration_s)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import datetime
 from pathlib import Path
 
 import yaml
-from conftest import run_cli
+from conftest import PlanWriter, run_cli
 from llamaserver import ALIAS, LlamaServer, llama_server  # noqa: F401  (fixture)
 from ollamaserver import OllamaServer
+
+from fleetbench.catalog.embedded import EMBEDDED_MODEL_ID, embedded_model_path
+from fleetbench.runner.batches import default_name
 
 
 def test_ollama_discovery_lists_models_with_details(tmp_path: Path) -> None:
@@ -151,3 +155,131 @@ def _replace_in_second(text: str, key: str, change: str) -> str:
     head, tail = text.split("  - name: claude-3-5-sonnet\n")
     lines = [ln for ln in tail.splitlines() if not ln.strip().startswith(f"{key}:")]
     return head + "  - name: claude-3-5-sonnet\n" + "\n".join([f"    {change}", *lines]) + "\n"
+
+
+def test_named_batches_listing_resume_and_per_run_files(
+    tmp_path: Path, write_plan: PlanWriter
+) -> None:
+    plan = write_plan()
+    out = tmp_path / "out"
+    first = run_cli("run", str(plan), "-o", str(out), "--limit", "2", "--name", "first",
+                    "--batch-dir", cwd=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr + first.stdout
+    (row,) = _master(out)
+    run_dir = out / "runs" / row["run_id"]
+    with open(run_dir / "samples.csv", newline="") as f:
+        samples = list(csv.DictReader(f))
+    results = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert [s["output_text"] for s in samples] == [r["output_text"] for r in results]
+    assert [s["sample_index"] for s in samples] == ["0", "1"]
+    assert samples[0]["error"] == "" and float(samples[0]["latency_s"]) > 0
+    emissions = json.loads((run_dir / "emissions.json").read_text())
+    assert emissions["run_id"] == row["run_id"] and emissions["energy_scope"] == "in-process"
+    assert emissions["energy_method"] == row["energy_method"]
+    assert len(emissions["attempts"]) == 1 and emissions["attempts"][0]["attempt"] == 1
+    assert [r["run_id"] for r in _master(out / "batches" / "first")] == [row["run_id"]]
+    assert json.loads((out / "batches" / "first" / "batch.json").read_text())["name"] == "first"
+
+    listing = run_cli("batches", "-o", str(out), "--json", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    (batch,) = json.loads(listing.stdout)
+    assert (batch["name"], batch["status"], batch["runs"], batch["done"]) == (
+        "first", "completed", 1, 1
+    )  # fmt: skip
+    assert batch["plan"] == str(plan) and batch["batch_id"].startswith("b-")
+
+    # A plan with one more model: resuming "first" runs exactly that batch's run.
+    plan2 = write_plan(
+        extra_models=[{"name": "other", "backend": "llamacpp", "generation": {"seed": 3}}],
+        name="plan2.yaml",
+    )
+    dry = run_cli("run", str(plan2), "-o", str(out), "--resume", "first", "--limit", "3",
+                  "--dry-run", cwd=tmp_path)  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert "2/3 stored" in dry.stdout and "1 more run(s) filtered out" in dry.stdout
+    assert "other" not in dry.stdout
+    # Without a plan: the batch's own plan file, by id.
+    again = run_cli("run", "-o", str(out), "--resume", batch["batch_id"], "--limit", "3",
+                    cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert [r["successful_prompts"] for r in _master(out)] == ["3"]
+    names = [b["name"] for b in json.loads(run_cli("batches", "-o", str(out), "--json",
+                                                   cwd=tmp_path).stdout)]  # fmt: skip
+    assert names == ["first", "first"]
+
+    for args, expected in [
+        (("--resume", "nosuch"), "--resume 'nosuch': no such batch in"),
+        (("--name", "a/b"), "--name 'a/b': use letters, digits"),
+    ]:
+        bad = run_cli("run", str(plan), "-o", str(out), *args, cwd=tmp_path)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+        assert expected in bad.stderr
+    empty = run_cli("batches", "-o", str(tmp_path / "none"), cwd=tmp_path)
+    assert empty.returncode == 2 and "no results store here" in empty.stderr
+
+
+def test_default_batch_name() -> None:
+    assert default_name(datetime(2026, 1, 2, 3, 4, 5)) == "batch_20260102_030405"
+
+
+def _master(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "master_results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_catalogue_without_a_plan_and_save_plan_round_trip(
+    tmp_path: Path, prompts_file: Path
+) -> None:
+    catalogue = tmp_path / "models.csv"
+    catalogue.write_text(
+        ",Models to Add,Priority (1=hi),Class,Task,Reasoning State,Chat Template\n"
+        f",https://huggingface.co/{EMBEDDED_MODEL_ID},1,A,text_gen,Off (N/A),N/A\n"
+        ",Qwen/Qwen3-0.6B,1,A,text_gen,Off,N/A\n"
+    )
+    out, saved = tmp_path / "out", tmp_path / "saved" / "plan.yaml"
+    saved.parent.mkdir()
+    proc = run_cli("run", str(catalogue), "--prompts-file", str(prompts_file), "--limit", "2",
+                   "-o", str(out), "--save-plan", str(saved), cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    rows = _master(out)
+    assert [(r["model_name"], r["status"], r["total_completion_tokens"]) for r in rows] == [
+        (EMBEDDED_MODEL_ID, "completed", "20")  # the AI Energy Score protocol: 10 each
+    ]
+    assert "no GGUF for Qwen/Qwen3-0.6B" in proc.stdout
+    data = yaml.safe_load(saved.read_text())
+    assert data["catalog"] == {"path": str(catalogue)}
+    assert data["tasks"] == [{"name": "textgen", "options": {"prompts_file": str(prompts_file)}}]
+    again = run_cli("run", str(saved), "-o", str(out), "--limit", "2", "--dry-run",
+                    cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert rows[0]["run_id"][:20] in again.stdout and "completed (2/2 stored)" in again.stdout
+
+
+def test_one_model_without_a_plan(tmp_path: Path, prompts_file: Path) -> None:
+    gguf = embedded_model_path()
+    out, saved = tmp_path / "out", tmp_path / "adhoc.yaml"
+    proc = run_cli("run", "--model-path", str(gguf), "--prompts-file", str(prompts_file),
+                   "--limit", "1", "-o", str(out), "--save-plan", str(saved),
+                   cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    (row,) = _master(out)
+    assert (row["model_name"], row["backend"], row["status"]) == (gguf.stem, "llamacpp",
+                                                                 "completed")  # fmt: skip
+    model = yaml.safe_load(saved.read_text())["models"][0]
+    assert model == {"backend": "llamacpp", "name": gguf.stem,
+                     "options": {"model_path": str(gguf)}}  # fmt: skip
+    replay = run_cli("run", str(saved), "-o", str(out), "--limit", "1", cwd=tmp_path)
+    assert replay.returncode == 0 and [r["run_id"] for r in _master(out)] == [row["run_id"]]
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("models: [{name: m}]\ntasks: [{name: textgen}]\n")
+    for args, expected in [
+        ((str(plan), "--base-url", "http://127.0.0.1:1/v1"), "--base-url: only for a run"),
+        ((str(plan), "--save-plan", "x.yaml"), "--save-plan: only for a run without"),
+        (("--model-id", "a/b", "--prompts-file", "nope.jsonl"), "--prompts-file nope.jsonl"),
+        (("--model-id", "a/b", "--backend", "nosuch"), "unknown backend 'nosuch'"),
+    ]:
+        bad = run_cli("run", *args, "-o", str(tmp_path / "bad"), cwd=tmp_path)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, (args, bad.stderr)
+        assert expected in bad.stderr, (args, bad.stderr)
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "x.yaml").exists()

@@ -10,6 +10,7 @@ import typer
 
 from fleetbench import __version__
 from fleetbench.cli.audit import AUDIT_HELP, audit_command
+from fleetbench.cli.batches import BATCHES_HELP, batches
 from fleetbench.cli.ensemble import ENSEMBLE_HELP, ensemble
 from fleetbench.cli.export import export_app
 from fleetbench.cli.matrix import MATRIX_HELP, matrix
@@ -42,6 +43,7 @@ app.command(help=REPORT_HELP)(report)
 app.command("audit", help=AUDIT_HELP)(audit_command)
 app.command()(schedule)
 app.add_typer(export_app, name="export")
+app.command(help=BATCHES_HELP)(batches)
 
 
 @app.command("example-plan")

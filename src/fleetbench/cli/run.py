@@ -37,8 +37,11 @@ from fleetbench.runner import (
     plan_batch,
     run_batch,
 )
+from fleetbench.runner.adhoc import AdHoc, adhoc_plan, is_catalog
+from fleetbench.runner.adhoc import save_plan as write_plan
+from fleetbench.runner.batches import check_name, find_batch, plan_of
 from fleetbench.runner.executors import Estimate, Placed, Work, preview
-from fleetbench.runner.plan import ExecutorSettings
+from fleetbench.runner.plan import ExecutorSettings, plan_from_data
 from fleetbench.store import DB_NAME, Store
 from fleetbench.store.lock import check_output
 
@@ -79,8 +82,60 @@ def run(
     plan: Annotated[
         Path | None,
         typer.Argument(
-            help="Plan YAML file. Without one, runs the built-in demo plan "
+            help="Plan YAML file, or a catalogue (models.csv, a YAML catalogue, "
+            "models_config.yaml, a checkpoint folder) to run with the textgen task. "
+            "Without one (and without --model-id), runs the built-in demo plan "
             "(the embedded SmolLM2 on ~20 built-in prompts).",
+            show_default=False,
+        ),
+    ] = None,
+    model_id: Annotated[
+        str | None,
+        typer.Option(
+            "--model-id",
+            help="Run this one model without a plan (see --backend).",
+            show_default=False,
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="Backend of --model-id (default: openai with "
+            "--base-url, else llamacpp), or of every catalogue entry.",
+            show_default=False,
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1 (without a plan).",
+            show_default=False,
+        ),
+    ] = None,
+    model_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-path",
+            help="GGUF file (llamacpp) or weights folder (without a plan).",
+            show_default=False,
+        ),
+    ] = None,
+    prompts_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--prompts-file",
+            help="Prompts (JSONL/CSV/TXT) for the task(s) of a run without a plan.",
+            show_default=False,
+        ),
+    ] = None,
+    save_plan: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-plan",
+            help="Write the plan a run without a plan file "
+            "amounts to (same run ids when run again).",
             show_default=False,
         ),
     ] = None,
@@ -201,6 +256,32 @@ def run(
             show_default=False,
         ),
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Name of this batch (default batch_YYYYMMDD_HHMMSS); see `fleetbench batches`.",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            metavar="BATCH",
+            help="Resume exactly the runs of this batch (its id or name, from `fleetbench "
+            "batches`); without PLAN, the batch's plan file.",
+            show_default=False,
+        ),
+    ] = None,
+    batch_dir: Annotated[
+        bool,
+        typer.Option(
+            "--batch-dir",
+            help="Also write OUTPUT/batches/<name>/ (this batch's master CSV and "
+            "batch.json); the store stays one.",
+        ),
+    ] = False,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -229,7 +310,36 @@ def run(
     console = make_console()
     if smoke and limit is not None:
         raise ConfigError("--smoke and --limit exclude each other (--smoke means --limit 1)")
-    loaded = load_plan(plan)
+    if name is not None:
+        check_name(name)
+    flags = AdHoc(model_id, backend, base_url, model_path, prompts_file, tasks=task or [])
+    plan_data = None
+    if plan is not None and is_catalog(plan):
+        plan_data = adhoc_plan(plan, flags)
+    elif plan is None and (model_id is not None or model_path is not None):
+        plan_data = adhoc_plan(None, flags)
+    elif flags.model_flags():
+        raise ConfigError(
+            f"{flags.model_flags()[0]}: only for a run without a plan file (a catalogue "
+            "such as models.csv, or --model-id); a plan says this in the plan"
+        )
+    if save_plan is not None and plan_data is None:
+        raise ConfigError("--save-plan: only for a run without a plan file (a catalogue or "
+                          "--model-id); a plan file is its own plan")  # fmt: skip
+    resumed = None
+    if resume is not None and plan is None and plan_data is None:
+        resumed = find_batch((output or DEFAULT_OUTPUT).resolve(), resume)
+        plan = plan_of(resumed)
+    if plan_data is not None:
+        where = str(plan) if plan is not None else "command line"
+        loaded = plan_from_data(plan_data, where, Path.cwd())
+    else:
+        loaded = load_plan(plan)
+    out = (output or loaded.plan.output or DEFAULT_OUTPUT).resolve()
+    if resume is not None and resumed is None:
+        resumed = find_batch(out, resume)
+    if resumed is not None and limit is None and not smoke:
+        limit = resumed.options.get("limit")
     model_filter = ModelFilter(
         name=name_list(model),
         model_class=model_class or [],
@@ -239,7 +349,7 @@ def run(
         category=category or [],
     )
     options = BatchOptions(
-        output=(output or loaded.plan.output or DEFAULT_OUTPUT).resolve(),
+        output=out,
         filter=model_filter,
         tasks=task or [],
         limit=1 if smoke else (limit or loaded.plan.limit),
@@ -248,9 +358,22 @@ def run(
         max_failed_share=loaded.plan.max_failed_share,
         executor=executor_settings(loaded.plan.executor, parallel, executor, ray_address),
         rounds=list(range(1, repeat + 1)),
+        name=name or (resumed.name if resumed else ""),
+        only_runs=resumed.run_ids if resumed else None,
+        resumes=resumed.batch_id if resumed else None,
+        batch_dir=batch_dir,
+        plan_file=str(plan.resolve()) if plan is not None else None,
     )
     check_output(options.output)
     runs = plan_batch(loaded, options)
+    if save_plan is not None and plan_data is not None:  # valid: it planned
+        write_plan(save_plan, plan_data)
+        console.print(f"plan saved: {save_plan} (fleetbench run {save_plan} repeats this)")
+    if resumed is not None and all(r.reason.startswith(FILTERED) for r in runs):
+        raise ConfigError(
+            f"--resume {resume}: none of batch {resumed.batch_id}'s {len(resumed.run_ids)} "
+            f"run(s) is in {loaded.source} with these filters (was the plan changed?)"
+        )
     if all(r.reason.startswith(FILTERED) for r in runs):
         names = list(dict.fromkeys(r.spec.model.name for r in runs))
         listed = ", ".join(names[:8]) + (f", … ({len(names)} in all)" if len(names) > 8 else "")
@@ -259,7 +382,8 @@ def run(
         console.print(plan_table(runs, schedule_preview(runs, options)))
         console.print(f"output: {options.output}  (dry run: nothing loaded or written)")
         return
-    console.print(f"plan: {loaded.source} → {options.output}")
+    console.print(f"plan: {loaded.source} → {options.output}"
+                  + (f"  (resuming {resumed.batch_id})" if resumed else ""))  # fmt: skip
     try:
         with _sigterm_as_interrupt(), ProgressObserver(console) as observer:
             summaries = run_batch(loaded, options, runs, observer)

@@ -1,5 +1,5 @@
-"""Files derived from the store: per-run ``summary.json``/``results.jsonl``/task files
-and the master CSV.
+"""Files derived from the store: per-run ``summary.json``/``results.jsonl``/
+``samples.csv``/``emissions.json``/task files and the master CSV.
 
 They are regenerated from the store after every run and every batch, so they are
 always consistent with it, and written atomically.
@@ -7,6 +7,8 @@ always consistent with it, and written atomically.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sqlite3
 from pathlib import Path
@@ -15,14 +17,26 @@ from typing import Any
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.report.aggregate import summarize_run
 from fleetbench.report.load import mark_knees
-from fleetbench.report.master import write_master_csv
+from fleetbench.report.master import format_cell, write_master_csv
 from fleetbench.report.stars import ReferenceRow, assign_stars, rate_runs
-from fleetbench.store.rows import SampleRow
+from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
 from fleetbench.store.sqlite import RUNNING, Store
 from fleetbench.tasks import run_files
 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
+SAMPLES_CSV = "samples.csv"
+EMISSIONS_FILE = "emissions.json"
+
+# The energy breakdown of ``emissions.json``, from the run's summary (empty: unknown).
+EMISSIONS_KEYS = (
+    "energy_scope", "energy_method", "energy_unmeasured_reason", "energy_wh",
+    "gpu_energy_wh", "cpu_energy_wh", "gpu_energy_gross_wh", "cpu_energy_gross_wh",
+    "gpu_idle_w", "cpu_idle_w", "idle_baseline_s", "reasoning_energy_wh",
+    "answer_energy_wh", "avg_energy_per_prompt_wh", "wh_per_1000_queries",
+    "tokens_per_joule", "co2_emissions_g", "carbon_region", "carbon_intensity_g_per_kwh",
+    "carbon_intensity_source", "shared_device", "gpu_names",
+)  # fmt: skip
 
 
 def sample_record(row: SampleRow) -> dict[str, Any]:
@@ -48,6 +62,7 @@ def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], fol
     records = [sample_record(SampleRow.from_db(s)) for s in samples]
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     atomic_write_text(folder / RESULTS_FILE, lines)  # every round, each record names its own
+    atomic_write_text(folder / SAMPLES_CSV, samples_csv(records))
     last = max((r["round"] for r in records), default=1)
     latest = [r for r in records if r["round"] == last]  # task files: one answer per question
     for name, text in run_files(run["task"], latest).items():
@@ -71,6 +86,33 @@ def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], fol
         "attempts": attempts,
     }
     atomic_write_text(folder / SUMMARY_FILE, json.dumps(document, indent=2, default=str) + "\n")
+    emissions = {
+        "run_id": run["run_id"],
+        **{k: summary.get(k) for k in EMISSIONS_KEYS},
+        "attempts": [{"attempt": a["attempt"], **(a["energy"] or {})} for a in attempts],
+    }
+    atomic_write_text(folder / EMISSIONS_FILE, json.dumps(emissions, indent=2, default=str) + "\n")
+
+
+def samples_csv(records: list[dict[str, Any]]) -> str:
+    """``results.jsonl`` as a spreadsheet: one row per sample, the same columns; nested
+    values (messages, scores) as JSON text, unknown values empty (never 0)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    renamed = {"input_json": ["prompt", "messages"], "scores_json": ["scores"]}
+    columns = list(dict.fromkeys(k for r in records for k in r)) or [
+        c for name in SAMPLE_FIELDS for c in renamed.get(name, [name])
+    ]
+    writer.writerow(columns)
+    for record in records:
+        writer.writerow([_cell(record.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return format_cell(value)
 
 
 def _loads(text: str | None) -> Any:

@@ -21,6 +21,7 @@ from fleetbench.meters import host_info
 from fleetbench.report.exports import ResultsExporter, run_dir
 from fleetbench.report.page import write_report
 from fleetbench.report.render import report_available
+from fleetbench.runner.batches import batch_info, default_name, write_batch_dir
 from fleetbench.runner.executors import Executor, make_executor
 from fleetbench.runner.job import Event, RunJob, RunOutcome
 from fleetbench.runner.outcome import Settled, settle, settle_stored
@@ -48,6 +49,11 @@ class BatchOptions:
     # The rounds this batch makes sure are stored: --repeat K is 1..K, a schedule's tick
     # its one round. Rounds already complete are skipped; a partial one continues.
     rounds: list[int] = field(default_factory=lambda: [1])
+    name: str = ""  # --name; default batch_YYYYMMDD_HHMMSS (runner/batches.py)
+    only_runs: list[str] | None = None  # --resume BATCH: exactly that batch's runs
+    resumes: str | None = None  # the batch id being resumed
+    batch_dir: bool = False  # also write OUTPUT/batches/<name>/
+    plan_file: str | None = None  # the plan's absolute path, for --resume without a plan
 
 
 @dataclass
@@ -141,6 +147,8 @@ def _decide(
     rounds = list(options.rounds)
     total = planned * len(rounds)
     rejected = options.filter.why_not(spec.model)
+    if rejected is None and options.only_runs is not None and spec.run_id not in options.only_runs:
+        rejected = f"not a run of batch {options.resumes}"
     if rejected is None and options.tasks and spec.task.name not in options.tasks:
         rejected = f"task {spec.task.name} not in --task {','.join(options.tasks)}"
     if rejected is not None:
@@ -192,6 +200,7 @@ def _run_locked(
 ) -> list[dict[str, object]]:
     store = Store.in_dir(options.output)
     batch_id = f"b-{uuid.uuid4().hex[:12]}"
+    options.name = options.name or default_name()
     try:
         store.interrupt_dead()  # we hold the lock: whatever still says "running" is dead
         store.begin_batch(
@@ -204,6 +213,7 @@ def _run_locked(
                 "output": str(options.output),
                 "filter": options.filter.model_dump(),
                 "executor": options.executor.model_dump() if options.executor else None,
+                "run_ids": [r.run_id for r in selected],
             },
             host_info(),
         )
@@ -261,6 +271,8 @@ def _run_locked(
             exported = exporter.export([])
         if report_available():  # the HTML report of the whole store (fleetbench[report])
             write_report(store, options.output, exported)
+        if options.batch_dir:
+            write_batch_dir(options.output, batch_info(store, batch_id), exported)
         by_id_summary = {s["run_id"]: s for s in exported}
         return [by_id_summary[r.run_id] for r in selected]
     finally:

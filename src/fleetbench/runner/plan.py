@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fleetbench.backends import get_backend_class
@@ -237,6 +238,17 @@ def load_plan(path: Path | None) -> LoadedPlan:
         doc = YamlDocument.read(path)
         base = path.resolve().parent
         source = str(path)
+    return _load(doc, base, source)
+
+
+def plan_from_data(data: dict[str, Any], source: str, base: Path) -> LoadedPlan:
+    """A plan assembled on the command line (runner/adhoc.py), validated and expanded
+    exactly like a plan file; its errors name ``<source>`` and the field."""
+    doc = YamlDocument(Path(f"<{source}>"), yaml.safe_dump(data, sort_keys=False))
+    return _load(doc, base, source)
+
+
+def _load(doc: YamlDocument, base: Path, source: str) -> LoadedPlan:
     if not isinstance(doc.data, dict):
         kind = "empty file" if doc.data is None else type(doc.data).__name__
         raise PlanError(f"{doc.path}:1: expected a mapping with 'models' and 'tasks', got {kind}")

@@ -137,6 +137,20 @@ class Store:
                 (_now(), status, batch_id),
             )
 
+    def batches(self) -> list[sqlite3.Row]:
+        """Every batch, oldest first."""
+        return self.conn.execute("SELECT * FROM batches ORDER BY started_at, rowid").fetchall()
+
+    def batch_run_ids(self, batch_id: str) -> list[str]:
+        """The runs a batch registered or attempted (for batches stored before their
+        options listed them)."""
+        rows = self.conn.execute(
+            "SELECT run_id FROM runs WHERE batch_id = ? UNION "
+            "SELECT run_id FROM attempts WHERE batch_id = ?",
+            (batch_id, batch_id),
+        )
+        return sorted(r[0] for r in rows)
+
     # -- runs -------------------------------------------------------------------------
     def upsert_run(self, run: dict[str, Any], batch_id: str, planned_samples: int) -> None:
         """Register a run of this batch; an existing run keeps its samples and history.

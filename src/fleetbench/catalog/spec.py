@@ -64,10 +64,6 @@ class ModelSpec(BaseModel):
     generation: dict[str, Any] = Field(
         default_factory=dict, description="overrides of the plan's generation settings"
     )
-    params_b: float | None = Field(None, gt=0, description="parameters, in billions")
-    dtype: str | None = None
-    price_input_per_1m: float | None = Field(None, ge=0)
-    price_output_per_1m: float | None = Field(None, ge=0)
     tags: list[str] = Field(
         default_factory=list,
         validation_alias=AliasChoices("tags", "categories", "category"),
@@ -78,6 +74,10 @@ class ModelSpec(BaseModel):
         description="facts reported by the model's server (Ollama: size on disk, quantisation, "
         "context length); informational, not part of a run's identity",
     )
+    params_b: float | None = Field(None, gt=0, description="parameters, in billions")
+    dtype: str | None = None
+    price_input_per_1m: float | None = Field(None, ge=0)
+    price_output_per_1m: float | None = Field(None, ge=0)
     supported: bool = Field(True, json_schema_extra=DERIVED)
     skip_reason: str | None = Field(None, json_schema_extra=DERIVED)
     warnings: list[str] = Field(default_factory=list, json_schema_extra=DERIVED)

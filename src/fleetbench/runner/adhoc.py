@@ -22,7 +22,7 @@ from fleetbench.fsutil import atomic_write_text
 from fleetbench.safeparse import load_yaml
 
 DEFAULT_TASK = "textgen"
-CATALOG_SUFFIXES = (".csv", ".yaml", ".yml")
+CATALOG_KEYS = frozenset({"models", "defaults", "categories"})
 
 
 @dataclass
@@ -51,7 +51,8 @@ class AdHoc:
 
 
 def is_catalog(path: Path) -> bool:
-    """A CSV, a folder, or a YAML file that lists models but no tasks (not a plan)."""
+    """A CSV, a folder, or a YAML file with only catalogue keys (models, defaults,
+    categories)."""
     if path.is_dir() or path.suffix.lower() == ".csv":
         return True
     if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
@@ -60,9 +61,8 @@ def is_catalog(path: Path) -> bool:
         data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError):
         return False  # the plan loader reports what is wrong with it
-    return isinstance(data, list) or (
-        isinstance(data, dict) and "tasks" not in data and "models" in data
-    )
+    # Only catalogue keys: a plan that forgot its tasks still fails as a plan.
+    return isinstance(data, dict) and "models" in data and set(data) <= CATALOG_KEYS
 
 
 def adhoc_plan(catalog: Path | None, flags: AdHoc) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import typer
 
 from fleetbench.cli.run import DEFAULT_OUTPUT, make_console
 from fleetbench.errors import ConfigError
-from fleetbench.report.samples_export import FORMATS, export_samples
+from fleetbench.report.samples_export import EXPORTS_DIR, FORMATS, export_samples
 from fleetbench.runner.ticks import parse_timestamp
 from fleetbench.store.opener import open_store
 
@@ -17,7 +17,6 @@ export_app = typer.Typer(
     help="Export stored results as flat files for dashboards and notebooks.",
     no_args_is_help=True,
 )
-EXPORTS_DIR = "exports"
 
 
 @export_app.command("samples")

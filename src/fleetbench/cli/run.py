@@ -28,6 +28,8 @@ from fleetbench.errors import ConfigError
 from fleetbench.report import MASTER_FILE
 from fleetbench.report.page import INDEX, REPORT_DIR
 from fleetbench.report.render import report_available
+from fleetbench.report.upload import UploadResult, check_url
+from fleetbench.report.upload import upload as upload_to
 from fleetbench.runner import (
     FILTERED,
     SKIP,
@@ -282,6 +284,16 @@ def run(
             "batch.json); the store stays one.",
         ),
     ] = False,
+    upload: Annotated[
+        str | None,
+        typer.Option(
+            "--upload",
+            help="Copy the results (store snapshot, CSVs, exports, run folders) to this fsspec "
+            "URL at the end: s3://bucket/prefix, gs://..., az://..., file:///path "
+            "(default: the plan's 'upload').",
+            show_default=False,
+        ),
+    ] = None,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -365,6 +377,9 @@ def run(
         plan_file=str(plan.resolve()) if plan is not None else None,
     )
     check_output(options.output)
+    upload_url = upload or loaded.plan.upload
+    if upload_url:
+        check_url(upload_url)
     runs = plan_batch(loaded, options)
     if save_plan is not None and plan_data is not None:  # valid: it planned
         write_plan(save_plan, plan_data)
@@ -393,6 +408,8 @@ def run(
     except KeyboardInterrupt:
         console.print("interrupted: completed samples are stored; run again to resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    if upload_url:
+        report_upload(console, upload_to(options.output, upload_url), upload_url)
     console.print(summary_table(summaries))
     for note in [*summary_notes(summaries), *stars_notes(summaries), *ranking_lines(summaries)]:
         console.print(note, markup=False)
@@ -401,6 +418,17 @@ def run(
     console.print(report_line(page if report_available() else None), markup=False)
     if any(s["status"] != "completed" for s in summaries):
         raise typer.Exit(1)
+
+
+def report_upload(console: Console, result: UploadResult | None, url: str) -> None:
+    """One line on how an upload went; a failure is a warning (recorded in the store's
+    ``uploads`` table and retried with the next round or batch), never an exit code."""
+    if result is None:
+        return
+    if result.ok:
+        console.print(f"uploaded {result.files} file(s), {result.bytes} bytes → {url}")
+    else:
+        console.print(f"[yellow]warning: upload to {url} failed: {result.error}[/yellow]")
 
 
 def executor_settings(

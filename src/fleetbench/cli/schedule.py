@@ -22,9 +22,11 @@ from rich.console import Console
 
 from fleetbench.catalog import ModelFilter
 from fleetbench.cli.progress import ProgressObserver
-from fleetbench.cli.run import DEFAULT_OUTPUT, executor_settings, make_console
+from fleetbench.cli.run import DEFAULT_OUTPUT, executor_settings, make_console, report_upload
 from fleetbench.cli.schedule_units import KINDS, render
 from fleetbench.errors import ConfigError
+from fleetbench.report.upload import BackgroundUploader, check_url
+from fleetbench.report.upload import upload as upload_to
 from fleetbench.runner import BatchOptions, load_plan, plan_batch, run_batch
 from fleetbench.runner.plan import LoadedPlan
 from fleetbench.runner.ticks import Cadence, Scheduler, Stop, iso, parse_duration, parse_timestamp
@@ -98,6 +100,14 @@ def schedule(
     parallel: Annotated[
         int | None, typer.Option("--parallel", "-j", min=1, help="Runs at once per round.")
     ] = None,
+    upload: Annotated[
+        str | None,
+        typer.Option(
+            "--upload",
+            help="Copy the results to this fsspec URL after every round, in the background "
+            "(default: the plan's 'upload').",
+        ),
+    ] = None,
 ) -> None:
     """Run one round of PLAN per tick, on a fixed grid, until --for/--until/--rounds.
 
@@ -134,6 +144,10 @@ def schedule(
         executor=executor_settings(loaded.plan.executor, parallel, None, None),
     )
     plan_batch(loaded, options)  # a bad plan or filter fails now, before any tick
+    upload_url = upload or loaded.plan.upload
+    if upload_url:
+        check_url(upload_url)
+    uploader = BackgroundUploader(out, upload_url) if upload_url else None
     spec = {"every": every, "cron": cron, "for": for_, "until": until, "rounds": rounds}
     key = json.dumps([str(plan_path.resolve()), cadence.label])
     sid = "s-" + hashlib.sha256(key.encode()).hexdigest()[:10]
@@ -157,11 +171,14 @@ def schedule(
             schedule=row,
             cadence=cadence,
             stop=Stop(max_rounds=rounds, until=end),
-            run_round=lambda r: _run_round(loaded, options, r, console),
+            run_round=lambda r: _run_round(loaded, options, r, console, uploader),
             say=lambda text: console.print(f"{iso(time.time())} {text}", markup=False),
             catch_up=catch_up,
             once=once,
         ).loop()
+        if uploader is not None and upload_url:  # the end: everything up before we exit
+            uploader.wait()
+            report_upload(console, upload_to(out, upload_url), upload_url)
     except KeyboardInterrupt:
         console.print("interrupted: run the same command again to continue the schedule")
         raise typer.Exit(130) from None
@@ -170,13 +187,24 @@ def schedule(
 
 
 def _run_round(
-    loaded: LoadedPlan, options: BatchOptions, round_no: int, console: Console
+    loaded: LoadedPlan,
+    options: BatchOptions,
+    round_no: int,
+    console: Console,
+    uploader: BackgroundUploader | None,
 ) -> tuple[bool, str | None]:
-    """One round of the plan: a batch measuring round ``round_no`` of every run."""
+    """One round of the plan: a batch measuring round ``round_no`` of every run, then
+    (in the background, never delaying the next round) an upload."""
     batch = BatchOptions(**{**options.__dict__, "rounds": [round_no]})
     runs = plan_batch(loaded, batch)
     with ProgressObserver(console) as observer:
         summaries = run_batch(loaded, batch, runs, observer)
+    if uploader is not None:
+        if uploader.last is not None and not uploader.last.ok:
+            console.print(f"[yellow]warning: the last upload failed: {uploader.last.error}; "
+                          "uploading again[/yellow]")  # fmt: skip
+        if not uploader.start():
+            console.print("upload: the previous one still runs; the next round's carries this")
     bad = [
         f"{s['model_name']}/{s['task']}: {s['status']}"
         for s in summaries

@@ -33,6 +33,7 @@ from fleetbench.fsutil import atomic_path
 from fleetbench.store import Store
 
 FORMATS = ("csv", "jsonl", "parquet")
+EXPORTS_DIR = "exports"  # OUTPUT/exports/samples.<format> by default
 PARQUET_HINT = "pip install 'fleetbench[parquet]'"
 BATCH = 20_000
 

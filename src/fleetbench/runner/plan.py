@@ -178,6 +178,11 @@ class Plan(BaseModel):
     slo: SloTargets | None = Field(
         None, description="latency targets for goodput (an entry's options.slo wins)"
     )
+    upload: str | None = Field(
+        None,
+        description="fsspec URL the results are copied to after every round and batch, "
+        "e.g. s3://bucket/prefix, gs://..., az://..., file:///path",
+    )
 
 
 class RunSpec(BaseModel):

@@ -240,4 +240,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE samples ADD COLUMN actual_send_at REAL;
         """,
     ),
+    (
+        # Uploads of the results folder to object storage (report/upload.py): one row
+        # per try, so a failure is on record and the next round retries.
+        "011_uploads",
+        """
+        CREATE TABLE uploads (
+            upload_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+            url         TEXT NOT NULL,
+            started_at  REAL NOT NULL,
+            finished_at REAL,
+            status      TEXT NOT NULL,
+            files       INTEGER,
+            bytes       INTEGER,
+            error       TEXT
+        )
+        """,
+    ),
 ]

@@ -22,7 +22,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 # Tests exercise the optional parts too: the HTML report ([report]), transformers ([hf],
 # torch pinned first so that pip takes the CPU wheel), hosted APIs ([hosted], against a
-# loopback server), dense retrieval ([rag]), PDF corpora ([pdf]) and the Ray executor
+# loopback server), dense retrieval ([rag]), PDF corpora ([pdf]), the Ray executor
 # ([ray], a local instance), Parquet exports ([parquet]) and S3 uploads ([s3], against a
 # local moto server).
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml

@@ -171,6 +171,98 @@ def size_vs(records: list[dict[str, Any]], task: str, column: str, title: str) -
     )
 
 
+def size_vs_components(records: list[dict[str, Any]], task: str) -> Chart:
+    """One panel per score component (WattBot: value_accuracy, ref_overlap, na_recall,
+    overall), model size on a log axis."""
+    rows = _rows([r for r in records if r["task"] == task], "params_b")
+    if len({r["params_b"] for r in rows}) < 2:
+        return None
+    long = [
+        {**r, "component": k[len("score_") :], "value": v}
+        for r in rows
+        for k, v in r.items()
+        if k.startswith("score_") and isinstance(v, int | float) and 0 <= v <= 1
+    ]
+    if not long:
+        return None
+    return (
+        alt.Chart(_data(long), title=_title(f"{task}: model size vs each score component"))
+        .mark_point(size=70, filled=True)
+        .encode(
+            x=alt.X("params_b:Q", title="parameters (billions)", scale=alt.Scale(type="log")),
+            y=alt.Y("value:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
+            shape=_shape(),
+            facet=alt.Facet("component:N", columns=2, title=None),
+            tooltip=["label:N", "component:N", "params_b:Q", "value:Q"],
+        )
+        .properties(width=260, height=200)
+    )
+
+
+def size_score_cost(records: list[dict[str, Any]], task: str) -> Chart:
+    """Bubbles: size on x, score on y, cost as the bubble's area."""
+    rows = _rows([r for r in records if r["task"] == task], "params_b", "quality_score", "cost_usd")
+    if len(rows) < 2:
+        return None
+    return (
+        alt.Chart(_data(rows), title=_title(f"{task}: size x score x cost", "area: cost (USD)"))
+        .mark_circle(opacity=0.6)
+        .encode(
+            x=alt.X("params_b:Q", title="parameters (billions)", scale=alt.Scale(type="log")),
+            y=alt.Y("quality_score:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
+            size=alt.Size("cost_usd:Q", title="cost (USD)"),
+            tooltip=_tooltip("params_b:Q", "quality_score:Q", "cost_usd:Q"),
+        )
+        .properties(width=WIDTH, height=300)
+    )
+
+
+def rounds_over_time(rows: list[dict[str, Any]]) -> Chart:
+    """Per round of each multi-round run: p50 latency, throughput and success rate
+    against the round's start (``page.round_rows``)."""
+    if not rows:
+        return None
+    base = alt.Chart(_data(rows)).mark_line(point=True)
+    x = alt.X("started:T", title="round start (UTC)")
+    colour = alt.Color("label:N", title=None)
+    panels = [
+        base.encode(
+            x=x,
+            y=alt.Y(f"{col}:Q", title=title),
+            color=colour,
+            tooltip=["label:N", "round:O", f"{col}:Q"],
+        ).properties(width=WIDTH, height=160)
+        for col, title in (
+            ("p50_latency_s", "p50 latency (s)"),
+            ("throughput", "throughput (tokens/s)"),
+            ("success_rate", "success rate (0-1)"),
+        )
+    ]
+    return alt.vconcat(*panels, title=_title("rounds over time", "one point per round"))
+
+
+def only_one_solved(matrix: Matrix) -> Chart:
+    """Questions exactly one run got right, and which run."""
+    long = _matrix_long(matrix)
+    right: dict[str, list[str]] = {}
+    for r in long:
+        if r["correct"] >= 1:
+            right.setdefault(r["question"], []).append(r["run"])
+    rows = [{"run": runs[0], "question": q} for q, runs in right.items() if len(runs) == 1]
+    if len({r["run"] for r in long}) < 2 or not rows:
+        return None
+    return (
+        alt.Chart(_data(rows), title=_title(f"{matrix.task}: questions only one run solved"))
+        .mark_bar()
+        .encode(
+            x=alt.X("count():Q", title="questions"),
+            y=alt.Y("run:N", sort="-x", title=None),
+            tooltip=["run:N", "count():Q"],
+        )
+        .properties(width=WIDTH, height=alt.Step(16))
+    )
+
+
 def percentiles(records: list[dict[str, Any]], figure: str, title: str) -> Chart:
     """p50/p90/p95/p99 per model from the summaries' distributions (seconds)."""
     rows = []
@@ -298,11 +390,14 @@ TASK_CHARTS: tuple[tuple[str, TaskChart], ...] = (
     ("size-vs-score", lambda r, t: size_vs(r, t, "quality_score", "score (0-1)")),
     ("size-vs-latency", lambda r, t: size_vs(r, t, "avg_latency_seconds", "mean latency (s)")),
     ("size-vs-cost", lambda r, t: size_vs(r, t, "cost_usd", "cost (USD)")),
+    ("size-vs-components", size_vs_components),
+    ("size-score-cost", size_score_cost),
 )
 MATRIX_CHARTS: tuple[tuple[str, Callable[[Matrix], Chart]], ...] = (
     ("matrix-heatmap", matrix_heatmap),
     ("difficulty", difficulty),
     ("agreement", agreement),
+    ("only-one-solved", only_one_solved),
 )
 BATCH_CHARTS: tuple[tuple[str, Callable[[list[dict[str, Any]]], Chart]], ...] = (
     ("latency-distribution", lambda r: percentiles(r, "latency_s", "latency")),

@@ -22,6 +22,8 @@ from fleetbench.report import comparison, render
 from fleetbench.report.audit import Finding, audit
 from fleetbench.report.matrix import SAMPLE_METRIC, build_matrix
 from fleetbench.report.rankings import PARETO_AXES, RANKINGS, label, task_rankings
+from fleetbench.report.rounds import by_round
+from fleetbench.report.timing import percentile, speed_figures
 from fleetbench.store import Store
 
 REPORT_DIR = "report"
@@ -92,6 +94,7 @@ def write_report(
                 add(f"{slug}-{name}", mdef(matrix), task)
     for name, bdef in charts.BATCH_CHARTS:
         add(name, bdef(records), "")
+    add("rounds-over-time", charts.rounds_over_time(round_rows(store, records)), "")
 
     version = render.vl_version(plots[0]["spec"]) if plots else "6.4"
     page = (
@@ -118,6 +121,35 @@ def write_report(
     index = folder / INDEX
     atomic_write_text(index, page)
     return index
+
+
+def round_rows(store: Store, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per round of every run measured in several rounds (schedules,
+    ``--repeat``): its start, p50 latency, throughput and success rate."""
+    out = []
+    for r in records:
+        if int(r.get("rounds") or 1) < 2:
+            continue
+        per_round = int(r["total_prompts"]) // int(r["rounds"])
+        for number, rows in by_round(store.samples(r["run_id"], below=per_round)).items():
+            ok = [s for s in rows if s["error"] is None]
+            latencies = [float(s["latency_s"]) for s in ok if s["latency_s"] is not None]
+            tokens = [s["completion_tokens"] for s in ok]
+            known = None if any(t is None for t in tokens) else sum(tokens)
+            starts = [s["sent_at"] for s in rows if s["sent_at"] is not None]
+            if not starts:
+                continue
+            out.append(
+                {
+                    "label": f"{label(r)} · {r['task']}",
+                    "round": number,
+                    "started": datetime.fromtimestamp(min(starts), UTC).isoformat(),
+                    "p50_latency_s": percentile(latencies, 50),
+                    "throughput": speed_figures(rows, ok, known)["throughput_tokens_per_second"],
+                    "success_rate": len(ok) / per_round if per_round else None,
+                }
+            )
+    return out
 
 
 def _environment() -> jinja2.Environment:

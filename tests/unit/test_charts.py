@@ -1,0 +1,81 @@
+"""Chart definitions on data the e2e runs do not have (sizes, costs, rounds), rendered to
+SVG and PNG by vl-convert: each spec is valid Vega-Lite and draws something."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_store import RUN, sample
+
+from fleetbench.report.matrix import Matrix
+from fleetbench.store import COMPLETED, Store
+
+pytest.importorskip("altair")
+pytest.importorskip("vl_convert")
+
+from fleetbench.report import charts, render
+from fleetbench.report.page import round_rows
+
+
+def record(name: str, params: float, score: float, cost: float) -> dict[str, Any]:
+    return {
+        "run_id": name,
+        "model_name": name,
+        "task": "wattbot",
+        "backend": "openai",
+        "status": "completed",
+        "where": "local",
+        "params_b": params,
+        "quality_score": score,
+        "cost_usd": cost,
+        "score_value_accuracy": score,
+        "score_ref_overlap": score / 2,
+        "score_na_recall": 1.0,
+    }
+
+
+def rendered(chart: Any, folder: Path, name: str) -> None:
+    assert chart is not None, name
+    png, svg = render.save(chart.to_dict(), folder, name)
+    assert png.stat().st_size > 2000 and "<path" in svg.read_text(), name
+
+
+def test_size_cost_matrix_and_round_charts(tmp_path: Path) -> None:
+    records = [record("small", 0.5, 0.2, 0.01), record("big", 8.0, 0.6, 0.2)]
+    rendered(charts.size_vs_components(records, "wattbot"), tmp_path, "components")
+    rendered(charts.size_score_cost(records, "wattbot"), tmp_path, "bubbles")
+    assert charts.size_vs_components(records[:1], "wattbot") is None  # one size: no series
+
+    matrix = Matrix(
+        task="custom",
+        header=[
+            "sample_id",
+            "sample_index",
+            "question",
+            "a prediction",
+            "a correct",
+            "b prediction",
+            "b correct",
+        ],
+        rows=[["q1", 0, "?", "x", 1, "y", 0], ["q2", 1, "?", "x", 1, "y", 1]],
+    )
+    rendered(charts.only_one_solved(matrix), tmp_path, "only-one")
+
+    store = Store(tmp_path / "db" / "fleetbench.db")
+    store.begin_batch("b1", "plan", "test", {}, {}, {})
+    store.upsert_run(RUN | {"config": {"energy": {}}}, "b1", 2)
+    attempt = store.start_attempt("r1", "b1", {})
+    for rnd, start in ((1, 1000.0), (2, 4600.0)):
+        for i in range(2):
+            t = start + i
+            store.add_sample(sample(i, attempt, round=rnd, sent_at=t, received_at=t + 0.1 * rnd))
+    store.finish_attempt("r1", attempt, COMPLETED, None)
+    summary = {**RUN, "task": "textgen", "rounds": 2, "total_prompts": 4, "status": COMPLETED}
+    rows = round_rows(store, [summary])
+    assert [(r["round"], r["success_rate"]) for r in rows] == [(1, 1.0), (2, 1.0)]
+    assert rows[1]["p50_latency_s"] == pytest.approx(0.1)  # the stored latency_s
+    rendered(charts.rounds_over_time(rows), tmp_path, "rounds")
+    assert round_rows(store, [summary | {"rounds": 1}]) == []
+    store.close()

@@ -34,10 +34,20 @@ def _data(rows: list[dict[str, Any]]) -> Any:
     return alt.InlineData(values=rows)
 
 
-def _rows(records: list[dict[str, Any]], *needed: str) -> list[dict[str, Any]]:
-    """Completed runs that have every needed figure, with a display label."""
+# What every chart row carries besides the figures it plots: a record has ~100
+# columns, and altair walks every value of inline data, so rows stay slim.
+_BASE = ("run_id", "task", "backend", "where", "energy_method", "quality_metric")
+
+
+def _rows(
+    records: list[dict[str, Any]], *needed: str, extra: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """Completed runs that have every needed figure, with a display label, the needed
+    figures, the score components and the Pareto flags."""
     return [
-        {**r, "label": label(r)}
+        {k: r.get(k) for k in (*_BASE, *needed, *extra)}
+        | {k: v for k, v in r.items() if k.startswith(("score_", "pareto_"))}
+        | {"label": label(r)}
         for r in records
         if r.get("status") == "completed" and all(r.get(n) is not None for n in needed)
     ]
@@ -130,12 +140,14 @@ def score_vs_latency(records: list[dict[str, Any]], task: str) -> Chart:
 
 
 def score_components(records: list[dict[str, Any]], task: str) -> Chart:
+    """Grouped bars: one row per model, one bar per score component (no facets: a
+    facet per model costs a second of rendering per 100 models)."""
     rows = _rows([r for r in records if r["task"] == task])
     long = [
         {"label": r["label"], "component": k[len("score_") :], "value": v}
         for r in rows
         for k, v in r.items()
-        if k.startswith("score_") and isinstance(v, int | float)
+        if k.startswith("score_") and isinstance(v, int | float) and 0 <= v <= 1
     ]
     if not long:
         return None
@@ -143,13 +155,13 @@ def score_components(records: list[dict[str, Any]], task: str) -> Chart:
         alt.Chart(_data(long), title=_title(f"{task}: score components per model"))
         .mark_bar()
         .encode(
-            x=alt.X("value:Q", title="score (0-1)"),
-            y=alt.Y("component:N", title=None),
-            row=alt.Row("label:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
-            color=alt.Color("component:N", legend=None),
+            x=alt.X("value:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("label:N", title=None),
+            yOffset=alt.YOffset("component:N"),
+            color=alt.Color("component:N", title="component"),
             tooltip=["label:N", "component:N", "value:Q"],
         )
-        .properties(width=WIDTH - 120)
+        .properties(width=WIDTH, height=alt.Step(max(14, 6 * len({r["component"] for r in long}))))
     )
 
 
@@ -264,26 +276,25 @@ def only_one_solved(matrix: Matrix) -> Chart:
 
 
 def percentiles(records: list[dict[str, Any]], figure: str, title: str) -> Chart:
-    """p50/p90/p95/p99 per model from the summaries' distributions (seconds)."""
+    """Per run from the summaries' distributions (seconds): a bar from p50 to p95, a
+    tick at p99 (two marks a run, so 200 runs stay quick to draw)."""
     rows = []
-    for r in _rows(records):
+    for r in _rows(records, extra=("distributions",)):
         dist = (r.get("distributions") or {}).get(figure) or {}
-        for q in ("p50", "p90", "p95", "p99"):
-            if dist.get(q) is not None:
-                rows.append({"label": f"{r['label']} · {r['task']}", "q": q, "seconds": dist[q]})
+        if dist.get("p50") is not None:
+            rows.append({"label": f"{r['label']} · {r['task']}",
+                         **{q: dist.get(q) for q in ("p50", "p90", "p95", "p99")}})  # fmt: skip
     if not rows:
         return None
-    return (
-        alt.Chart(_data(rows), title=_title(f"{title} distribution per run"))
-        .mark_point(filled=True, size=60)
-        .encode(
-            x=alt.X("seconds:Q", title=f"{title} (s)"),
-            y=alt.Y("label:N", title=None),
-            color=alt.Color("q:N", title="percentile", sort=["p50", "p90", "p95", "p99"]),
-            tooltip=["label:N", "q:N", "seconds:Q"],
-        )
-        .properties(width=WIDTH, height=alt.Step(16))
+    base = alt.Chart(_data(rows), title=_title(f"{title} distribution per run",
+                                               "bar: p50 to p95; tick: p99"))  # fmt: skip
+    y = alt.Y("label:N", title=None)
+    tooltip = ["label:N", "p50:Q", "p90:Q", "p95:Q", "p99:Q"]
+    bars = base.mark_bar(height=8).encode(
+        x=alt.X("p50:Q", title=f"{title} (s)"), x2="p95:Q", y=y, tooltip=tooltip
     )
+    ticks = base.mark_tick(color="#b00020", thickness=2).encode(x="p99:Q", y=y, tooltip=tooltip)
+    return (bars + ticks).properties(width=WIDTH, height=alt.Step(14))
 
 
 def throughput_vs_energy(records: list[dict[str, Any]]) -> Chart:

@@ -2,8 +2,9 @@
 
 Builds a store of RUNS runs x SAMPLES samples through the real store API (``Store``:
 begin_batch, upsert_run, start_attempt, add_sample, finish_attempt), then times
-``python -m fleetbench report -o DIR`` in a subprocess: wall time, and its peak RSS
-(``ru_maxrss`` of the waited child). The runs: 50 models of 4 sizes in 2 families x 2
+``python -m fleetbench report -o DIR`` in a subprocess: wall time, CPU time (user +
+system: on a shared machine the wall time also counts the other processes' turns) and
+peak RSS (``ru_maxrss`` of the waited child). The runs: 50 models of 4 sizes in 2 families x 2
 tasks (custom, scored 0/1; textgen) x 2 settings = 200 runs, with synthetic latencies,
 token counts, energy (method ``estimate``) and costs, so that every plot, ranking and
 Pareto set has data. Target (issue 12): under 15 s for 200 x 1,000.
@@ -130,12 +131,14 @@ def main() -> None:
             env={**os.environ, "COLUMNS": "200"},
         )
         wall = time.perf_counter() - start
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mb, cpu_s = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
         if proc.returncode != 0:
             sys.exit(f"fleetbench report failed ({proc.returncode}): {proc.stderr[-2000:]}")
         page = out / "report" / "index.html"
         print(proc.stdout.strip().splitlines()[-1])
-        print(f"fleetbench report: {wall:.1f} s wall, peak RSS {peak_mb:.0f} MB, "
+        print(f"fleetbench report: {wall:.1f} s wall, {cpu_s:.1f} s CPU, "
+              f"peak RSS {peak_mb:.0f} MB, "
               f"index.html {page.stat().st_size / 1e6:.1f} MB, "
               f"{len(list((out / 'report' / 'plots').glob('*.png')))} plots "
               f"(target: < 15 s)")  # fmt: skip

@@ -184,3 +184,6 @@ def test_sweep_finds_the_knee_of_a_server_of_known_capacity(tmp_path: Path) -> N
     assert len(stored) == 39
     assert all(s["intended_send_at"] is not None for s in stored)
     assert all(s["actual_send_at"] >= s["intended_send_at"] for s in stored)
+    # The report plots the sweep as throughput-latency curves (p50 and p95).
+    svg = (out / "report" / "plots" / "sweep-curves.svg").read_text()
+    assert svg.startswith("<svg") and "load sweeps: throughput vs latency" in svg

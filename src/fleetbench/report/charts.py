@@ -315,6 +315,49 @@ def throughput_vs_energy(records: list[dict[str, Any]]) -> Chart:
     )
 
 
+def sweep_curves(records: list[dict[str, Any]]) -> Chart:
+    """Throughput-latency curves of load sweeps (``report.load``): per sweep, each step's
+    completed requests/s against its p50 and p95 latency, lightest step first; the knee
+    and the offered rate are in the tooltip."""
+    rows = []
+    for r in _rows(records, "completion_rps", "offered_rps"):
+        if not r.get("sweep_step"):
+            continue
+        base = str(r.get("settings_label") or "").rpartition("@")[0]
+        series = " · ".join(x for x in (r["model_name"], r["task"], base) if x)
+        for q in ("p50", "p95"):
+            latency = r.get(f"{q}_latency_seconds")
+            if latency is not None:
+                rows.append({**_keep(r), "series": f"{series} {q}", "latency": latency})
+    if not rows:
+        return None
+    return (
+        alt.Chart(_data(rows), title=_title("load sweeps: throughput vs latency"))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("completion_rps:Q", title="completed requests/s"),
+            y=alt.Y("latency:Q", title="latency (s)"),
+            color=alt.Color("series:N", title="sweep, percentile"),
+            order=alt.Order("offered_rps:Q"),
+            tooltip=[
+                "series:N",
+                "offered_rps:Q",
+                "completion_rps:Q",
+                "latency:Q",
+                "throughput_tokens_per_second:Q",
+                "goodput_share:Q",
+                "sweep_knee_rps:Q",
+            ],
+        )
+        .properties(width=WIDTH, height=300)
+    )
+
+
+def _keep(r: dict[str, Any]) -> dict[str, Any]:
+    names = ("offered_rps", "completion_rps", "throughput_tokens_per_second", "goodput_share")
+    return {n: r.get(n) for n in (*names, "sweep_knee_rps")}
+
+
 def _matrix_long(matrix: Matrix) -> list[dict[str, Any]]:
     runs = [h[: -len(" correct")] for h in matrix.header if h.endswith(" correct")]
     cols = {r: matrix.header.index(f"{r} correct") for r in runs}
@@ -414,4 +457,5 @@ BATCH_CHARTS: tuple[tuple[str, Callable[[list[dict[str, Any]]], Chart]], ...] = 
     ("latency-distribution", lambda r: percentiles(r, "latency_s", "latency")),
     ("ttft-distribution", lambda r: percentiles(r, "ttft_s", "TTFT")),
     ("throughput-vs-energy", throughput_vs_energy),
+    ("sweep-curves", sweep_curves),
 )

@@ -36,17 +36,19 @@ def ollama_url(value: str | None = None) -> str:
     """The server's root URL: ``value``, else ``OLLAMA_HOST``, else the local default.
 
     Accepts what ``OLLAMA_HOST`` accepts (``host``, ``host:port``, a URL) and a URL
-    that ends in ``/v1`` or ``/api``.
+    that ends in ``/v1`` or ``/api``; ``0.0.0.0`` (a listen address) means loopback.
     """
     raw = (value or os.environ.get("OLLAMA_HOST") or DEFAULT_URL).strip().rstrip("/")
-    if "://" not in raw:
+    bare = "://" not in raw
+    if bare:
         raw = f"http://{raw}"
     for suffix in ("/v1", "/api"):
         if raw.endswith(suffix):
             raw = raw[: -len(suffix)]
     scheme, _, rest = raw.partition("://")
     host, slash, path = rest.partition("/")
-    if not re.search(r":\d+$", host) and not host.endswith("]"):
+    # As Ollama reads OLLAMA_HOST: a bare host gets port 11434, a URL its scheme's port.
+    if bare and not re.search(r":\d+$", host) and not host.endswith("]"):
         host = f"{host}:{DEFAULT_PORT}"
     if host.startswith("0.0.0.0:"):  # a listen address, reached on the loopback
         host = "127.0.0.1:" + host.split(":", 1)[1]

@@ -253,6 +253,11 @@ def test_catalogue_without_a_plan_and_save_plan_round_trip(
                     cwd=tmp_path)  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert rows[0]["run_id"][:20] in again.stdout and "completed (2/2 stored)" in again.stdout
+    # The plan-less batch resumes by id, from the plan its command line amounted to.
+    (batch,) = json.loads(run_cli("batches", "-o", str(out), "--json", cwd=tmp_path).stdout)
+    resume = run_cli("run", "-o", str(out), "--resume", batch["batch_id"], "--limit", "3",
+                     "--dry-run", cwd=tmp_path)  # fmt: skip
+    assert resume.returncode == 0 and "2/3 stored" in resume.stdout, resume.stderr
 
 
 def test_one_model_without_a_plan(tmp_path: Path, prompts_file: Path) -> None:

@@ -341,7 +341,9 @@ def run(
     resumed = None
     if resume is not None and plan is None and plan_data is None:
         resumed = find_batch((output or DEFAULT_OUTPUT).resolve(), resume)
-        plan = plan_of(resumed)
+        # A batch run without a plan file kept the plan its command line amounted to.
+        plan_data = resumed.options.get("plan_data")
+        plan = plan_of(resumed) if plan_data is None else None
     if plan_data is not None:
         where = str(plan) if plan is not None else "command line"
         loaded = plan_from_data(plan_data, where, Path.cwd())
@@ -374,7 +376,8 @@ def run(
         only_runs=resumed.run_ids if resumed else None,
         resumes=resumed.batch_id if resumed else None,
         batch_dir=batch_dir,
-        plan_file=str(plan.resolve()) if plan is not None else None,
+        plan_file=str(plan.resolve()) if plan is not None and plan_data is None else None,
+        plan_data=plan_data,
     )
     check_output(options.output)
     upload_url = upload or loaded.plan.upload

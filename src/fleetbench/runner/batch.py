@@ -13,7 +13,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from fleetbench.catalog import ModelFilter
 from fleetbench.errors import ConfigError
@@ -54,6 +54,7 @@ class BatchOptions:
     resumes: str | None = None  # the batch id being resumed
     batch_dir: bool = False  # also write OUTPUT/batches/<name>/
     plan_file: str | None = None  # the plan's absolute path, for --resume without a plan
+    plan_data: dict[str, Any] | None = None  # a plan-less run's plan (runner/adhoc.py)
 
 
 @dataclass

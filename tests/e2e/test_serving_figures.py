@@ -187,3 +187,4 @@ def test_sweep_finds_the_knee_of_a_server_of_known_capacity(tmp_path: Path) -> N
     # The report plots the sweep as throughput-latency curves (p50 and p95).
     svg = (out / "report" / "plots" / "sweep-curves.svg").read_text()
     assert svg.startswith("<svg") and "load sweeps: throughput vs latency" in svg
+    assert "sweep: paced / textgen: 3 steps 4-20 rps, knee 8 rps; at most 1" in proc.stdout

@@ -124,8 +124,9 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
 def summary_notes(summaries: list[dict[str, Any]]) -> list[str]:
     """One warning line per run whose token counts are unknown (its token figures are
     empty, not 0), saying why and what fixes it; one note per run that read the gold
-    passages (``oracle_passages``), whose quality is an upper bound."""
-    return [
+    passages (``oracle_passages``), whose quality is an upper bound; one line per load
+    sweep."""
+    notes = [
         f"warning: {s['model_name']} / {s['task']}: token counts unknown, so token "
         f"totals, tokens/s, tokens per joule and cost are empty: {s['token_count_unknown_reason']}"
         for s in summaries
@@ -137,6 +138,29 @@ def summary_notes(summaries: list[dict[str, Any]]) -> list[str]:
         for s in summaries
         if s.get("retrieval_corpus") == "oracle_passages"
     ]
+    return notes + sweep_lines(summaries)
+
+
+def sweep_lines(summaries: list[dict[str, Any]]) -> list[str]:
+    """One line per load sweep: its steps, knee and saturation (``report.load``)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for s in summaries:
+        if s.get("sweep") and s.get("offered_rps"):
+            base = str(s.get("settings_label") or "").rpartition("@")[0]
+            groups.setdefault((s["model_name"], s["task"], base), []).append(s)
+    lines = []
+    for key, steps in groups.items():
+        rates = sorted(float(s["offered_rps"]) for s in steps)
+        first = steps[0]
+        knee = first.get("sweep_knee_rps")
+        found = f"knee {knee:g} rps" if knee is not None else first.get("sweep_knee_reason")
+        top = first.get("sweep_saturation_rps")
+        saturation = f"; at most {top:.3g} completed requests/s" if top is not None else ""
+        name = " / ".join(k for k in key if k)
+        lines.append(
+            f"sweep: {name}: {len(steps)} steps {rates[0]:g}-{rates[-1]:g} rps, {found}{saturation}"
+        )
+    return lines
 
 
 def _quality(summary: dict[str, Any]) -> str:

@@ -320,7 +320,11 @@ def sweep_curves(records: list[dict[str, Any]]) -> Chart:
     completed requests/s against its p50 and p95 latency, lightest step first; the knee
     and the offered rate are in the tooltip."""
     rows = []
-    for r in _rows(records, "completion_rps", "offered_rps"):
+    extra = (
+        "model_name", "settings_label", "sweep_step", "p50_latency_seconds",
+        "p95_latency_seconds", "throughput_tokens_per_second", "goodput_share", "sweep_knee_rps",
+    )  # fmt: skip
+    for r in _rows(records, "completion_rps", "offered_rps", extra=extra):
         if not r.get("sweep_step"):
             continue
         base = str(r.get("settings_label") or "").rpartition("@")[0]

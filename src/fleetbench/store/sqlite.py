@@ -415,6 +415,18 @@ class Store:
             )
         return cur.rowcount == 1
 
+    def add_samples(self, rows: Iterable[SampleRow]) -> int:
+        """Store many samples in one transaction (ensembles, imports, synthetic stores);
+        those already stored are kept. The number stored."""
+        now = _now()
+        with self.transaction() as db:
+            cur = db.executemany(
+                f"INSERT OR IGNORE INTO samples ({', '.join(_SAMPLE_COLUMNS)}) "
+                f"VALUES ({', '.join(':' + c for c in _SAMPLE_COLUMNS)})",
+                ({**row.values(), "created_at": now} for row in rows),
+            )
+        return int(cur.rowcount)
+
     def samples(
         self, run_id: str, below: int | None = None, round: int | None = None
     ) -> list[sqlite3.Row]:

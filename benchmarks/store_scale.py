@@ -1,0 +1,125 @@
+"""Does the store scale to a schedule over weeks? 1,000,000 samples, timed.
+
+Builds a store of RUNS runs x ROUNDS rounds x SAMPLES samples (default 1,000 x 100 x
+10) through the real store API (``Store``: begin_batch, upsert_run, start_attempt per
+round, ``add_samples`` one transaction per run-round, finish_attempt), with synthetic
+latencies, tokens, energy, scores and a 2 % failure rate. Then times, each in its own
+subprocess, ``fleetbench report -o DIR`` and ``fleetbench export samples -o DIR
+--format parquet``: wall time and peak RSS (``ru_maxrss`` of that child, via
+``os.wait4``). Targets (issue 11): < 10 s each, peak RSS < 1 GB.
+
+Usage: python benchmarks/store_scale.py [--runs 1000] [--rounds 100] [--samples 10]
+       [--keep DIR] [--skip-report]
+Exits 0 when both commands succeeded: the figures are a measurement, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fleetbench.store import COMPLETED, Store
+from fleetbench.store.rows import SampleRow
+
+
+def build(out: Path, runs: int, rounds: int, samples: int) -> None:
+    store = Store.in_dir(out)
+    rng = random.Random(11)
+    store.begin_batch("bench", "store_scale", "bench", {}, {}, {})
+    t0 = time.time() - rounds * 3060.0  # rounds every 51 minutes, ending now
+    for r in range(runs):
+        run_id = f"model{r:04d}__custom__greedy"
+        config = {"model": {"name": f"model{r:04d}", "tags": ["api"]},
+                  "backend_options": {"preset": "groq"}, "task": {"name": "custom"},
+                  "task_options": {}, "energy": {}}  # fmt: skip
+        store.upsert_run(
+            {"run_id": run_id, "model_name": f"model{r:04d}", "model_class": "",
+             "task": "custom", "reasoning_state": "", "backend": "openai",
+             "settings_label": "greedy", "config": config},
+            "bench", samples,
+        )  # fmt: skip
+        base = 0.2 + rng.random()
+        for k in range(1, rounds + 1):
+            attempt = store.start_attempt(run_id, "bench", {}, [k])
+            t = t0 + (k - 1) * 3060.0
+            rows = []
+            for i in range(samples):
+                latency = base * (0.8 + 0.4 * rng.random())
+                failed = rng.random() < 0.02
+                rows.append(SampleRow(
+                    run_id=run_id, round=k, sample_index=i, sample_id=f"q{i}",
+                    input_json=json.dumps({"prompt": f"question {i}?", "category": "retail"}),
+                    output_text="" if failed else f"answer {i}", answer_text=f"answer {i}",
+                    prompt_tokens=20, completion_tokens=None if failed else 32,
+                    latency_s=latency, ttft_s=latency / 5, sent_at=t, received_at=t + latency,
+                    finish_reason="stop", cpu_seconds=None, energy_wh=latency * 1e-3,
+                    energy_method="estimate", cost_usd=2e-5,
+                    scores_json=None if failed else json.dumps({"correct": int(rng.random() < .7)}),
+                    error="HTTP 503" if failed else None, attempt=attempt,
+                ))  # fmt: skip
+                t += latency
+            store.add_samples(rows)
+            store.finish_attempt(run_id, attempt, COMPLETED, None)
+        store.set_run_status(run_id, COMPLETED)
+    store.finish_batch("bench", COMPLETED)
+    store.close()
+
+
+def timed(args: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) and the last stdout line of one fleetbench command."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fleetbench", *args], stdout=out, stderr=err,
+            env={**os.environ, "COLUMNS": "200"},
+        )  # fmt: skip
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            sys.exit(f"fleetbench {args[0]} failed ({proc.returncode}): {err.read()[-2000:]}")
+        lines = out.read().strip().splitlines()
+    return wall, usage.ru_maxrss / 1024, (lines or [""])[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--keep", type=Path, help="build the store here (reused if present)")
+    parser.add_argument("--skip-report", action="store_true")
+    args = parser.parse_args()
+    out = args.keep or Path(tempfile.mkdtemp(prefix="store-scale-"))
+    try:
+        if not (out / "fleetbench.db").exists():
+            start = time.perf_counter()
+            build(out, args.runs, args.rounds, args.samples)
+            total = args.runs * args.rounds * args.samples
+            print(f"store: {args.runs} runs x {args.rounds} rounds x {args.samples} samples "
+                  f"= {total:,} built in {time.perf_counter() - start:.0f} s, "
+                  f"{(out / 'fleetbench.db').stat().st_size / 1e6:.0f} MB ({out})")  # fmt: skip
+        commands = [["export", "samples", "-o", str(out), "--format", "parquet"]]
+        if not args.skip_report:
+            commands.insert(0, ["report", "-o", str(out)])
+        for command in commands:
+            wall, peak, last = timed(command)
+            print(f"fleetbench {' '.join(command[:2])}: {wall:.1f} s wall, peak RSS "
+                  f"{peak:.0f} MB (targets < 10 s, < 1 GB) — {last}")  # fmt: skip
+    finally:
+        if args.keep is None:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ from fleetbench.meters import carbon
 from fleetbench.meters.derived import DerivedInputs, derive
 from fleetbench.meters.disk import model_disk
 from fleetbench.meters.energy import NONE
+from fleetbench.report.categories import by_category
 from fleetbench.report.energy import energy_columns, gpu_power_columns
 from fleetbench.report.load import load_figures
 from fleetbench.report.rounds import by_round, round_spread
@@ -103,6 +104,7 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         # Catalogue categories (tags), ';'-joined: the master CSV groups runs by them.
         "categories": ";".join((config.get("model") or {}).get("tags") or []),
         **spread,
+        "by_category": by_category(store, run["run_id"], per_round),
         **load_figures(config, samples, ok, speed["generation_seconds"]),
     }
     return summary | gpu_power_columns(summary)

@@ -213,7 +213,12 @@ class SampleRecorder:
             sample_id=sample.id,
             attempt=self.job.attempt,
             input_json=json.dumps(
-                {"prompt": sample.prompt, "messages": [m.model_dump() for m in request.messages]}
+                {
+                    "prompt": sample.prompt,
+                    "messages": [m.model_dump() for m in request.messages],
+                    # The prompt's category (prompt/question files): exported, grouped by.
+                    **({"category": c} if (c := sample.metadata.get("category")) else {}),
+                }
             ),
             output_text=result.text,
             answer_text=split.answer,

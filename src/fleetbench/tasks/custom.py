@@ -20,7 +20,7 @@ from fleetbench.errors import ConfigError
 from fleetbench.safeparse import loads_json
 from fleetbench.scoring import simple
 from fleetbench.tasks.base import NO_ANSWER, Answer, Sample, Task, plain_answer
-from fleetbench.tasks.datasets import Row, load_rows
+from fleetbench.tasks.datasets import Row, load_rows, row_category
 
 Scorer = Literal["exact", "includes", "regex", "numeric", "multiple_choice"]
 DEFAULT_TEMPLATE = "{input}"
@@ -55,6 +55,9 @@ class CustomOptions(BaseModel):
         description="Python format string with {input} and {choices} (the lettered "
         "choices); default '{input}', or for multiple choice the question, the choices "
         "and 'Answer with the letter of the correct choice.'",
+    )
+    category_field: str = Field(
+        "category", description="column/field with the question's category (optional)"
     )
     few_shot: int = Field(0, ge=0, description="the first N rows are examples, not samples")
     few_shot_file: str | None = Field(
@@ -106,6 +109,9 @@ class CustomTask(Task):
         reference: Any = str(target).strip()
         choices = _choices(row)
         metadata: dict[str, Any] = {"where": row.where}
+        category = row_category(row, self.options.category_field)
+        if category is not None:
+            metadata["category"] = category
         if self.options.scorer == "multiple_choice":
             if not choices:
                 raise row.error("choices", "is required by the multiple_choice scorer")

@@ -197,3 +197,14 @@ def _hub_rows(source: str) -> list[Row]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{source}: cannot load dataset: {first}") from None
     return [Row(f"{source}:row {i + 1}", dict(obj)) for i, obj in enumerate(dataset)]
+
+
+def row_category(row: Row, field: str) -> str | None:
+    """A row's category (``category_field``, e.g. ``industry: retail``), kept per sample
+    and exported; None when the row has none. A list or mapping there is an error."""
+    value = row.data.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool | dict | list):
+        raise row.error(field, "must be a string or a number (the sample's category)")
+    return str(value).strip()

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fleetbench.backends.base import GenerationResult, Message
 from fleetbench.errors import ConfigError
 from fleetbench.tasks.base import Sample, Task, chat_messages
-from fleetbench.tasks.datasets import load_rows
+from fleetbench.tasks.datasets import Row, load_rows, row_category
 
 BUILTIN_PROMPTS = "textgen_prompts.jsonl"
 
@@ -24,6 +24,9 @@ class TextGenOptions(BaseModel):
     )
     prompt_field: str = Field("prompt", description="column/field holding the prompt text")
     id_field: str = Field("id", description="column/field with a sample id (optional)")
+    category_field: str = Field(
+        "category", description="column/field with the prompt's category (optional)"
+    )
     n_prompts: int | None = Field(
         None, ge=1, description="use the first N prompts (default: all of them)"
     )
@@ -69,6 +72,7 @@ class TextGenTask(Task):
                     index=index,
                     id=str(index if sample_id in (None, "") else sample_id),
                     prompt=prompt,
+                    metadata=_category(row, self.options.category_field),
                 )
             )
         if not samples:
@@ -80,3 +84,8 @@ class TextGenTask(Task):
 
     def score(self, sample: Sample, result: GenerationResult) -> dict[str, float] | None:
         return None
+
+
+def _category(row: Row, field: str) -> dict[str, str]:
+    category = row_category(row, field)
+    return {} if category is None else {"category": category}

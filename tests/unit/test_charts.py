@@ -79,3 +79,16 @@ def test_size_cost_matrix_and_round_charts(tmp_path: Path) -> None:
     rendered(charts.rounds_over_time(rows), tmp_path, "rounds")
     assert round_rows(store, [summary | {"rounds": 1}]) == []
     store.close()
+
+
+def test_ensemble_gain(tmp_path: Path) -> None:
+    a, b = record("a", 1.0, 0.4, 0.0), record("b", 2.0, 0.5, 0.0)
+    vote = record("vote", 1.0, 0.7, 0.0) | {"ensemble_members": ["a", "b"]}
+    chart = charts.ensemble_gain([a, b, vote], "wattbot")
+    spec = chart.to_dict()
+    rows = spec["datasets"][spec["data"]["name"]]  # altair moves inline data to datasets
+    assert {r["ensemble"] for r in rows} == {"vote (gain +0.2)"}
+    assert sorted((r["run"], r["role"]) for r in rows) == [
+        ("a", "member"), ("b", "member"), ("vote", "ensemble")]  # fmt: skip
+    rendered(chart, tmp_path, "gain")
+    assert charts.ensemble_gain([a, b], "wattbot") is None

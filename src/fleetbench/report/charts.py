@@ -275,6 +275,44 @@ def only_one_solved(matrix: Matrix) -> Chart:
     )
 
 
+def ensemble_gain(records: list[dict[str, Any]], task: str) -> Chart:
+    """Each ensemble's score beside its members' (``ensemble_members``: the member run
+    ids from the ensemble's stored config, ``report.comparison``)."""
+    by_id = {r["run_id"]: r for r in _rows(records, "quality_score", extra=("ensemble_members",))}
+    rows = []
+    for e in by_id.values():
+        members = [by_id[m] for m in e.get("ensemble_members") or [] if m in by_id]
+        if e["task"] != task or not members:
+            continue
+        best = max(m["quality_score"] for m in members)
+        for run, role in [(e, "ensemble"), *((m, "member") for m in members)]:
+            rows.append({"ensemble": f"{e['label']} (gain {e['quality_score'] - best:+.3g})",
+                         "run": run["label"], "role": role,
+                         "quality_score": run["quality_score"]})  # fmt: skip
+    if not rows:
+        return None
+    return (
+        alt.Chart(
+            _data(rows),
+            title=_title(
+                f"{task}: ensemble gain over its members", "gain: ensemble score - best member's"
+            ),
+        )
+        .mark_bar()
+        .encode(
+            x=alt.X("quality_score:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("run:N", title=None, sort=None),
+            color=alt.Color("role:N", title=None),
+            row=alt.Row(
+                "ensemble:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")
+            ),
+            tooltip=["ensemble:N", "run:N", "quality_score:Q"],
+        )
+        .resolve_scale(y="independent")
+        .properties(width=WIDTH - 120, height=alt.Step(16))
+    )
+
+
 def percentiles(records: list[dict[str, Any]], figure: str, title: str) -> Chart:
     """Per run from the summaries' distributions (seconds): a bar from p50 to p95, a
     tick at p99 (two marks a run, so 200 runs stay quick to draw)."""
@@ -450,6 +488,7 @@ TASK_CHARTS: tuple[tuple[str, TaskChart], ...] = (
     ("size-vs-cost", lambda r, t: size_vs(r, t, "cost_usd", "cost (USD)")),
     ("size-vs-components", size_vs_components),
     ("size-score-cost", size_score_cost),
+    ("ensemble-gain", ensemble_gain),
 )
 MATRIX_CHARTS: tuple[tuple[str, Callable[[Matrix], Chart]], ...] = (
     ("matrix-heatmap", matrix_heatmap),

@@ -61,7 +61,8 @@ def records(
     ranks = run_ranks(rankings)
     out = []
     for s in summaries:
-        model = (configs.get(s["run_id"]) or {}).get("model") or {}
+        config = configs.get(s["run_id"]) or {}
+        model = config.get("model") or {}
         record = {column: s.get(column) for column in MASTER_COLUMNS}
         record |= {f"score_{k}": v for k, v in (s.get("scores") or {}).items()}
         record |= {
@@ -69,6 +70,7 @@ def records(
             "family": model.get("family") or "",
             "where": where(s),
             "distributions": s.get("distributions"),  # comparison.json only: nested
+            "ensemble_members": (config.get("ensemble") or {}).get("members"),
         }
         rank = ranks.get(s["run_id"], {})
         record |= {c: rank.get(c, False if c.startswith("pareto_") else None) for c in RANK_COLUMNS}

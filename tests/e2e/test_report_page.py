@@ -227,3 +227,19 @@ def test_audit(results: Path, tmp_path: Path) -> None:
         and proc.stderr.startswith("error: ")
         and "no results store" in proc.stderr
     )
+
+
+def test_an_ensemble_updates_the_report(results: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(results, copy)
+    members = [r["run_id"] for r in db_rows(copy, "SELECT run_id FROM runs WHERE task = 'custom'")]
+    proc = run_cli("ensemble", "--runs", ",".join(members), "--strategy", "majority",
+                   "-o", str(copy), cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == f"report: {copy / 'report' / 'index.html'}"
+    assert (copy / "report" / "plots" / "custom-ensemble-gain.png").stat().st_size > 2000
+    runs = json.loads((copy / "report" / "comparison.json").read_text())["runs"]
+    (ensemble,) = [r for r in runs if r["backend"] == "ensemble"]
+    assert sorted(ensemble["ensemble_members"]) == sorted(members)

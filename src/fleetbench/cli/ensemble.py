@@ -9,8 +9,11 @@ import typer
 
 from fleetbench.cli.matrix import OUTPUT_HELP
 from fleetbench.cli.run import DEFAULT_OUTPUT
+from fleetbench.cli.tables import report_line
 from fleetbench.report import MASTER_FILE
 from fleetbench.report.master import format_cell
+from fleetbench.report.page import INDEX, REPORT_DIR
+from fleetbench.report.render import report_available
 from fleetbench.report.select import split_ids
 from fleetbench.runner.ensemble import EnsembleSpec, create_ensemble
 from fleetbench.runner.ensemble_vote import Strategy
@@ -74,3 +77,5 @@ def ensemble(
         f"{metric} {format_cell(quality) or 'n/a'}"
     )
     typer.echo(f"results: {folder / MASTER_FILE}")
+    page = folder / REPORT_DIR / INDEX
+    typer.echo(report_line(page if report_available() else None))

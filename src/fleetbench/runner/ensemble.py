@@ -44,6 +44,8 @@ from fleetbench.meters import NONE, host_info
 # ensemble refreshes exactly what a batch writes.
 from fleetbench.report.energy import energy_scope, scope_parts
 from fleetbench.report.exports import export_results
+from fleetbench.report.page import write_report
+from fleetbench.report.render import report_available
 from fleetbench.report.select import resolve_runs
 from fleetbench.runner.ensemble_vote import STRATEGIES, Choice, Strategy, Vote, choose
 from fleetbench.runner.plan import slug
@@ -97,6 +99,8 @@ def create_ensemble(spec: EnsembleSpec) -> dict[str, Any]:
         with OutputLock(spec.output):
             _store_run(store, run, task, questions, members, spec.strategy)
             summaries = export_results(store, spec.output, [run["run_id"]])
+            if report_available():  # the page now shows the ensemble and its gain
+                write_report(store, spec.output, summaries)
         return next(s for s in summaries if s["run_id"] == run["run_id"])
     finally:
         store.close()

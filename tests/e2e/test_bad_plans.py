@@ -40,7 +40,8 @@ CASES = {
     ),
     "unknown_task": (
         GOOD_MODEL + "tasks:\n  - name: nosuch\n",
-        r"plan.yaml:5: tasks\[0\].name: unknown task 'nosuch'; valid: custom, humaneval, textgen",
+        r"plan.yaml:5: tasks\[0\].name: unknown task 'nosuch'; valid: code_io, custom, humaneval, "
+        r"textgen, wattbot or an importable 'package.module:ClassName'",
     ),
     "missing_models": (GOOD_TASK, r"plan.yaml:1: models: no models: give .models. or a .catalog."),
     "duplicate_model": (

@@ -2,9 +2,12 @@
 
 For dashboards and notebooks: a flat table (CSV, JSON lines or Parquet) with the time
 each reply arrived, the round, the run, model and provider, the question and the
-sample's figures and scores. Rows are streamed from SQLite in ``created_at`` order (an
-index) in batches, so a store of millions of samples never sits in memory at once;
-the file is written beside its destination and renamed at the end.
+sample's figures and scores. Every column is computed by SQLite (the run's figures
+from a temporary table joined once), and rows are streamed in ``created_at`` order (an
+index) in batches of 20,000 — columnar into Parquet — so a store of millions of
+samples never sits in memory at once and no Python loop builds a record per sample
+(except for JSON lines, which are one ``json.dumps`` each). The file is written beside
+its destination and renamed at the end.
 
 Columns (``RECORD_COLUMNS``, then one column per numeric score key found in the store,
 e.g. ``coverage_score``, ``exact_match``):
@@ -22,9 +25,7 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,87 +83,101 @@ def _runs(store: Store) -> dict[str, dict[str, Any]]:
     }
 
 
+_SELECT = {
+    "timestamp": "strftime('%Y-%m-%dT%H:%M:%fZ', COALESCE(s.received_at, s.created_at), "
+    "'unixepoch')",
+    "round": "s.round", "run_id": "s.run_id", "model": "r.model", "provider": "r.provider",
+    "backend": "r.backend", "task": "r.task", "settings_label": "r.settings_label",
+    "category": "COALESCE(json_extract(s.input_json, '$.category'), '')",
+    "model_categories": "r.model_categories", "question": "s.sample_id",
+    "sample_index": "s.sample_index", "latency_sec": "s.latency_s", "ttft_sec": "s.ttft_s",
+    "itl_sec": "s.itl_s",
+    "throughput_tps": "CASE WHEN s.completion_tokens IS NOT NULL AND s.latency_s > 0 "
+    "THEN s.completion_tokens * 1.0 / s.latency_s END",
+    "success": "s.error IS NULL", "error": "COALESCE(s.error, '')",
+    "prompt_tokens": "s.prompt_tokens", "response_tokens": "s.completion_tokens",
+    "reasoning_tokens": "s.reasoning_tokens", "energy_wh": "s.energy_wh",
+    "energy_method": "s.energy_method", "cost_usd": "s.cost_usd", "retries": "s.retries",
+    "attempt": "s.attempt",
+}  # fmt: skip
+
+
+def _rows(store: Store, scores: list[str], since: float | None) -> Iterator[list[tuple[Any, ...]]]:
+    """Batches of record tuples (``RECORD_COLUMNS`` then ``scores``), computed in SQL:
+    the run's figures come from a temporary table joined once, not per sample."""
+    db = store.conn
+    db.execute("DROP TABLE IF EXISTS temp.export_runs")
+    db.execute(
+        "CREATE TEMP TABLE export_runs (run_id TEXT PRIMARY KEY, model TEXT, provider TEXT, "
+        "backend TEXT, task TEXT, settings_label TEXT, model_categories TEXT)"
+    )
+    db.executemany(
+        "INSERT INTO temp.export_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(k, v["model"], v["provider"], v["backend"], v["task"], v["settings_label"],
+          v["model_categories"]) for k, v in _runs(store).items()],
+    )  # fmt: skip
+    numeric = "('integer', 'real', 'true', 'false')"
+    score_sql = [
+        f"CASE WHEN json_type(s.scores_json, ?) IN {numeric} "
+        "THEN json_extract(s.scores_json, ?) * 1.0 END"
+        for _ in scores
+    ]
+    paths = [p for key in scores for p in (_path(key), _path(key))]
+    cur = db.execute(
+        f"SELECT {', '.join([*_SELECT.values(), *score_sql])} FROM samples AS s "
+        "LEFT JOIN temp.export_runs AS r ON r.run_id = s.run_id "
+        "WHERE COALESCE(s.received_at, s.created_at) >= ? ORDER BY s.created_at",
+        (*paths, since if since is not None else float("-inf")),
+    )
+    try:
+        while batch := cur.fetchmany(BATCH):
+            yield [tuple(row) for row in batch]
+    finally:
+        cur.close()
+        db.execute("DROP TABLE IF EXISTS temp.export_runs")
+
+
+def _path(key: str) -> str:
+    return '$."' + key.replace('"', '""') + '"'
+
+
 def records(store: Store, since: float | None = None) -> Iterator[dict[str, Any]]:
     """Every sample (of every round) as an export record, oldest first."""
-    runs = _runs(store)
     scores = score_columns(store)
-    cur = store.conn.execute(
-        "SELECT run_id, round, sample_index, sample_id, attempt, error, latency_s, ttft_s, "
-        "itl_s, prompt_tokens, completion_tokens, reasoning_tokens, energy_wh, energy_method, "
-        "cost_usd, retries, scores_json, COALESCE(received_at, created_at) AS at, "
-        "json_extract(input_json, '$.category') AS category FROM samples "
-        "WHERE COALESCE(received_at, created_at) >= ? ORDER BY created_at",
-        (since if since is not None else float("-inf"),),
-    )
-    while True:
-        batch = cur.fetchmany(BATCH)
-        if not batch:
-            return
-        for s in batch:
-            yield _record(s, runs.get(s["run_id"]) or {}, scores)
-
-
-def _record(s: sqlite3.Row, run: dict[str, Any], scores: list[str]) -> dict[str, Any]:
-    latency, tokens = s["latency_s"], s["completion_tokens"]
-    record: dict[str, Any] = {
-        "timestamp": _iso(s["at"]),
-        "round": s["round"],
-        "run_id": s["run_id"],
-        "model": run.get("model"),
-        "provider": run.get("provider"),
-        "backend": run.get("backend"),
-        "task": run.get("task"),
-        "settings_label": run.get("settings_label"),
-        "category": s["category"] or "",
-        "model_categories": run.get("model_categories", ""),
-        "question": s["sample_id"],
-        "sample_index": s["sample_index"],
-        "latency_sec": latency,
-        "ttft_sec": s["ttft_s"],
-        "itl_sec": s["itl_s"],
-        "throughput_tps": tokens / latency if tokens is not None and latency else None,
-        "success": s["error"] is None,
-        "error": s["error"] or "",
-        "prompt_tokens": s["prompt_tokens"],
-        "response_tokens": tokens,
-        "reasoning_tokens": s["reasoning_tokens"],
-        "energy_wh": s["energy_wh"],
-        "energy_method": s["energy_method"],
-        "cost_usd": s["cost_usd"],
-        "retries": s["retries"],
-        "attempt": s["attempt"],
-    }
-    values = json.loads(s["scores_json"]) if s["scores_json"] else {}
-    for key in scores:
-        value = values.get(key) if isinstance(values, dict) else None
-        record[key] = float(value) if isinstance(value, int | float) else None
-    return record
-
-
-def _iso(ts: float) -> str:
-    moment = datetime.fromtimestamp(float(ts), UTC).isoformat(timespec="milliseconds")
-    return moment.replace("+00:00", "Z")
+    columns = [*RECORD_COLUMNS, *scores]
+    success = columns.index("success")
+    for batch in _rows(store, scores, since):
+        for row in batch:
+            record = dict(zip(columns, row, strict=True))
+            record["success"] = bool(row[success])
+            yield record
 
 
 def export_samples(store: Store, path: Path, fmt: str, since: float | None = None) -> int:
     """Write the records to ``path`` in ``fmt``; the number of records."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: unknown; valid: {', '.join(FORMATS)}")
-    columns = [*RECORD_COLUMNS, *score_columns(store)]
-    rows = records(store, since)
+    scores = score_columns(store)
+    columns = [*RECORD_COLUMNS, *scores]
     with atomic_path(path) as tmp:
         if fmt == "parquet":
-            return _parquet(tmp, columns, rows)
+            return _parquet(tmp, columns, _rows(store, scores, since))
         count = 0
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             if fmt == "csv":
-                writer = csv.DictWriter(f, columns, lineterminator="\n")
-                writer.writeheader()
-                for count, r in enumerate(rows, 1):  # noqa: B007
-                    writer.writerow({k: _cell(v) for k, v in r.items()})
+                success = columns.index("success")
+                writer = csv.writer(f, lineterminator="\n")  # None is written empty
+                writer.writerow(columns)
+                for batch in _rows(store, scores, since):
+                    writer.writerows(
+                        (*row[:success], "true" if row[success] else "false", *row[success + 1 :])
+                        for row in batch
+                    )
+                    count += len(batch)
             else:
-                for count, r in enumerate(rows, 1):  # noqa: B007
-                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                for record in records(store, since):
+                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    count += 1
         return count
 
 
@@ -175,7 +190,7 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _parquet(path: Path, columns: list[str], rows: Iterator[dict[str, Any]]) -> int:
+def _parquet(path: Path, columns: list[str], batches: Iterator[list[tuple[Any, ...]]]) -> int:
     try:
         import pyarrow as pa  # type: ignore[import-untyped, import-not-found, unused-ignore]
         import pyarrow.parquet as pq  # type: ignore[import-untyped, import-not-found, unused-ignore]
@@ -183,19 +198,17 @@ def _parquet(path: Path, columns: list[str], rows: Iterator[dict[str, Any]]) -> 
         raise ConfigError(f"--format parquet needs pyarrow; run: {PARQUET_HINT}") from None
     kinds = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
     # Score columns are numbers; the rest as _TYPES says, else text.
-    schema = pa.schema(
-        [(c, kinds[_TYPES.get(c, "str" if c in RECORD_COLUMNS else "float")]) for c in columns]
-    )
+    types = [kinds[_TYPES.get(c, "str" if c in RECORD_COLUMNS else "float")] for c in columns]
+    schema = pa.schema(list(zip(columns, types, strict=True)))
     count = 0
     with pq.ParquetWriter(str(path), schema, compression="zstd") as writer:
-        chunk: list[dict[str, Any]] = []
-        for r in rows:
-            chunk.append(r)
-            if len(chunk) >= BATCH:
-                writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
-                count += len(chunk)
-                chunk.clear()
-        if chunk or not count:
-            writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
-            count += len(chunk)
+        for batch in batches:
+            arrays = [
+                pa.array(col, type=pa.int8()).cast(t) if t == pa.bool_() else pa.array(col, type=t)
+                for col, t in zip(zip(*batch, strict=True), types, strict=True)
+            ]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            count += len(batch)
+        if not count:
+            writer.write_table(schema.empty_table())
     return count

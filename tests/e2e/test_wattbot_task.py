@@ -76,6 +76,12 @@ def test_oracle_passages_run_is_labelled(tmp_path: Path, write_plan: PlanWriter)
         assert "Documents:\n[" in record["messages"][-1]["content"]
     # the oracle passages put q003's own supporting material first
     assert records[0]["scores"]["retrieved"][0]["doc_id"] == "chung2025"
+    # Grounding figures per sample (scoring/coverage.py): q003's gold ref is retrieved.
+    assert records[0]["scores"]["retrieval_recall"] == 1.0
+    for record in records:
+        cov = record["scores"]["coverage_score"]
+        assert cov is None or 0.0 <= cov <= 1.0
+    assert "retrieval_recall" in summary["scores"]
 
 
 def test_default_run_is_closed_book(tmp_path: Path, write_plan: PlanWriter) -> None:

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from fleetbench.backends.base import GenerationResult, Message
 from fleetbench.errors import ConfigError
 from fleetbench.scoring import pandas_csv
+from fleetbench.scoring.coverage import coverage_score, retrieval_recall
 from fleetbench.scoring.pandas_csv import as_read
 from fleetbench.scoring.wattbot import (
     BLANK,
@@ -195,6 +196,15 @@ class WattBotTask(Task):
             "parse_error": parse_error,
         }
         if "retrieved" in sample.metadata:
+            passages = sample.metadata["retrieved"]
+            answer = " ".join(str(row[k] or "") for k in ("answer_value", "answer_unit",
+                                                             "explanation"))  # fmt: skip
+            score["coverage_score"] = coverage_score(
+                answer if parse_error is None else result.text, (p["text"] for p in passages)
+            )
+            score["retrieval_recall"] = retrieval_recall(
+                parse_ref_ids(str(truth["ref_id"])), (p["doc_id"] for p in passages)
+            )
             score["retrieved"] = [
                 {"doc_id": r["doc_id"], "chunk": r["chunk"], "score": r["score"]}
                 for r in sample.metadata["retrieved"]
@@ -230,6 +240,7 @@ class WattBotTask(Task):
             "na_recall": na,
             "parse_errors": float(sum(1 for s in scores if s and s.get("parse_error"))),
             "unscored": float(sum(1 for s in scores if s is None)),
+            **_means(scores, ("coverage_score", "retrieval_recall")),
         }
 
     @staticmethod
@@ -367,3 +378,13 @@ def oracle_passages(rows: list[dict[str, str]], origin: str) -> dict[str, str]:
     if not parts:
         raise ConfigError(f"{origin}: no supporting_materials to build oracle_passages from")
     return {ref: "\n".join(texts) for ref, texts in parts.items()}
+
+
+def _means(scores: list[dict[str, Any] | None], keys: tuple[str, ...]) -> dict[str, float]:
+    """The mean of each grounding figure over the samples that have one (retrieval runs)."""
+    out: dict[str, float] = {}
+    for key in keys:
+        values = [float(s[key]) for s in scores if s and s.get(key) is not None]
+        if values:
+            out[key] = sum(values) / len(values)
+    return out

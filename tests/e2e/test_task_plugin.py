@@ -12,6 +12,8 @@ import yaml
 from conftest import db_rows, run_cli
 from test_cli_run import read_master
 
+from fleetbench.tasks import task_names
+
 PLUGIN = "plugin_tasks:EchoTask"
 MODEL = {"name": "smollm2", "backend": "llamacpp", "model_class": "A",
          "reasoning_state": "Off (N/A)"}  # fmt: skip
@@ -74,7 +76,7 @@ def test_task_plugin_runs_reports_and_ensembles(tmp_path: Path) -> None:
     assert keys <= {"echoed", "missed"}  # the plugin's read_answer hook, not the default
 
 
-VALID = "valid: custom, humaneval, textgen, wattbot or an importable 'package.module:ClassName'"
+VALID = f"valid: {', '.join(task_names())} or an importable 'package.module:ClassName'"
 BAD = {
     "no_module": (
         {"name": "no_such_module:Task"},

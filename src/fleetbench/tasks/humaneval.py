@@ -11,7 +11,6 @@ the run's pass@1 again.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -27,7 +26,7 @@ from fleetbench.scoring.humaneval import (
     load_problems,
     score_samples,
 )
-from fleetbench.scoring.passk import DEFAULT_KS, pass_at_ks
+from fleetbench.scoring.passk import run_pass_at_k
 from fleetbench.tasks.base import NO_ANSWER, Answer, Sample, Task, chat_messages
 
 SAMPLES_FILE = "samples.jsonl"
@@ -126,18 +125,7 @@ class HumanEvalTask(Task):
     def aggregate_scores(scores: list[dict[str, Any] | None]) -> dict[str, float]:
         """Unbiased pass@k over problems for every k <= the samples each problem has.
         Samples never reached (None) are left out, as they are from ``samples.jsonl``."""
-        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for score in scores:
-            if score and isinstance(score.get("task_id"), str):
-                tally = counts[score["task_id"]]
-                tally[0] += 1
-                tally[1] += int(bool(score.get("passed")))
-        pairs = [(n, c) for n, c in counts.values()]
-        out = {f"pass@{k}": v for k, v in pass_at_ks(pairs, DEFAULT_KS).items()}
-        if pairs:
-            out["passed"] = float(sum(c for _, c in pairs))
-            out["problems"] = float(len(pairs))
-        return out
+        return run_pass_at_k(scores, "task_id")
 
     @staticmethod
     def run_files(records: list[dict[str, Any]]) -> dict[str, str]:

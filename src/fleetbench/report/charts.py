@@ -39,6 +39,15 @@ def _data(rows: list[dict[str, Any]]) -> Any:
 _BASE = ("run_id", "task", "backend", "where", "energy_method", "quality_metric")
 
 
+def _components(row: dict[str, Any]) -> list[tuple[str, float]]:
+    """A chart row's score components (``score_*`` figures on a 0-1 scale)."""
+    return [
+        (k[len("score_") :], v)
+        for k, v in row.items()
+        if k.startswith("score_") and isinstance(v, int | float) and 0 <= v <= 1
+    ]
+
+
 def _rows(
     records: list[dict[str, Any]], *needed: str, extra: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
@@ -144,10 +153,9 @@ def score_components(records: list[dict[str, Any]], task: str) -> Chart:
     facet per model costs a second of rendering per 100 models)."""
     rows = _rows([r for r in records if r["task"] == task])
     long = [
-        {"label": r["label"], "component": k[len("score_") :], "value": v}
+        {"label": r["label"], "component": name, "value": value}
         for r in rows
-        for k, v in r.items()
-        if k.startswith("score_") and isinstance(v, int | float) and 0 <= v <= 1
+        for name, value in _components(r)
     ]
     if not long:
         return None
@@ -190,10 +198,7 @@ def size_vs_components(records: list[dict[str, Any]], task: str) -> Chart:
     if len({r["params_b"] for r in rows}) < 2:
         return None
     long = [
-        {**r, "component": k[len("score_") :], "value": v}
-        for r in rows
-        for k, v in r.items()
-        if k.startswith("score_") and isinstance(v, int | float) and 0 <= v <= 1
+        {**r, "component": name, "value": value} for r in rows for name, value in _components(r)
     ]
     if not long:
         return None

@@ -20,7 +20,7 @@ from typing import Any
 from fleetbench.meters.nvml import GpuMemory, gpu_memory
 from fleetbench.runner.executors.base import EventSink, OutcomeSink, StartSink
 from fleetbench.runner.executors.resources import Demand, ResourcePool, Slot, demand_of
-from fleetbench.runner.executors.schedule import Work, estimate, longest_first
+from fleetbench.runner.executors.schedule import in_start_order
 from fleetbench.runner.job import RunJob, RunOutcome
 from fleetbench.runner.plan import ExecutorSettings
 from fleetbench.runner.process import run_attempt
@@ -67,9 +67,7 @@ class LocalExecutor:
     ) -> None:
         pool = self.pool()
         demands = {j.spec.run_id: demand_of(j.spec) for j in jobs}
-        by_id = {j.spec.run_id: j for j in jobs}
-        work = [Work(j.spec, j.total_samples) for j in jobs]
-        waiting = [by_id[w.spec.run_id] for w in longest_first(work, estimate(work, store))]
+        waiting = in_start_order(jobs, store)
         inbox: Inbox = queue.Queue()
         cancel = threading.Event()
         active: dict[str, _Active] = {}

@@ -24,7 +24,7 @@ from typing import Any
 from fleetbench.errors import BackendUnavailable
 from fleetbench.runner.executors.base import EventSink, OutcomeSink, StartSink
 from fleetbench.runner.executors.resources import Demand, demand_of
-from fleetbench.runner.executors.schedule import Work, estimate, longest_first
+from fleetbench.runner.executors.schedule import in_start_order
 from fleetbench.runner.heartbeat import Heartbeat
 from fleetbench.runner.job import LOG_FILE, RunJob
 from fleetbench.runner.plan import ExecutorSettings
@@ -90,12 +90,10 @@ class RayExecutor:
 
         inbox = Queue()
         task = ray.remote(_run_on_node)
-        by_id = {j.spec.run_id: j for j in jobs}
-        work = [Work(j.spec, j.total_samples) for j in jobs]
         pending: dict[Any, RunJob] = {}
         try:
-            for w in longest_first(work, estimate(work, store)):
-                job = begin_attempt(by_id[w.spec.run_id], store)
+            for planned in in_start_order(jobs, store):
+                job = begin_attempt(planned, store)
                 on_start(job)
                 options = ray_options(demand_of(job.spec))
                 pending[task.options(**options).remote(job.model_dump_json(), inbox)] = job

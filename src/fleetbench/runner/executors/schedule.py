@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fleetbench.runner.executors.resources import Demand, ResourcePool, Slot
 from fleetbench.runner.fit import weights_on_disk
+from fleetbench.runner.job import RunJob
 from fleetbench.runner.plan import RunSpec
 from fleetbench.store import Store
 
@@ -80,6 +81,13 @@ def longest_first(jobs: Sequence[Work], estimates: dict[str, Estimate]) -> list[
         return (-(group_max[group] if group is not None else value(job)), position)
 
     return [job for _, job in sorted(enumerate(jobs), key=key)]
+
+
+def in_start_order(jobs: Sequence[RunJob], store: Store | None) -> list[RunJob]:
+    """The jobs in the order an executor starts them: longest expected first."""
+    by_id = {j.spec.run_id: j for j in jobs}
+    work = [Work(j.spec, j.total_samples) for j in jobs]
+    return [by_id[w.spec.run_id] for w in longest_first(work, estimate(work, store))]
 
 
 def sweep_of(spec: RunSpec) -> str | None:

@@ -1,6 +1,7 @@
 """``fleetbench report`` writes report/: the HTML page, its plots and the comparison
 files, from runs of the real SmolLM2 (a custom task of 4 questions at two settings, and
-textgen), checked against the store; then a real Chromium opens the page offline.
+textgen; the questions have categories, the model a catalogue category), checked
+against the store; then a real Chromium opens the page offline.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ pytest.importorskip("altair")
 pytest.importorskip("vl_convert")
 
 ROWS = [
-    {"id": "yes", "input": "Reply with the single word yes.", "target": "yes"},
-    {"id": "four", "input": "What is 2 + 2? Reply with the number only.", "target": "4"},
-    {"id": "no", "input": "Reply with the single word no.", "target": "no"},
-    {"id": "cat", "input": "Reply with the word cat.", "target": "cat"},
-]
+    {"id": "yes", "input": "Reply with the single word yes.", "target": "yes", "category": "words"},
+    {"id": "four", "input": "What is 2 + 2? Reply with the number only.", "target": "4",
+     "category": "math"},
+    {"id": "no", "input": "Reply with the single word no.", "target": "no", "category": "words"},
+    {"id": "cat", "input": "Reply with the word cat.", "target": "cat", "category": "words"},
+]  # fmt: skip
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -33,7 +35,9 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     plan = {
         "name": "report",
-        "models": [{"name": "smollm2", "backend": "llamacpp", "model_class": "A"}],
+        "models": [
+            {"name": "smollm2", "backend": "llamacpp", "model_class": "A", "tags": ["tiny"]}
+        ],
         "tasks": [
             {"name": "custom", "options": {"file": str(data), "scorer": "includes"}},
             {"name": "textgen"},
@@ -89,6 +93,52 @@ def test_comparison_files_match_the_store(results: Path) -> None:
     assert latency and set(latency) <= {r["run_id"] for r in custom}
 
 
+def test_categories_in_comparison_files_and_page(results: Path) -> None:
+    folder = results / "report"
+    with (folder / "comparison.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["categories"] for r in rows} == {"tiny"}
+    custom = sorted(r["run_id"] for r in rows if r["task"] == "custom")
+    # Per run and question category, the mean of the stored per-sample scores.
+    stored = db_rows(
+        results,
+        "SELECT run_id, json_extract(input_json, '$.category') AS category, COUNT(*) AS n, "
+        "AVG(json_extract(scores_json, '$.correct')) AS correct FROM samples "
+        "WHERE run_id IN (SELECT run_id FROM runs WHERE task = 'custom') "
+        "GROUP BY run_id, category ORDER BY run_id, category",
+    )
+    with (folder / "category_comparison.csv").open(newline="") as handle:
+        by_category = list(csv.DictReader(handle))
+    assert [(r["run_id"], r["category"], int(r["samples"]), float(r["score_correct"]))
+            for r in by_category] == [
+        (s["run_id"], s["category"], s["n"], pytest.approx(s["correct"])) for s in stored
+    ]  # fmt: skip
+    assert {r["category"] for r in by_category} == {"math", "words"}
+    assert all(r["categories"] == "tiny" for r in by_category)
+    document = json.loads((folder / "comparison.json").read_text())
+    group = document["tasks"]["custom"]["by_category"]["tiny"]
+    assert sorted(group["runs"]) == custom
+    assert sorted(e["run_id"] for e in group["rankings"]["fastest"]) == custom
+    page = (folder / "index.html").read_text()
+    assert "By model category" in page and 'data-category="tiny"' in page
+    assert '<th class="sortable" data-key="categories">' in page
+
+
+def test_co2_card_agrees_with_its_caption(results: Path) -> None:
+    import re
+
+    page = (results / "report" / "index.html").read_text()
+    value, note = re.search(r'CO2<b>([^<]*) g</b><span id="co2-note">([^<]*)</span>', page).groups()
+    with (results / "report" / "comparison.csv").open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["status"] == "completed"]
+    if all(r["energy_wh"] for r in rows):
+        total = sum(float(r["co2_emissions_g"]) for r in rows)
+        assert float(value) == pytest.approx(total, rel=1e-3) and "WORLD: " in note, (value, note)
+        assert "g/kWh (Ember" in note
+    else:
+        assert value == "—" and note.startswith("no energy measured for "), (value, note)
+
+
 def test_plot_files(results: Path) -> None:
     plots = results / "report" / "plots"
     names = sorted(p.stem for p in plots.glob("*.png"))
@@ -97,6 +147,7 @@ def test_plot_files(results: Path) -> None:
         "custom-score-vs-energy",
         "custom-score-vs-latency",
         "custom-matrix-heatmap",
+        "custom-category-correctness",
         "custom-difficulty",
         "custom-agreement",
         "latency-distribution",

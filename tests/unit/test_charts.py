@@ -92,3 +92,29 @@ def test_ensemble_gain(tmp_path: Path) -> None:
         ("a", "member"), ("b", "member"), ("vote", "ensemble")]  # fmt: skip
     rendered(chart, tmp_path, "gain")
     assert charts.ensemble_gain([a, b], "wattbot") is None
+
+
+def test_category_correctness(tmp_path: Path) -> None:
+    def groups(**scores: float) -> dict[str, Any]:
+        return {c: {"samples": 2, "scores": {"correct": v, "latency": 3.0}}
+                for c, v in scores.items()}  # fmt: skip
+
+    a = record("a", 1.0, 0.5, 0.0) | {"task": "custom", "quality_metric": "correct",
+                                      "by_category": groups(math=1.0, words=0.25)}  # fmt: skip
+    b = record("b", 2.0, 0.5, 0.0) | {"task": "custom", "by_category": groups(math=0.0)}
+    unscored = record("c", 1.0, 0.5, 0.0) | {"task": "custom", "by_category": {"x": {"samples": 1}}}
+    chart = charts.category_correctness([a, b, unscored], "custom")
+    spec = chart.to_dict()
+    rows = spec["datasets"][spec["data"]["name"]]
+    assert sorted((r["label"], r["category"], r["score"]) for r in rows) == [
+        ("a", "math", 1.0), ("a", "words", 0.25), ("b", "math", 0.0)]  # fmt: skip
+    assert {r["metric"] for r in rows} == {"correct"}  # the per-sample metric, not latency
+    assert "correctness by category" in spec["title"]["text"]
+    rendered(chart, tmp_path, "by-category")
+    assert charts.category_correctness([unscored], "custom") is None
+    assert charts.category_correctness([a], "wattbot") is None  # no run of that task
+    # A task without a per-sample metric: the run's quality metric.
+    t = a | {"task": "textgen", "quality_metric": "latency"}
+    spec = charts.category_correctness([t], "textgen").to_dict()
+    assert {r["score"] for r in spec["datasets"][spec["data"]["name"]]} == {3.0}
+    assert any(name == "category-correctness" for name, _ in charts.TASK_CHARTS)

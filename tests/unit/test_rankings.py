@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetbench.report.comparison import scaling_rows
+from fleetbench.report.comparison import category_rows, scaling_rows
 from fleetbench.report.energy import gpu_power_columns
 from fleetbench.report.rankings import pareto, run_ranks, task_rankings
 
@@ -41,6 +41,34 @@ def test_rankings_are_per_task_best_first_and_skip_unknown_figures() -> None:
     ranks = run_ranks(ranked)
     assert ranks["a"] == {"rank_best_score": 2, "rank_fastest": 2}
     assert ranks["c"]["rank_fastest"] == 1 and ranks["c"]["pareto_latency"] is True
+
+
+def test_rankings_within_each_model_category() -> None:
+    runs = [
+        run("fast-a", categories="fast", quality_score=0.4, avg_latency_seconds=0.5),
+        run("both", categories="fast;coding", quality_score=0.8, avg_latency_seconds=2.0),
+        run("coder", categories="coding", quality_score=0.6, avg_latency_seconds=1.0),
+        run("plain", quality_score=0.9),  # no categories: only in the task's rankings
+        run("failed", categories="fast", quality_score=1.0, status="failed"),
+    ]
+    groups = task_rankings(runs)["t"]["by_category"]
+    assert list(groups) == ["coding", "fast"]
+    assert groups["fast"]["runs"] == ["fast-a", "both", "failed"]
+    best = groups["fast"]["rankings"]["best_score"]
+    assert [(e["run_id"], e["rank"]) for e in best] == [("both", 1), ("fast-a", 2)]
+    assert [e["run_id"] for e in groups["coding"]["rankings"]["fastest"]] == ["coder", "both"]
+    assert task_rankings([run("x")])["t"]["by_category"] == {}
+
+
+def test_category_rows_one_per_run_and_sample_category() -> None:
+    group = {"samples": 2, "succeeded": 2, "success_rate": 1.0, "avg_latency_seconds": 0.3,
+             "avg_ttft_seconds": None, "scores": {"correct": 0.5}}  # fmt: skip
+    rows = [run("a", categories="fast", by_category={"math": group, "words": group}), run("b")]
+    header, out = category_rows(rows)
+    assert header[-1] == "score_correct" and "categories" in header
+    assert [(r["run_id"], r["category"], r["categories"], r["score_correct"]) for r in out] == [
+        ("a", "math", "fast", 0.5), ("a", "words", "fast", 0.5)]  # fmt: skip
+    assert category_rows([run("b")]) == (header[:-1], [])
 
 
 def test_gpu_power_and_scaling_rows() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import altair as alt
 
-from fleetbench.report.matrix import Matrix
+from fleetbench.report.matrix import SAMPLE_METRIC, Matrix
 from fleetbench.report.rankings import label
 
 SHAPES = alt.Scale(domain=["local", "api"], range=["square", "circle"])
@@ -171,6 +171,45 @@ def score_components(records: list[dict[str, Any]], task: str) -> Chart:
         )
         .properties(width=WIDTH, height=alt.Step(max(14, 6 * len({r["component"] for r in long}))))
     )
+
+
+def category_correctness(records: list[dict[str, Any]], task: str) -> Chart:
+    """Per model and sample category (the prompt or question file's ``category_field``,
+    ``summary.json``'s ``by_category``): the mean per-sample score, as a heatmap whose
+    cells carry the value. The score is the task's per-sample metric (the matrix's
+    "correct"), else the run's quality metric; unscored runs have no chart."""
+    metric = SAMPLE_METRIC.get(task)
+    rows = []
+    for r in _rows([r for r in records if r["task"] == task], extra=("by_category",)):
+        for category, group in (r.get("by_category") or {}).items():
+            scores = group.get("scores") or {}
+            key = metric if metric in scores else r.get("quality_metric")
+            value = scores.get(key) if key else None
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                rows.append({"label": r["label"], "category": str(category), "metric": key,
+                             "score": float(value), "samples": group.get("samples")})  # fmt: skip
+    if not rows:
+        return None
+    names = ", ".join(sorted({str(r["metric"]) for r in rows}))
+    base = alt.Chart(_data(rows))
+    x = alt.X("category:N", title="sample category", axis=alt.Axis(labelAngle=-30))
+    y = alt.Y("label:N", title=None)
+    tooltip = ["label:N", "category:N", "metric:N", "score:Q", "samples:Q"]
+    cells = base.mark_rect().encode(
+        x=x,
+        y=y,
+        color=alt.Color("score:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
+        tooltip=tooltip,
+    )
+    text = base.mark_text(fontSize=10).encode(
+        x=x,
+        y=y,
+        text=alt.Text("score:Q", format=".2f"),
+        color=alt.condition(alt.datum.score > 0.5, alt.value("white"), alt.value("black")),
+        tooltip=tooltip,
+    )
+    title = _title(f"{task}: correctness by category", f"mean {names} per sample category")
+    return (cells + text).properties(title=title, width=alt.Step(48), height=alt.Step(18))
 
 
 def size_vs(records: list[dict[str, Any]], task: str, column: str, title: str) -> Chart:
@@ -488,6 +527,7 @@ TASK_CHARTS: tuple[tuple[str, TaskChart], ...] = (
     ("score-vs-cost", score_vs_cost),
     ("score-vs-latency", score_vs_latency),
     ("score-components", score_components),
+    ("category-correctness", category_correctness),
     ("size-vs-score", lambda r, t: size_vs(r, t, "quality_score", "score (0-1)")),
     ("size-vs-latency", lambda r, t: size_vs(r, t, "avg_latency_seconds", "mean latency (s)")),
     ("size-vs-cost", lambda r, t: size_vs(r, t, "cost_usd", "cost (USD)")),

@@ -8,6 +8,11 @@ average power, and the run's ranks within its task (``report.rankings``).
 
 The scaling comparison keeps the runs of each (task, family) whose models differ in
 size: score, latency, VRAM, disk size, energy and power side by side, smallest first.
+
+``category_comparison.csv``: one row per run and sample category (the prompt or
+question file's ``category_field``), with the model's catalogue categories beside it;
+``comparison.json`` also ranks the runs within each model category
+(``tasks.<task>.by_category``, ``report.rankings``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from fleetbench.fsutil import atomic_write_text
 from fleetbench.report.master import MASTER_COLUMNS, format_cell
 from fleetbench.report.rankings import RANK_COLUMNS, run_ranks
 
-EXTRA_COLUMNS = ["params_b", "family", "where"]
+EXTRA_COLUMNS = ["params_b", "family", "where", "carbon_intensity_source"]
 SCALING_COLUMNS = [
     "task",
     "family",
@@ -69,7 +74,9 @@ def records(
             "params_b": model.get("params_b"),
             "family": model.get("family") or "",
             "where": where(s),
+            "carbon_intensity_source": s.get("carbon_intensity_source"),
             "distributions": s.get("distributions"),  # comparison.json only: nested
+            "by_category": s.get("by_category") or {},  # comparison.json only: nested
             "ensemble_members": (config.get("ensemble") or {}).get("members"),
         }
         rank = ranks.get(s["run_id"], {})
@@ -96,6 +103,38 @@ def scaling_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{c: r.get(c) for c in SCALING_COLUMNS} for r in out]
 
 
+CATEGORY_COLUMNS = [
+    "task",
+    "model_name",
+    "settings_label",
+    "run_id",
+    "categories",
+    "category",
+    "samples",
+    "succeeded",
+    "success_rate",
+    "avg_latency_seconds",
+    "avg_ttft_seconds",
+]
+
+
+def category_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """(header, rows) of ``category_comparison.csv``: one row per run and sample
+    category (``by_category``), with the mean of each per-sample score as
+    ``score_<name>``; the model's catalogue categories ride along for grouping."""
+    out = []
+    for r in rows:
+        for category, group in (r.get("by_category") or {}).items():
+            out.append(
+                {c: r.get(c) for c in CATEGORY_COLUMNS[:5]}
+                | {"category": category}
+                | {c: group.get(c) for c in CATEGORY_COLUMNS[6:]}
+                | {f"score_{k}": v for k, v in (group.get("scores") or {}).items()}
+            )
+    scores = sorted({k for r in out for k in r if k.startswith("score_")})
+    return [*CATEGORY_COLUMNS, *scores], out
+
+
 def _csv(header: list[str], rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -108,7 +147,8 @@ def _csv(header: list[str], rows: list[dict[str, Any]]) -> str:
 def write_comparison(
     folder: Path, rows: list[dict[str, Any]], rankings: dict[str, dict[str, Any]]
 ) -> list[Path]:
-    """comparison.csv/.json (and the scaling files when there are size series)."""
+    """comparison.csv/.json (and the scaling files when there are size series, the
+    per-category file when samples have categories)."""
     written = [folder / "comparison.csv", folder / "comparison.json"]
     atomic_write_text(written[0], _csv(columns(rows), rows))
     document = {"runs": rows, "tasks": rankings}
@@ -118,4 +158,11 @@ def write_comparison(
         written += [folder / "scaling_comparison.csv", folder / "scaling_comparison.json"]
         atomic_write_text(written[2], _csv(SCALING_COLUMNS, scaling))
         atomic_write_text(written[3], json.dumps(scaling, indent=2, default=str) + "\n")
+    header, by_category = category_rows(rows)
+    path = folder / "category_comparison.csv"
+    if by_category:
+        written.append(path)
+        atomic_write_text(path, _csv(header, by_category))
+    else:  # a report rebuilt after the categorised runs left the store: no stale file
+        path.unlink(missing_ok=True)
     return written

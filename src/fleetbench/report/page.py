@@ -20,6 +20,7 @@ import jinja2
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.report import comparison, render
 from fleetbench.report.audit import Finding, audit
+from fleetbench.report.cards import batch_cards
 from fleetbench.report.matrix import SAMPLE_METRIC, build_matrix
 from fleetbench.report.rankings import PARETO_AXES, RANKINGS, label, task_rankings
 from fleetbench.report.rounds import by_round
@@ -36,6 +37,7 @@ TABLE_COLUMNS: list[tuple[str, str]] = [
     ("label", "model"),
     ("task", "task"),
     ("backend", "backend"),
+    ("categories", "categories"),
     ("status", "status"),
     ("quality_score", "score"),
     ("avg_latency_seconds", "latency s"),
@@ -102,7 +104,7 @@ def write_report(
         .get_template("index.html.j2")
         .render(
             generated=datetime.now(UTC).isoformat(timespec="seconds"),
-            batch=_batch(records),
+            batch=batch_cards(records),
             columns=TABLE_COLUMNS,
             rows=[{**r, "label": label(r)} for r in records],
             tasks=tasks,
@@ -172,32 +174,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
-
-
-def _batch(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The batch summary; an energy/CO2/cost total is shown only when every completed
-    run has it (a partial sum would read low), with the methods that measured it."""
-    completed = [r for r in records if r["status"] == "completed"]
-
-    def total(column: str) -> float | None:
-        values = [r.get(column) for r in completed]
-        if not values or any(v is None for v in values):
-            return None
-        return float(sum(v for v in values if v is not None))
-
-    return {
-        "runs": len(records),
-        "completed": len(completed),
-        "failed": len(records) - len(completed),
-        "duration_s": sum(float(r.get("total_duration_seconds") or 0) for r in records),
-        "energy_wh": total("energy_wh"),
-        "co2_g": total("co2_emissions_g"),
-        "cost_usd": total("cost_usd"),
-        "methods": ", ".join(sorted({str(r.get("energy_method") or "none") for r in records})),
-        "carbon": ", ".join(
-            sorted({str(r.get("carbon_intensity_source") or "") for r in records} - {""})
-        ),
-    }
 
 
 def _details(store: Store, run: sqlite3.Row, record: dict[str, Any]) -> dict[str, Any]:

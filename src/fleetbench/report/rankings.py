@@ -96,8 +96,30 @@ def pareto(summaries: list[dict[str, Any]], column: str) -> list[str]:
     return [p[2] for p in front]
 
 
+def model_categories(summary: dict[str, Any]) -> list[str]:
+    """The catalogue categories (tags) of a run's model: the summary's ';'-joined
+    ``categories``."""
+    return [c for c in str(summary.get("categories") or "").split(";") if c]
+
+
+def category_rankings(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per model category (a run with several is in each): its run ids and every
+    ranking among them, so "the best of the fast models" needs no spreadsheet."""
+    categories = sorted({c for s in runs for c in model_categories(s)})
+    out: dict[str, dict[str, Any]] = {}
+    for category in categories:
+        members = [s for s in runs if category in model_categories(s)]
+        out[category] = {
+            "runs": [s["run_id"] for s in members],
+            "rankings": {r.key: rank(members, r) for r in RANKINGS},
+        }
+    return out
+
+
 def task_rankings(summaries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per task: every ranking (see ``RANKINGS``) and the Pareto sets (see ``PARETO_AXES``)."""
+    """Per task: every ranking (see ``RANKINGS``), the Pareto sets (see ``PARETO_AXES``)
+    and the rankings within each model category (``by_category``; empty when no run's
+    model has categories)."""
     tasks = list(dict.fromkeys(s["task"] for s in summaries))
     out: dict[str, dict[str, Any]] = {}
     for task in tasks:
@@ -105,6 +127,7 @@ def task_rankings(summaries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         out[task] = {
             "rankings": {r.key: rank(runs, r) for r in RANKINGS},
             "pareto": {name: pareto(runs, column) for name, column, _ in PARETO_AXES},
+            "by_category": category_rankings(runs),
         }
     return out
 

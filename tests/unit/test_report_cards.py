@@ -24,6 +24,7 @@ def record(
         "carbon_intensity_g_per_kwh": grid.g_per_kwh if grid else None,
         "carbon_intensity_source": grid.source if grid else None,
         "energy_method": "nvml",
+        "cost_usd": None,
     } | extra
 
 
@@ -65,3 +66,14 @@ def test_no_completed_run_and_failed_runs_do_not_count() -> None:
     assert batch["co2_g"] == pytest.approx(grid.g_per_kwh / 1000)
     assert batch["co2_note"].startswith("WORLD: ")
     assert (batch["runs"], batch["completed"], batch["failed"]) == (2, 1, 1)
+
+
+def test_energy_and_cost_cards_say_which_runs_lack_the_figure() -> None:
+    grid = carbon.lookup("WORLD")
+    full = batch_cards([record(1.0, grid, cost_usd=0.5), record(2.0, grid, cost_usd=0.25)])
+    assert (full["energy_wh"], full["energy_note"]) == (3.0, "nvml")
+    assert (full["cost_usd"], full["cost_note"]) == (0.75, "priced runs")
+    part = batch_cards([record(None, grid, cost_usd=0.5), record(2.0, grid)])
+    assert (part["energy_wh"], part["energy_note"]) == (
+        None, "no energy measured for 1 of 2 completed runs")  # fmt: skip
+    assert (part["cost_usd"], part["cost_note"]) == (None, "no price for 1 of 2 completed runs")

@@ -29,17 +29,29 @@ def batch_cards(records: list[dict[str, Any]]) -> dict[str, Any]:
         return float(sum(v for v in values if v is not None))
 
     co2, co2_note = co2_card(completed)
+    energy, cost = total("energy_wh"), total("cost_usd")
+    methods = ", ".join(sorted({str(r.get("energy_method") or "none") for r in records}))
     return {
         "runs": len(records),
         "completed": len(completed),
         "failed": len(records) - len(completed),
         "duration_s": sum(float(r.get("total_duration_seconds") or 0) for r in records),
-        "energy_wh": total("energy_wh"),
+        "energy_wh": energy,
+        "energy_note": methods if energy is not None else _missing(completed, "energy_wh"),
         "co2_g": co2,
         "co2_note": co2_note,
-        "cost_usd": total("cost_usd"),
-        "methods": ", ".join(sorted({str(r.get("energy_method") or "none") for r in records})),
+        "cost_usd": cost,
+        "cost_note": "priced runs" if cost is not None else _missing(completed, "cost_usd"),
+        "methods": methods,
     }
+
+
+def _missing(completed: list[dict[str, Any]], column: str) -> str:
+    if not completed:
+        return "no completed run"
+    k = sum(r.get(column) is None for r in completed)
+    what = "no energy measured" if column == "energy_wh" else "no price"
+    return f"{what} for {_of(k, len(completed))}"
 
 
 def co2_card(completed: list[dict[str, Any]]) -> tuple[float | None, str]:

@@ -41,7 +41,7 @@ CASES = {
     "unknown_task": (
         GOOD_MODEL + "tasks:\n  - name: nosuch\n",
         r"plan.yaml:5: tasks\[0\].name: unknown task 'nosuch'; valid: code_io, custom, humaneval, "
-        r"textgen, wattbot or an importable 'package.module:ClassName'",
+        r"repo_task, textgen, wattbot or an importable 'package.module:ClassName'",
     ),
     "missing_models": (GOOD_TASK, r"plan.yaml:1: models: no models: give .models. or a .catalog."),
     "duplicate_model": (

@@ -36,7 +36,7 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 def test_builtins_resolve_to_their_classes() -> None:
     assert get_task_class("textgen") is TextGenTask
     assert get_backend_class("llamacpp") is LlamaCppBackend
-    assert task_names() == ["code_io", "custom", "humaneval", "textgen", "wattbot"]
+    assert task_names() == ["code_io", "custom", "humaneval", "repo_task", "textgen", "wattbot"]
 
 
 def test_a_module_path_resolves_like_a_builtin() -> None:
@@ -55,8 +55,8 @@ def test_an_installed_entry_point_adds_a_name(installed: None) -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("nosuch", "unknown task 'nosuch'; valid: code_io, custom, humaneval, textgen, wattbot "
-         "or an importable 'package.module:ClassName'"),
+        ("nosuch", "unknown task 'nosuch'; valid: code_io, custom, humaneval, repo_task, textgen, "
+         "wattbot or an importable 'package.module:ClassName'"),
         ("plugin_tasks:Nope", "cannot import task 'plugin_tasks:Nope': module 'plugin_tasks' "
          "has no attribute 'Nope'; valid: code_io, custom"),
         ("plugin_tasks:EchoOptions", "task 'plugin_tasks:EchoOptions' lacks 'name', "

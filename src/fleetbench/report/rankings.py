@@ -25,6 +25,10 @@ class Ranking:
     column: str  # summary figure
     higher_is_better: bool
     unit: str
+    task: str | None = None  # only for runs of this task (None: every task)
+
+    def applies_to(self, task: str) -> bool:
+        return self.task is None or self.task == task
 
 
 RANKINGS: tuple[Ranking, ...] = (
@@ -42,7 +46,17 @@ RANKINGS: tuple[Ranking, ...] = (
     ),
     Ranking("most_efficient", "Most tokens per joule", "tokens_per_joule", True, "tokens/J"),
     Ranking("cheapest", "Cheapest", "cost_usd", False, "USD"),
-)
+    # Agentic repository tasks: figures per task solved (the run's total ÷ successes),
+    # so a run that solved nothing has none and is left out.
+    Ranking("repo_fastest", "Fastest (wall time per solved task)",
+            "scores.wall_s_per_success", False, "s", "repo_task"),
+    Ranking("repo_fewest_prompts", "Most efficient (fewest prompts per success)",
+            "scores.prompts_per_success", False, "prompts", "repo_task"),
+    Ranking("repo_fewest_tokens", "Most efficient (fewest tokens per success)",
+            "scores.tokens_per_success", False, "tokens", "repo_task"),
+    Ranking("repo_most_autonomous", "Most autonomous (fewest interventions per success)",
+            "scores.interventions_per_success", False, "asks", "repo_task"),
+)  # fmt: skip
 
 # (name, cost column, unit): the trade-offs the Pareto sets are computed for.
 PARETO_AXES: tuple[tuple[str, str, str], ...] = (
@@ -59,7 +73,12 @@ def label(summary: dict[str, Any]) -> str:
 
 
 def _value(summary: dict[str, Any], column: str) -> float | None:
-    value = summary.get(column)
+    """The figure ``column`` names: a summary column, or ``scores.KEY`` for one of the
+    run's task metrics."""
+    if column.startswith("scores."):
+        value = (summary.get("scores") or {}).get(column.removeprefix("scores."))
+    else:
+        value = summary.get(column)
     return float(value) if isinstance(value, int | float) else None
 
 
@@ -125,7 +144,7 @@ def task_rankings(summaries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for task in tasks:
         runs = [s for s in summaries if s["task"] == task]
         out[task] = {
-            "rankings": {r.key: rank(runs, r) for r in RANKINGS},
+            "rankings": {r.key: rank(runs, r) if r.applies_to(task) else [] for r in RANKINGS},
             "pareto": {name: pareto(runs, column) for name, column, _ in PARETO_AXES},
             "by_category": category_rankings(runs),
         }

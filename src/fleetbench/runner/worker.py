@@ -27,6 +27,7 @@ from fleetbench.backends import (
     GenerationRequest,
     GenerationResult,
     GenerationSettings,
+    Message,
     get_backend_class,
 )
 from fleetbench.catalog.spec import ModelSpec
@@ -38,7 +39,7 @@ from fleetbench.runner.plan import EnergySettings
 from fleetbench.runner.recorder import Recorder, open_recorder
 from fleetbench.scoring.response import split_response
 from fleetbench.store import SampleRow
-from fleetbench.tasks import Sample, Task, apply_affixes, get_task_class
+from fleetbench.tasks import ChatFn, Interaction, Sample, Task, apply_affixes, get_task_class
 
 log = logging.getLogger("fleetbench.worker")
 
@@ -89,6 +90,13 @@ def run_job(job: RunJob) -> None:
                 continue
             requests = build_requests(job, task, round_todo)
             recorder = SampleRecorder(job, store, task, backend, round_todo, requests, round_no)
+            if callable(interact := getattr(task, "interact", None)):
+                for sample in round_todo:  # multi-turn: one conversation after another
+                    mark = monitor.begin()
+                    messages = task.messages(sample, spec.model.system_prompt)
+                    done = interact(sample, messages, chat_fn(job, backend, requests[sample.index]))
+                    recorder.record(_with_times(done.result, time.time()), monitor.end(mark), done)
+                continue
             for result, mark in _metered(backend.generate(requests.values()), monitor):
                 result = _with_times(result, time.time())
                 recorder.record(result, monitor.end(mark))
@@ -156,6 +164,21 @@ def build_requests(job: RunJob, task: Task, todo: list[Sample]) -> dict[int, Gen
     }
 
 
+def chat_fn(job: RunJob, backend: Backend, request: GenerationRequest) -> ChatFn:
+    """One model call per turn of a multi-turn task: ``request``'s settings with the
+    conversation so far (its last user turn wrapped in the model's prompt affixes)."""
+    model = job.spec.model
+
+    def chat(messages: list[Message]) -> GenerationResult:
+        wrapped = apply_affixes(messages, model.prompt_prefix, model.prompt_suffix)
+        results = list(backend.generate([request.model_copy(update={"messages": wrapped})]))
+        if not results:
+            return GenerationResult(index=request.index, error="the backend returned no result")
+        return results[0]
+
+    return chat
+
+
 class SampleRecorder:
     """Turns each result into a stored, scored sample: one transaction per sample, written
     as soon as the result arrives, so a killed attempt loses nothing it generated."""
@@ -175,10 +198,13 @@ class SampleRecorder:
         self.requests = requests
         self.round = round_no
 
-    def record(self, result: GenerationResult, reading: WindowReading) -> None:
-        """Store ``result`` with the energy ``reading`` of its meter window."""
+    def record(
+        self, result: GenerationResult, reading: WindowReading, done: Interaction | None = None
+    ) -> None:
+        """Store ``result`` with the energy ``reading`` of its meter window (and, for a
+        multi-turn sample, its whole conversation and the task's scores)."""
         sample = self.samples[result.index]
-        stored = self.store.add_sample(self.sample_row(sample, result, reading))
+        stored = self.store.add_sample(self.sample_row(sample, result, reading, done))
         if not stored:
             log.warning(
                 "sample %d of round %d was already stored; kept the earlier one",
@@ -199,13 +225,18 @@ class SampleRecorder:
             log.warning("sample %d failed: %s", sample.index, result.error)
 
     def sample_row(
-        self, sample: Sample, result: GenerationResult, reading: WindowReading
+        self,
+        sample: Sample,
+        result: GenerationResult,
+        reading: WindowReading,
+        done: Interaction | None = None,
     ) -> SampleRow:
         spec = self.job.spec
-        request = self.requests[result.index]
+        messages = done.messages if done else self.requests[result.index].messages
         split = split_response(result.text)
         # Scorers judge the visible answer only, never the reasoning.
         answer = result.model_copy(update={"text": split.answer})
+        scores = done.scores if done else self.task.score(sample, answer)
         return SampleRow(
             run_id=spec.run_id,
             round=self.round,
@@ -215,7 +246,7 @@ class SampleRecorder:
             input_json=json.dumps(
                 {
                     "prompt": sample.prompt,
-                    "messages": [m.model_dump() for m in request.messages],
+                    "messages": [m.model_dump() for m in messages],
                     # The prompt's category (prompt/question files): exported, grouped by.
                     **({"category": c} if (c := sample.metadata.get("category")) else {}),
                 }
@@ -239,7 +270,7 @@ class SampleRecorder:
             error=result.error,
             **reading.sample_fields(),
             cost_usd=sample_cost(spec.model, result),
-            scores_json=_json_or_none(self.task.score(sample, answer)),
+            scores_json=_json_or_none(scores),
         )
 
 

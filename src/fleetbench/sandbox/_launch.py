@@ -149,8 +149,13 @@ def _masks(cfg: dict[str, Any]) -> list[str]:
 
 def _setup_mounts(cfg: dict[str, Any], warnings: list[str]) -> None:
     workdir: str = cfg["workdir"]
-    with open(os.path.join(workdir, cfg["program"]), "rb") as handle:
-        source = handle.read()
+    source = None
+    if cfg["program"] is not None:
+        with open(os.path.join(workdir, cfg["program"]), "rb") as handle:
+            source = handle.read()
+    # A kept work directory (a repository task's workspace) is bound back in after the
+    # masks, so it stays writable and its files outlive the sandbox.
+    bind = os.open(workdir, os.O_PATH | os.O_DIRECTORY) if cfg["bind_workdir"] else None
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing below propagates to the host
     masks = _masks(cfg)
     keep = [p for p in cfg["keep_paths"] if any(_under(p, m) for m in masks)]
@@ -162,14 +167,19 @@ def _setup_mounts(cfg: dict[str, Any], warnings: list[str]) -> None:
         _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
         os.close(fd)
     os.makedirs(workdir, mode=0o700, exist_ok=True)  # gone if its parent was masked
-    owner = "" if cfg["uid"] is None else f",uid={cfg['uid']},gid={cfg['gid']}"
-    _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={cfg['workdir_bytes']},nr_inodes=4096,mode=0700{owner}")  # fmt: skip
-    program = os.path.join(workdir, cfg["program"])
-    with open(program, "wb") as handle:
-        handle.write(source)
-    if cfg["uid"] is not None:
-        os.chown(program, cfg["uid"], cfg["gid"])
+    if bind is not None:
+        _mount(f"/proc/self/fd/{bind}", workdir, None, MS_BIND)
+        os.close(bind)
+    else:
+        owner = "" if cfg["uid"] is None else f",uid={cfg['uid']},gid={cfg['gid']}"
+        _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV,
+               f"size={cfg['workdir_bytes']},nr_inodes=4096,mode=0700{owner}")  # fmt: skip
+    if source is not None:
+        program = os.path.join(workdir, cfg["program"])
+        with open(program, "wb") as handle:
+            handle.write(source)
+        if cfg["uid"] is not None:
+            os.chown(program, cfg["uid"], cfg["gid"])
     failed = []
     for point, opts in _mountinfo():
         hidden = any(_under(point, m) and point != m for m in masks)

@@ -287,7 +287,8 @@ def run_program(
         program.chmod(0o644)
         if slot is not None:  # without a mount namespace the program writes here directly
             os.chown(workdir, slot.uid, slot.uid)
-        result = _launch(workdir, filename, python, limits, slot, group)
+        argv = [python, "-I", "-B", filename]
+        result = _launch(workdir, argv, filename, python, limits, slot, group)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         if group is not None:
@@ -299,18 +300,58 @@ def run_program(
     return result
 
 
+def run_command(
+    argv: Sequence[str], workdir: Path, limits: SandboxLimits | None = None
+) -> SandboxResult:
+    """Run ``argv`` (e.g. ``["/bin/sh", "-c", "ls"]``) with the existing directory
+    ``workdir`` as its work directory, behind the same boundary as ``run_program``: the
+    directory is bound in writable (and keeps what the command wrote), everything else
+    is read-only or hidden. No size cap applies to it (RLIMIT_FSIZE caps each file);
+    a caller that keeps it between commands checks its size. As root, the directory's
+    files are handed to the sandbox uid first, so the command can change them."""
+    limits = limits or SandboxLimits()
+    python = limits.python or sys.executable
+    root = os.geteuid() == 0
+    slot = _Slot(limits.uid_base) if root else None
+    prefix = f"{cgroup.PREFIX}{os.getpid()}-"
+    group, why = cgroup.create(prefix + secrets.token_hex(4), limits.memory_bytes, limits.processes)
+    path = os.path.realpath(workdir)
+    try:
+        if slot is not None:
+            _chown_tree(path, slot.uid)
+        result = _launch(path, list(argv), None, python, limits, slot, group, bind=True)
+    finally:
+        if group is not None:
+            group.remove()
+        if slot is not None:
+            slot.release()
+    if why:
+        result.warnings.append(why)
+    return result
+
+
+def _chown_tree(path: str, uid: int) -> None:
+    for root, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            with contextlib.suppress(OSError):
+                os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
+    os.chown(path, uid, uid)
+
+
 def _launch(
     workdir: str,
-    filename: str,
+    argv: list[str],
+    filename: str | None,
     python: str,
     limits: SandboxLimits,
     slot: _Slot | None,
     group: cgroup.Cgroup | None,
+    bind: bool = False,
 ) -> SandboxResult:
     env = sandbox_env(workdir, python)
     status_r, status_w = os.pipe()
     cfg = {
-        "workdir": workdir, "program": filename, "argv": [python, "-I", "-B", filename],
+        "workdir": workdir, "program": filename, "argv": argv, "bind_workdir": bind,
         "env": env, "uid": slot.uid if slot else None, "gid": slot.uid if slot else None,
         "status_fd": status_w, "parent_pid": os.getpid(), "rlimits": _rlimits(limits, bool(slot)),
         "cgroup_procs": group.procs_files if group else [],

@@ -8,6 +8,8 @@ from fleetbench.plugins import PlugPoint
 from fleetbench.tasks.base import (
     NO_ANSWER,
     Answer,
+    ChatFn,
+    Interaction,
     Sample,
     Task,
     apply_affixes,
@@ -19,6 +21,8 @@ __all__ = [
     "NO_ANSWER",
     "TASKS",
     "Answer",
+    "ChatFn",
+    "Interaction",
     "Sample",
     "Task",
     "apply_affixes",
@@ -38,6 +42,7 @@ _BUILTIN: dict[str, str] = {
     "custom": "fleetbench.tasks.custom:CustomTask",
     "humaneval": "fleetbench.tasks.humaneval:HumanEvalTask",
     "code_io": "fleetbench.tasks.code_io:CodeIOTask",
+    "repo_task": "fleetbench.tasks.repo_task:RepoTask",
 }
 
 

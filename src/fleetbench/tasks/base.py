@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -36,6 +37,21 @@ class Answer:
 
 NO_ANSWER = Answer(key=None, blank=True)
 
+# One model call of a multi-turn task: the whole conversation so far in, the reply out.
+ChatFn = Callable[[list[Message]], GenerationResult]
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """How a multi-turn sample (``Task.interact``) went: ``result`` sums its turns
+    (tokens, model latency; ``text`` is the last reply, ``error`` a backend failure that
+    ended it), ``messages`` is the whole conversation (every reply included) and
+    ``scores`` the sample's metrics, stored like ``Task.score``'s."""
+
+    result: GenerationResult
+    messages: list[Message]
+    scores: dict[str, Any] | None
+
 
 class Task(Protocol):
     """A task turns its options into samples and messages, and scores results.
@@ -63,6 +79,11 @@ class Task(Protocol):
       read (``closed-book``, ``oracle_passages``, a corpus folder), from a run's
       recorded options, for the ``retrieval_corpus`` column. Default: ``""``.
     * ``read_answer(sample, text) -> Answer``: defined below with its default.
+    * ``interact(sample, messages, chat: ChatFn) -> Interaction``: a multi-turn task
+      (an agent loop): the worker calls it instead of generating once, and ``chat``
+      sends one conversation to the model and returns its reply. The task sums the
+      turns into the ``Interaction``'s result and scores it itself (``score`` is not
+      called). Without it a sample is one request and one reply.
     """
 
     name: ClassVar[str]

@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import PlanWriter, run_cli
 from llamaserver import ALIAS, LlamaServer, llama_server  # noqa: F401  (fixture)
@@ -71,6 +72,49 @@ def test_plan_with_ollama_catalog_runs_a_discovered_model(
     ]
     assert rows[0]["categories"] == "local;fast"
     assert any(s.startswith("POST /v1/chat/completions") for s in server.seen)
+
+
+def test_ollama_native_api_records_load_and_eval_speeds(
+    tmp_path: Path,
+    prompts_file: Path,
+    llama_server: LlamaServer,  # noqa: F811
+) -> None:
+    """``api: native`` on the discovered entries: the server's own timings per sample
+    (results.jsonl) and per run (summary.json, master CSV)."""
+    with OllamaServer(upstream=llama_server.base_url, upstream_model=ALIAS) as server:
+        plan = tmp_path / "plan.yaml"
+        plan.write_text(yaml.safe_dump({
+            "catalog": {"ollama": server.url, "defaults": {"options": {"api": "native"}}},
+            "tasks": [{"name": "textgen", "options": {"prompts_file": str(prompts_file)}}],
+            "generation": {"temperature": 0.0, "max_tokens": 8, "seed": 7},
+        }))  # fmt: skip
+        out = tmp_path / "out"
+        proc = run_cli("run", str(plan), "-o", str(out), "--limit", "2", "--models",
+                       "smollm2", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "POST /api/chat" in server.seen and not any("/v1/chat" in s for s in server.seen)
+    finals = server.finals
+    assert len(finals) == 2
+    (run_dir,) = (out / "runs").iterdir()
+    samples = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
+    timings = sorted((json.loads(s["server_timing_json"]) for s in samples),
+                     key=lambda t: t["total_s"])  # fmt: skip
+    assert [t["eval_tokens"] for t in timings] == [
+        f["eval_count"] for f in sorted(finals, key=lambda f: f["total_duration"])]  # fmt: skip
+    assert [s["completion_tokens"] for s in samples] == [
+        json.loads(s["server_timing_json"])["eval_tokens"] for s in samples]  # fmt: skip
+    summary = json.loads((run_dir / "summary.json").read_text())["summary"]
+    load = sum(f["load_duration"] for f in finals) / 1e9
+    evals = sum(f["eval_count"] for f in finals) / (sum(f["eval_duration"] for f in finals) / 1e9)
+    prompt = sum(f["prompt_eval_count"] for f in finals) / (
+        sum(f["prompt_eval_duration"] for f in finals) / 1e9)  # fmt: skip
+    assert summary["server_load_seconds"] == pytest.approx(load, rel=1e-6)
+    assert summary["server_eval_tokens_per_second"] == pytest.approx(evals, rel=1e-6)
+    assert summary["server_prompt_eval_tokens_per_second"] == pytest.approx(prompt, rel=1e-6)
+    with open(out / "master_results.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert float(row["server_eval_tokens_per_second"]) == pytest.approx(evals, rel=1e-5)
+    assert float(row["server_load_seconds"]) == pytest.approx(load, rel=1e-5)
 
 
 MODELS_CONFIG = """\

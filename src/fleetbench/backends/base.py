@@ -88,6 +88,10 @@ class GenerationResult(BaseModel):
     actual_send_at: float | None = None
     error: str | None = None
     retryable: bool = False
+    # What the server measured itself, seconds and counts (Ollama's native API:
+    # load_s, prompt_eval_tokens, prompt_eval_s, eval_tokens, eval_s, total_s); None
+    # where the server reports no timing. Stored per sample as ``server_timing_json``.
+    server_timing: dict[str, float] | None = None
 
     @property
     def ok(self) -> bool:

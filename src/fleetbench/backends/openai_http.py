@@ -46,6 +46,13 @@ from fleetbench.backends.engine import (
     retry_after_from_headers,
 )
 from fleetbench.backends.managed import ManagedServer
+from fleetbench.backends.ollama_native import (
+    CHAT_PATH,
+    TAGS_PATH,
+    NativeReply,
+    build_native_body,
+    native_root,
+)
 from fleetbench.backends.openai_options import OpenAIOptions, key_problem
 from fleetbench.backends.openai_tokens import EndpointMissing, GgufTokenizer, ServerTokenizer
 from fleetbench.backends.openai_wire import (
@@ -81,6 +88,8 @@ class OpenAIBackend:
         self.options = options
         self.context = context
         self.preset: Preset = PRESETS.get(options.preset or "", GENERIC)
+        # Ollama's own API (ollama_native): same server, the server's timings recorded.
+        self.native = options.api == "native"
         self.model = options.model or context.model.id or context.model.name
         self.base_url = options.base_url or ""  # user-info hidden until load()
         self._client: httpx.AsyncClient | None = None
@@ -150,8 +159,9 @@ class OpenAIBackend:
         headers = {"User-Agent": "fleetbench"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        root = native_root(self.base_url) if self.native else self.base_url
         return httpx.AsyncClient(
-            base_url=self.base_url.rstrip("/") + "/",
+            base_url=root.rstrip("/") + "/",
             headers=headers,
             timeout=httpx.Timeout(
                 connect=o.connect_timeout_s,
@@ -163,13 +173,15 @@ class OpenAIBackend:
         )
 
     async def _check_server(self) -> list[str]:
-        """The server must answer GET /models; returns the model ids it lists."""
+        """The server must answer GET /models (native: /api/tags); returns the model ids
+        it lists."""
         assert self._client is not None
-        url = redact_url(self.base_url.rstrip("/") + "/models")
+        path = TAGS_PATH if self.native else "models"
+        url = redact_url(str(self._client.base_url) + path)
         o = self.options
         quick = httpx.Timeout(o.connect_timeout_s, read=min(o.read_timeout_s, 30.0))
         try:
-            response = await self._client.get("models", timeout=quick)
+            response = await self._client.get(path, timeout=quick)
         except httpx.HTTPError as exc:
             raise BackendError(
                 f"no server answers at {url}: {type(exc).__name__}: "
@@ -189,6 +201,8 @@ class OpenAIBackend:
             log.warning("GET %s returned HTTP %d", url, response.status_code)
             return []
         try:
+            if self.native:
+                return [str(m["name"]) for m in response.json().get("models", [])]
             return [str(m["id"]) for m in response.json().get("data", [])]
         except (ValueError, TypeError, KeyError, AttributeError):
             return []
@@ -250,9 +264,17 @@ class OpenAIBackend:
             self._spec = self._body_spec()
         if request.chat_template_kwargs and not sends_template_kwargs(self._spec):
             self._engine.warn_once("kwargs", "chat_template_kwargs are not sent to this server")
+        if self.native:
+            if request.settings.min_tokens:
+                self._engine.warn_once("min_tokens", "Ollama's API has no min_tokens: not sent")
+            return build_native_body(request, self._spec)
         return build_body(request, self._spec)
 
     async def send(self, request: GenerationRequest, body: dict[str, Any]) -> GenerationResult:
+        if self.native:
+            native = NativeReply(start=time.perf_counter())
+            await self._native(body, native)
+            return self._result(request, native)
         reply = Reply(start=time.perf_counter())
         if body["stream"]:
             await self._stream(body, reply)
@@ -306,6 +328,38 @@ class OpenAIBackend:
                 retryable=True,
             )
 
+    async def _native(self, body: dict[str, Any], reply: NativeReply) -> None:
+        """Ollama's /api/chat: NDJSON when streamed, one object when not; either way
+        the final object (``done: true``) carries the server's timings."""
+        assert self._client is not None
+        if not body["stream"]:
+            response = await self._client.post(CHAT_PATH, json=body)
+            if response.status_code != 200:
+                raise self._http_failure(response)
+            reply.feed_native(response.json(), None)
+        else:
+            async with self._client.stream("POST", CHAT_PATH, json=body) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise self._http_failure(response)
+                try:
+                    async for line in response.aiter_lines():
+                        reply.feed_native_line(line, time.perf_counter())
+                except httpx.TimeoutException:
+                    raise
+                except httpx.TransportError as exc:
+                    detail = f"{type(exc).__name__}: {exc}"
+                    raise RequestFailure(
+                        "connection dropped mid-stream", detail, retryable=True
+                    ) from None
+        reply.end = time.perf_counter()
+        if not reply.done:
+            raise RequestFailure(
+                "connection dropped mid-stream",
+                "the reply ended before its done object",
+                retryable=True,
+            )
+
     async def _plain(self, body: dict[str, Any], reply: Reply) -> None:
         assert self._client is not None
         response = await self._client.post("chat/completions", json=body)
@@ -339,6 +393,7 @@ class OpenAIBackend:
             ttft_s=reply.ttft_s,  # None unless streamed: no chunks, no first token
             itl_s=reply.itl_s,
             finish_reason=reply.finish_reason,
+            server_timing=getattr(reply, "server_timing", None),
         )
         usage = reply.usage
         if usage is not None:

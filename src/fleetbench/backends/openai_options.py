@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -44,6 +44,11 @@ class OpenAIOptions(EngineOptions):
     extra_body: dict[str, Any] = Field(default_factory=dict)
     tokenizer_path: Path | None = Field(None, description="GGUF to count tokens without usage")
     server: ManagedServerOptions | None = Field(None, description="start this server first")
+    api: Literal["native"] | None = Field(
+        None,
+        description="native: Ollama's own /api/chat instead of /v1 (preset ollama only): "
+        "the server's load, prompt-eval and eval durations are recorded",
+    )
 
     @field_validator("preset")
     @classmethod
@@ -87,6 +92,8 @@ class OpenAIOptions(EngineOptions):
             self.reasoning_param = preset.reasoning_param
         if self.sampling_extras is None:
             self.sampling_extras = dict(preset.extras)
+        if self.api == "native" and self.preset != "ollama":
+            raise ValueError("api: native is Ollama's API: it needs preset: ollama")
         return self
 
 

@@ -16,6 +16,7 @@ from fleetbench.report.categories import by_category
 from fleetbench.report.energy import energy_columns, gpu_power_columns
 from fleetbench.report.load import load_figures
 from fleetbench.report.rounds import by_round, round_spread
+from fleetbench.report.server_timing import server_timing
 from fleetbench.report.timing import distributions, percentile_columns, speed_figures
 from fleetbench.report.tokens import token_totals
 from fleetbench.store import Store
@@ -105,6 +106,7 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "categories": ";".join((config.get("model") or {}).get("tags") or []),
         **spread,
         "by_category": by_category(store, run["run_id"], per_round),
+        **server_timing(store, run["run_id"], per_round),  # Ollama native: server timings
         **load_figures(config, samples, ok, speed["generation_seconds"]),
     }
     return summary | gpu_power_columns(summary)

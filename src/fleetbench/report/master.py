@@ -11,6 +11,7 @@ from typing import Any
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.report.load import LOAD_COLUMNS
 from fleetbench.report.rounds import ROUND_COLUMNS
+from fleetbench.report.server_timing import SERVER_TIMING_COLUMNS
 
 MASTER_FILE = "master_results.csv"
 
@@ -93,6 +94,7 @@ MASTER_COLUMNS: list[str] = [
     "gpu_power_reason",
     *ROUND_COLUMNS,
     *LOAD_COLUMNS,
+    *SERVER_TIMING_COLUMNS,
 ]
 
 

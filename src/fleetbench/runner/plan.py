@@ -395,7 +395,7 @@ class _Expander:
             field = "options." + ".".join(str(p) for p in err["loc"])
             raise self._model_error(mi, model, field, err["msg"]) from None
         checked = validated.model_dump(mode="json")
-        for name in ("load", "slo"):  # unset: absent, so older runs keep their identity
+        for name in ("load", "slo", "api"):  # unset: absent, older runs keep their identity
             if checked.get(name) is None:
                 checked.pop(name, None)
         reason = getattr(backend_cls, "unavailable_reason", None)

@@ -270,6 +270,7 @@ class SampleRecorder:
             error=result.error,
             **reading.sample_fields(),
             cost_usd=sample_cost(spec.model, result),
+            server_timing_json=_json_or_none(result.server_timing),
             scores_json=_json_or_none(scores),
         )
 

@@ -257,4 +257,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
         """,
     ),
+    (
+        # What the server itself reports about a request (Ollama's native API: model
+        # load, prompt-eval and eval counts and durations), as JSON in seconds; NULL
+        # where the server reports nothing (backends.base.GenerationResult.server_timing).
+        "012_server_timing",
+        """
+        ALTER TABLE samples ADD COLUMN server_timing_json TEXT
+        """,
+    ),
 ]

@@ -54,6 +54,8 @@ class SampleRow:
     cpu_energy_wh: float | None = None
     cpu_energy_gross_wh: float | None = None
     cost_usd: float | None = None
+    # the server's own timing of the request, JSON (Ollama native: load, prompt eval, eval)
+    server_timing_json: str | None = None
     scores_json: str | None
     error: str | None
     attempt: int

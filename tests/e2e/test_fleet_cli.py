@@ -20,7 +20,10 @@ from fleetbench.runner.batches import default_name
 def test_ollama_discovery_lists_models_with_details(tmp_path: Path) -> None:
     with OllamaServer() as server:
         proc = run_cli("models", "discover", "--ollama", server.url, cwd=tmp_path)
+        native = run_cli("models", "discover", "--ollama", server.url, "--native", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert native.returncode == 0, native.stderr
+    assert {m["options"]["api"] for m in yaml.safe_load(native.stdout)["models"]} == {"native"}
     models = yaml.safe_load(proc.stdout)["models"]
     assert [m["name"] for m in models] == ["smollm2:135m", "qwen3:0.6b"]
     first = models[0]

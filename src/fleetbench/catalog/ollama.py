@@ -55,8 +55,12 @@ def ollama_url(value: str | None = None) -> str:
     return f"{scheme}://{host}{slash}{path}"
 
 
-def discover_ollama(url: str | None = None, timeout_s: float = TIMEOUT_S) -> list[ModelSpec]:
-    """One entry per installed model, in the order ``/api/tags`` lists them."""
+def discover_ollama(
+    url: str | None = None, timeout_s: float = TIMEOUT_S, native: bool = False
+) -> list[ModelSpec]:
+    """One entry per installed model, in the order ``/api/tags`` lists them; ``native``
+    runs them on Ollama's own /api/chat (``api: native``: the server's load,
+    prompt-eval and eval durations are recorded)."""
     root = ollama_url(url)
     shown = hide_userinfo(root) or root
     tags = _call(root, shown, "/api/tags", None, timeout_s)
@@ -69,7 +73,10 @@ def discover_ollama(url: str | None = None, timeout_s: float = TIMEOUT_S) -> lis
             continue
         name = item["name"]
         show = _call(root, shown, "/api/show", {"model": name}, timeout_s)
-        entries.append(_entry(root, shown, name, item, show if isinstance(show, dict) else {}))
+        entry = _entry(root, shown, name, item, show if isinstance(show, dict) else {})
+        if native:
+            entry = entry.model_copy(update={"options": {**entry.options, "api": "native"}})
+        entries.append(entry)
     return entries
 
 

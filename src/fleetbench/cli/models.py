@@ -165,6 +165,14 @@ def discover(
         bool,
         typer.Option("--ollama", help="List the models installed in Ollama instead."),
     ] = False,
+    native: Annotated[
+        bool,
+        typer.Option(
+            "--native",
+            help="With --ollama: run them on Ollama's own /api/chat (options.api: native), "
+            "which records the server's load, prompt-eval and eval durations.",
+        ),
+    ] = False,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -187,8 +195,10 @@ def discover(
     from fleetbench.catalog.spec import dump_yaml
     from fleetbench.fsutil import atomic_write_text
 
+    if native and not ollama:
+        raise ConfigError("--native is for Ollama's models: give --ollama [URL] with it")
     if ollama:
-        entries = discover_ollama(target)
+        entries = discover_ollama(target, native=native)
         what = "Ollama model(s)"
     elif target is None:
         raise ConfigError("give a training output FOLDER, or --ollama [URL]")

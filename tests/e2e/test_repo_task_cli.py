@@ -8,9 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from conftest import DATA, run_cli
 from test_cli_run import read_master
+
+from fleetbench.tasks.repo_agent import END_REASONS
 
 REF = DATA / "repo_task_refs"
 TYPO = [
@@ -27,12 +30,14 @@ VALIDATION = [
 ]
 
 
-def _plan(tmp_path: Path, models: list[dict[str, Any]], options: dict[str, Any]) -> Path:
+def _plan(
+    tmp_path: Path, models: list[dict[str, Any]], options: dict[str, Any], max_tokens: int = 48
+) -> Path:
     plan = {
         "name": "repo",
         "models": models,
         "tasks": [{"name": "repo_task", "options": options}],
-        "generation": {"temperature": 0.0, "max_tokens": 48, "seed": 7},
+        "generation": {"temperature": 0.0, "max_tokens": max_tokens, "seed": 7},
         "energy": {"idle_baseline_s": 0},
     }
     path = tmp_path / "plan.yaml"
@@ -86,3 +91,40 @@ def test_scripted_model_solves_tasks_through_the_cli(tmp_path: Path) -> None:
     assert m1["scores"]["files_modified"] == 0 and m1["scores"]["diff"] == ""
     # Repo-task rankings: only the run that solved something has per-success figures.
     assert "repo_task: " in proc.stdout and "fewest prompts per success): scripted" in proc.stdout
+
+
+@pytest.mark.slow
+def test_smollm2_on_a_repo_task_ends_cleanly_with_its_reason(tmp_path: Path) -> None:
+    smollm2 = {"name": "smollm2", "backend": "llamacpp", "model_class": "A",
+               "reasoning_state": "Off (N/A)"}  # fmt: skip
+    plan = _plan(tmp_path, [smollm2], {"tasks": ["fix_typo"], "max_turns": 2}, max_tokens=24)
+    out = tmp_path / "out"
+    proc = run_cli("run", str(plan), "-o", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    (row,) = read_master(out)
+    assert row["status"] == "completed" and row["quality_metric"] == "success_rate"
+    (sample,) = _samples(out, row["run_id"])
+    scores = sample["scores"]
+    assert scores["end_reason"] in END_REASONS and scores["end_reason"] != "backend_error"
+    assert 1 <= scores["turns"] <= 2 and scores["solved"] in (0, 1)
+    assert scores["check_status"] in ("passed", "failed")
+    replies = [m for m in sample["messages"] if m["role"] == "assistant"]
+    assert len(replies) == scores["turns"] and sample["completion_tokens"] > 0
+    assert scores["prompt_tokens"] == sample["prompt_tokens"] > 0
+
+
+def test_a_bad_task_folder_stops_the_plan_with_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "tasks" / "broken"
+    (folder / "repo").mkdir(parents=True)
+    (folder / "task.md").write_text("---\ncheck: true\nmax_turns: lots\n---\nDo it.\n")
+    models = [{"name": "scripted", "backend": "scripted:ScriptedBackend",
+               "options": {"scripts": {}}}]  # fmt: skip
+    plan = _plan(tmp_path, models, {"path": str(tmp_path / "tasks")})
+    out = tmp_path / "out"
+    proc = run_cli("run", str(plan), "-o", str(out), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {folder / 'task.md'}:3: max_turns: Input should be a valid integer, unable to "
+        "parse string as an integer (got 'lots')"
+    ]
+    assert "Traceback" not in proc.stderr and not (out / "master_results.csv").exists()

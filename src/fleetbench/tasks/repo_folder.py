@@ -6,7 +6,7 @@ A folder::
       task.md    ---                      optional YAML front matter:
                  difficulty: easy         free text, shown and grouped by
                  category: docs           the sample's category
-                 max_turns: 8             overrides the plan's limit for this task
+                 max_turns: 8             this task's limit (the plan's caps it)
                  timeout_s: 300           likewise (wall seconds for the whole loop)
                  check: pytest -q         shell command; success = exit code 0
                  ---

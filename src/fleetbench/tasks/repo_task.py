@@ -46,8 +46,8 @@ class RepoTaskOptions(BaseModel):
     tasks: list[str] | None = Field(None, description="task names (default: all of them)")
     path: Path | None = Field(None, description="a task folder or a folder of task folders; "
                               "default: the built-in tasks")  # fmt: skip
-    max_turns: int = Field(20, ge=1, le=500, description="prompts per sample (front matter wins)")
-    timeout_s: float = Field(600.0, gt=0, description="wall seconds per sample (front matter wins)")
+    max_turns: int = Field(20, ge=1, le=500, description="prompts per sample (caps the task's own)")
+    timeout_s: float = Field(600.0, gt=0, description="wall seconds per sample (caps the task's)")
     max_total_tokens: int = Field(100_000, ge=1, description="prompt + completion per sample")
     output_chars: int = Field(2000, ge=100, le=100_000, description="command output shown")
     command_timeout_s: float = Field(30.0, gt=0, description="wall seconds per command")
@@ -95,9 +95,9 @@ class RepoTask(Task):
 
     def limits(self, spec: RepoTaskSpec) -> LoopLimits:
         o = self.options
-        return LoopLimits(
-            max_turns=spec.front.max_turns or o.max_turns,
-            timeout_s=spec.front.timeout_s or o.timeout_s,
+        return LoopLimits(  # the task's own budget, capped by the plan's
+            max_turns=min(spec.front.max_turns or o.max_turns, o.max_turns),
+            timeout_s=min(spec.front.timeout_s or o.timeout_s, o.timeout_s),
             max_total_tokens=o.max_total_tokens,
             output_chars=o.output_chars,
             command_timeout_s=o.command_timeout_s,

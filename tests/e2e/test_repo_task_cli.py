@@ -4,6 +4,7 @@ tasks (the success path, exact figures), another never acts (no_action), and Smo
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,13 @@ def test_scripted_model_solves_tasks_through_the_cli(tmp_path: Path) -> None:
     assert m1["scores"]["files_modified"] == 0 and m1["scores"]["diff"] == ""
     # Repo-task rankings: only the run that solved something has per-success figures.
     assert "repo_task: " in proc.stdout and "fewest prompts per success): scripted" in proc.stdout
+    with open(out / "report" / "comparison.csv", newline="") as f:
+        ranks = {r["model_name"]: r for r in csv.DictReader(f)}
+    assert ranks["scripted"]["rank_repo_fewest_prompts"] == "1"
+    assert ranks["mute"]["rank_repo_fewest_prompts"] == ""
+    page = (out / "report" / "index.html").read_text()
+    assert "Most autonomous (fewest interventions per success)" in page
+    assert '<p>diff</p><pre class="diff">--- a/README.md\n+++ b/README.md\n' in page
 
 
 @pytest.mark.slow

@@ -176,18 +176,30 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _split_diff(scores_json: str) -> tuple[str, str]:
+    """A sample's scores and, apart, the unified ``diff`` a task stored with them (a
+    repository task's change), shown as a block of its own."""
+    scores = json.loads(scores_json) if scores_json.startswith("{") else None
+    if not (isinstance(scores, dict) and isinstance(scores.get("diff"), str)):
+        return scores_json, ""
+    diff = scores.pop("diff")
+    return json.dumps(scores), diff
+
+
 def _details(store: Store, run: sqlite3.Row, record: dict[str, Any]) -> dict[str, Any]:
     samples = []
     for s in store.samples(run["run_id"], below=SAMPLES_SHOWN)[:SAMPLES_SHOWN]:
         inputs = json.loads(s["input_json"] or "{}")
         prompt = inputs.get("prompt") or json.dumps(inputs.get("messages") or "", indent=1)
+        scores_text, diff = _split_diff(s["scores_json"] or "")
         samples.append(
             {
                 "id": s["sample_id"] + (f" (round {s['round']})" if s["round"] != 1 else ""),
                 "prompt": prompt,
                 "answer": s["answer_text"] if s["answer_text"] is not None else s["output_text"],
                 "reasoning": s["reasoning_text"] or "",
-                "scores": s["scores_json"] or "",
+                "scores": scores_text,
+                "diff": diff,
                 "error": s["error"] or "",
             }
         )

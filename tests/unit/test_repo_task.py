@@ -3,7 +3,10 @@ task folders (and their one-line errors), the loop's end reasons."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from conftest import DATA
 
 from fleetbench.backends.base import GenerationResult, Message
 from fleetbench.errors import ConfigError
+from fleetbench.sandbox import cgroup, new_workdir, runner
 from fleetbench.tasks.repo_agent import LoopLimits, parse_action, run_loop
 from fleetbench.tasks.repo_diff import diff_trees
 from fleetbench.tasks.repo_folder import builtin_names, load_folder, load_tasks
@@ -207,3 +211,17 @@ def test_observation_is_truncated_and_ask_human_is_counted(tmp_path: Path) -> No
     assert observation.endswith("[output truncated to 100 characters]")
     assert len(observation) < 160
     assert (state.prompt_tokens, state.completion_tokens) == (40, 40)
+
+
+def test_a_killed_process_workspace_is_removed_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(runner, "_cleaned", threading.Event())  # as in a fresh process
+    dead = tmp_path / f"{cgroup.PREFIX}999999999-repo-abc"  # above any pid_max
+    (dead / "repo").mkdir(parents=True)
+    fresh = new_workdir("repo")
+    assert not dead.exists()
+    assert fresh.parent == tmp_path and fresh.name.startswith(f"{cgroup.PREFIX}{os.getpid()}-repo-")
+    new_workdir("repo")
+    assert fresh.exists()  # a live process's workspace stays

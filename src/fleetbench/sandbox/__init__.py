@@ -8,7 +8,13 @@ and output limits. ``run_many`` runs many programs in parallel.
 """
 
 from fleetbench.sandbox.limits import SandboxLimits, SandboxResult, Status
-from fleetbench.sandbox.runner import run_command, run_many, run_program, sandbox_env
+from fleetbench.sandbox.runner import (
+    new_workdir,
+    run_command,
+    run_many,
+    run_program,
+    sandbox_env,
+)
 
-__all__ = ["SandboxLimits", "SandboxResult", "Status", "run_command", "run_many", "run_program",
-           "sandbox_env"]  # fmt: skip
+__all__ = ["SandboxLimits", "SandboxResult", "Status", "new_workdir", "run_command", "run_many",
+           "run_program", "sandbox_env"]  # fmt: skip

@@ -316,6 +316,7 @@ def run_command(
     prefix = f"{cgroup.PREFIX}{os.getpid()}-"
     group, why = cgroup.create(prefix + secrets.token_hex(4), limits.memory_bytes, limits.processes)
     path = os.path.realpath(workdir)
+    _clean_stale_workdirs()
     try:
         if slot is not None:
             _chown_tree(path, slot.uid)
@@ -328,6 +329,14 @@ def run_command(
     if why:
         result.warnings.append(why)
     return result
+
+
+def new_workdir(tag: str = "work") -> Path:
+    """A fresh, empty directory for ``run_command`` (the caller removes it). Named after
+    this process like the sandbox's own work directories, so that if the process is
+    killed before removing it, the next fleetbench process that runs a sandbox does."""
+    _clean_stale_workdirs()
+    return Path(tempfile.mkdtemp(prefix=f"{cgroup.PREFIX}{os.getpid()}-{tag}-"))
 
 
 def _chown_tree(path: str, uid: int) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,13 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fleetbench.backends.base import GenerationResult, Message
 from fleetbench.errors import ConfigError
-from fleetbench.sandbox import SandboxLimits, SandboxResult
+from fleetbench.sandbox import SandboxLimits, SandboxResult, new_workdir
 from fleetbench.tasks.base import ChatFn, Interaction, Sample, Task
 from fleetbench.tasks.repo_agent import SYSTEM_PROMPT, LoopLimits, run_loop, run_shell
 from fleetbench.tasks.repo_diff import DIFF_CAP, diff_trees
 from fleetbench.tasks.repo_folder import RepoTaskSpec, load_tasks
 
-WORKSPACE_PREFIX = "fleetbench-repo-"
 CHECK_TAIL = 1500  # characters of the check's output kept with the sample
 USER_PROMPT = (
     "Task:\n{instructions}\n\nThe repository is the current folder of the shell. "
@@ -108,14 +106,15 @@ class RepoTask(Task):
         """Run the loop in a fresh workspace, then diff it and run the check."""
         spec = self.specs[sample.id]
         started, t0 = time.time(), time.monotonic()
-        with tempfile.TemporaryDirectory(
-            prefix="fleetbench-repo-", ignore_cleanup_errors=True
-        ) as tmp:
-            workspace = Path(tmp, "repo")
+        tmp = new_workdir("repo")
+        try:
+            workspace = tmp / "repo"
             shutil.copytree(spec.repo, workspace, symlinks=True)
             state = run_loop(messages, chat, workspace, self.limits(spec))
             stats = diff_trees(spec.repo, workspace, self.options.diff_chars)
             check = run_check(spec, workspace, self.options.check_timeout_s)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         wall = time.monotonic() - t0
         known = state.prompt_tokens is not None or state.completion_tokens is not None
         scores: dict[str, Any] = {

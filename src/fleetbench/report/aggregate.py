@@ -13,41 +13,52 @@ from fleetbench.meters.derived import DerivedInputs, derive
 from fleetbench.meters.disk import model_disk
 from fleetbench.meters.energy import NONE
 from fleetbench.report.categories import by_category
-from fleetbench.report.energy import energy_columns, gpu_power_columns
-from fleetbench.report.load import load_figures
-from fleetbench.report.rounds import by_round, round_spread
+from fleetbench.report.energy import EnergyCounts, energy_columns_from, gpu_power_columns
+from fleetbench.report.load import LoadInputs, load_figures
+from fleetbench.report.rounds import RoundFigures, spread_from
 from fleetbench.report.server_timing import server_timing
-from fleetbench.report.timing import distributions, percentile_columns, speed_figures
-from fleetbench.report.tokens import token_totals
-from fleetbench.store import Store
+from fleetbench.report.timing import distributions, percentile_columns, spans_seconds, speed_from
+from fleetbench.report.tokens import TokenCounts, totals_from
+from fleetbench.store import Store, aggregates
 from fleetbench.tasks import primary_metric, retrieval_corpus, run_scores
 
 
 def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     """Aggregate a run over the samples of its current plan (index < planned_samples),
-    every round pooled: ``total_prompts`` is the planned samples times the rounds."""
+    every round pooled: ``total_prompts`` is the planned samples times the rounds.
+
+    Counts and sums come from SQLite (``store.aggregates``); only the successful
+    samples' latency, TTFT, ITL and token count (for the distributions) and the stored
+    scores (for the task's own aggregation) are read into Python.
+    """
     config = json.loads(run["config_json"])
     energy_config = config.get("energy") or {}
     grid = carbon.from_config(energy_config)
-    per_round = int(run["planned_samples"])
-    samples = store.samples(run["run_id"], below=per_round)
-    spread = round_spread(samples, per_round)
+    per_round, run_id, db = int(run["planned_samples"]), run["run_id"], store.conn
+    stats = aggregates.run_stats(db, run_id, per_round)
+    ok = aggregates.ok_timings(db, run_id, per_round)
+    rounds = aggregates.round_stats(db, run_id, per_round)
+    spread = spread_from(_round_figures(db, run_id, per_round, rounds, ok), per_round)
     planned = per_round * spread["rounds"]
-    ok = [s for s in samples if s["error"] is None]
-    attempts = store.attempts(run["run_id"])
+    attempts = store.attempts(run_id)
+    n = int(stats["n"])
 
-    tokens = token_totals(samples, run["backend"])
+    tokens = totals_from(_token_counts(stats), run["backend"])
     latencies = [s["latency_s"] for s in ok if s["latency_s"] is not None]
     ttfts = [s["ttft_s"] for s in ok if s["ttft_s"] is not None]
 
-    energy = energy_columns(samples, attempts, bool(energy_config.get("client_only")))
+    energy = energy_columns_from(
+        _energy_counts(stats), attempts, bool(energy_config.get("client_only"))
+    )
     energy_wh, gpu_wh = energy["energy_wh"], energy["gpu_energy_wh"]
 
     loads = [a["load_time_s"] for a in attempts if a["load_time_s"] is not None]
     rss = [a["peak_rss_mb"] for a in attempts if a["peak_rss_mb"] is not None]
-    split = _reasoning_split(samples)
+    split = _reasoning_split(stats)
     dists = distributions(ok)
-    speed = speed_figures(samples, ok, tokens.ok_completion)
+    spans = [(a, b) for _, a, b in aggregates.attempt_spans(db, run_id, per_round)]
+    wall = spans_seconds(spans, n, int(stats["no_received"]))
+    speed = speed_from(wall, ok, tokens.ok_completion)
     summary: dict[str, Any] = {
         "model_name": run["model_name"],
         "model_class": run["model_class"],
@@ -67,31 +78,31 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "gpu_energy_wh": gpu_wh,
         "timestamp": datetime.fromtimestamp(run["updated_at"], UTC).isoformat(timespec="seconds"),
         "error_message": run["error_message"] or "",
-        "run_id": run["run_id"],
+        "run_id": run_id,
         "backend": run["backend"],
         "avg_ttft_seconds": _mean(ttfts),
         "energy_method": energy.pop("energy_method") or NONE,
         "status": run["status"],
         "settings_label": run["settings_label"],
-        "samples_stored": len(samples),
-        "samples_with_error": len(samples) - len(ok),
+        "samples_stored": n,
+        "samples_with_error": n - len(ok),
         "energy_wh": energy_wh,
         **energy,
-        "cpu_seconds": _complete_sum(samples, "cpu_seconds"),
+        "cpu_seconds": _complete_sum(stats, "cpu_seconds"),
         "load_time_seconds": loads[-1] if loads else None,
         "peak_rss_mb": max(rss) if rss else None,
         "attempts": len(attempts),
         **split,
-        **_serving(samples, ok, attempts),
+        **_serving(stats, ok, attempts),
         "token_count_source": tokens.source,
         "token_count_unknown_reason": tokens.unknown_reason,
-        **_quality(run["task"], per_round, samples),
+        **_quality(run["task"], per_round, [r["round"] for r in rounds], db, run_id),
         "retrieval_corpus": retrieval_corpus(run["task"], config.get("task_options") or {}),
         **derive(
             DerivedInputs(
                 net_energy_wh=gpu_wh if gpu_wh is not None else energy_wh,
                 total_energy_wh=energy_wh,
-                prompts=len(samples),
+                prompts=n,
                 completion_tokens=tokens.completion,
                 reasoning_tokens=split["reasoning_tokens"],
                 answer_tokens=split["answer_tokens"],
@@ -105,20 +116,94 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         # Catalogue categories (tags), ';'-joined: the master CSV groups runs by them.
         "categories": ";".join((config.get("model") or {}).get("tags") or []),
         **spread,
-        "by_category": by_category(store, run["run_id"], per_round),
-        **server_timing(store, run["run_id"], per_round),  # Ollama native: server timings
-        **load_figures(config, samples, ok, speed["generation_seconds"]),
+        "by_category": by_category(store, run_id, per_round),
+        **server_timing(store, run_id, per_round),  # Ollama native: server timings
+        **load_figures(
+            config,
+            LoadInputs(
+                samples=n,
+                ok=ok,
+                lags_ms=aggregates.send_lags_ms(db, run_id, per_round),
+                ok_replies=int(stats["ok_received"]),
+                first_reply=stats["ok_first_received"],
+                last_reply=stats["ok_last_received"],
+            ),
+            speed["generation_seconds"],
+        ),
     }
     return summary | gpu_power_columns(summary)
 
 
-def _quality(task: str, planned: int, samples: list[sqlite3.Row]) -> dict[str, Any]:
-    """Run-level quality from the samples' scores, every round in turn; a sample not
-    stored passes None."""
+def _token_counts(stats: dict[str, Any]) -> TokenCounts:
+    return TokenCounts(
+        ok=int(stats["ok"]),
+        ok_no_prompt=int(stats["ok_no_prompt"]),
+        ok_no_completion=int(stats["ok_no_completion"]),
+        prompt_sum=int(stats["prompt_sum"] or 0),
+        completion_sum=int(stats["completion_sum"] or 0),
+        ok_completion_sum=int(stats["ok_completion_sum"] or 0),
+        sources=frozenset(s for s in stats["token_sources"] if s),
+    )
+
+
+def _energy_counts(stats: dict[str, Any]) -> EnergyCounts:
+    return EnergyCounts(
+        samples=int(stats["n"]),
+        methods=frozenset(stats["energy_methods"]),
+        known={c: int(stats[f"{c}_count"]) for c in aggregates.ENERGY_COLUMNS},
+        sums={c: stats[f"{c}_sum"] for c in aggregates.ENERGY_COLUMNS},
+    )
+
+
+def _round_figures(
+    db: sqlite3.Connection,
+    run_id: str,
+    below: int,
+    rounds: list[dict[str, Any]],
+    ok: list[sqlite3.Row],
+) -> list[RoundFigures]:
+    """Each round's figures for ``report.rounds`` (only computed with several rounds)."""
+    if len(rounds) < 2:
+        return [RoundFigures([], 0, None, None)] * len(rounds)
+    latencies: dict[int, list[float]] = {}
+    for s in ok:
+        if s["latency_s"] is not None:
+            latencies.setdefault(int(s["round"]), []).append(float(s["latency_s"]))
+    spans: dict[int, list[tuple[float, float]]] = {}
+    for number, a, b in aggregates.attempt_spans(db, run_id, below, per_round=True):
+        spans.setdefault(number, []).append((a, b))
+    return [
+        RoundFigures(
+            latencies=latencies.get(int(r["round"]), []),
+            ok=int(r["ok"]),
+            ok_completion=None if r["ok_no_completion"] else int(r["ok_completion"]),
+            wall=spans_seconds(spans.get(int(r["round"]), []), int(r["n"]), int(r["no_received"])),
+        )
+        for r in rounds
+    ]
+
+
+def _quality(
+    task: str, planned: int, rounds: list[int], db: sqlite3.Connection, run_id: str
+) -> dict[str, Any]:
+    """Run-level quality from the samples' scores, every round (with a stored sample)
+    in turn; a sample not stored passes None."""
+    stored: dict[int, dict[int, str]] = {}
+    for number, index, text in aggregates.stored_scores(db, run_id, planned):
+        stored.setdefault(number, {})[index] = text
+    parsed: dict[str, Any] = {}  # the same scores text decoded once (0/1 scores repeat)
     per_sample: list[Any] = []
-    for rows in (by_round(samples) or {1: []}).values():
-        by_index = {s["sample_index"]: s["scores_json"] for s in rows}
-        per_sample += [json.loads(by_index[i]) if by_index.get(i) else None for i in range(planned)]
+    for number in rounds or [1]:
+        by_index = stored.get(number, {})
+        for i in range(planned):
+            found = by_index.get(i)
+            if found is None:
+                per_sample.append(None)
+                continue
+            if found not in parsed:
+                parsed[found] = json.loads(found)
+            value = parsed[found]
+            per_sample.append(dict(value) if isinstance(value, dict) else value)
     if all(s is None for s in per_sample):
         return {"scores": {}, "quality_metric": "", "quality_score": None}
     scores = run_scores(task, per_sample)
@@ -127,7 +212,7 @@ def _quality(task: str, planned: int, samples: list[sqlite3.Row]) -> dict[str, A
 
 
 def _serving(
-    samples: list[sqlite3.Row], ok: list[sqlite3.Row], attempts: list[sqlite3.Row]
+    stats: dict[str, Any], ok: list[sqlite3.Row], attempts: list[sqlite3.Row]
 ) -> dict[str, Any]:
     """Cost, inter-token latency, retries and server startup.
 
@@ -135,27 +220,25 @@ def _serving(
     one (a priced model with known counts), else the run's cost is empty, never a
     partial sum; failed samples add theirs where known.
     """
-    priced = bool(ok) and all(s["cost_usd"] is not None for s in ok)
+    priced = bool(ok) and not stats["ok_no_cost"]
     itls = [s["itl_s"] for s in ok if s["itl_s"] is not None]
     startups = [a["startup_s"] for a in attempts if a["startup_s"] is not None]
     return {
-        "cost_usd": sum(s["cost_usd"] or 0.0 for s in samples) if priced else None,
+        "cost_usd": float(stats["cost_total"]) if priced else None,
         "avg_itl_seconds": _mean(itls),
-        "retries": sum(s["retries"] or 0 for s in samples),
+        "retries": int(stats["retries"]),
         "server_startup_seconds": startups[-1] if startups else None,
     }
 
 
-def _reasoning_split(samples: list[sqlite3.Row]) -> dict[str, int | None]:
+def _reasoning_split(stats: dict[str, Any]) -> dict[str, int | None]:
     """Reasoning and answer tokens over the successful samples (failed ones have no
     text to split); empty unless every one has both its reasoning and completion
     count, as for every token total (``report.tokens``)."""
-    ok = [s for s in samples if s["error"] is None]
-    columns = ("reasoning_tokens", "completion_tokens")
-    if not ok or any(s[c] is None for s in ok for c in columns):
+    if not stats["ok"] or stats["ok_no_reasoning"] or stats["ok_no_completion"]:
         return {"reasoning_tokens": None, "answer_tokens": None}
-    reasoning = sum(s["reasoning_tokens"] for s in ok)
-    completion = sum(s["completion_tokens"] for s in ok)
+    reasoning = int(stats["ok_reasoning_sum"] or 0)
+    completion = int(stats["ok_completion_sum"] or 0)
     return {"reasoning_tokens": reasoning, "answer_tokens": completion - reasoning}
 
 
@@ -168,11 +251,11 @@ def _add(a: int | None, b: int | None) -> int | None:
     return None if a is None or b is None else a + b
 
 
-def _complete_sum(samples: list[sqlite3.Row], column: str) -> float | None:
+def _complete_sum(stats: dict[str, Any], column: str) -> float | None:
     """The column's sum, or None if any sample lacks it (a partial sum reads low)."""
-    if not samples or any(s[column] is None for s in samples):
+    if not stats["n"] or stats[f"{column}_count"] < stats["n"]:
         return None
-    return float(sum(s[column] for s in samples))
+    return float(stats[f"{column}_sum"])
 
 
 def _mean(values: list[float]) -> float | None:

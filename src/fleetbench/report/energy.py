@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from fleetbench.backends.base import CLIENT_ONLY, REMOTE_API
 from fleetbench.meters.devices import CPU_KINDS, GPU_KINDS
+from fleetbench.store.aggregates import ENERGY_COLUMNS
 
 # The per-run energy figures a scope without the model's work empties.
 ENERGY_FIGURES = (
@@ -41,10 +43,39 @@ _UNMETERED = {
 }
 
 
+@dataclass(frozen=True)
+class EnergyCounts:
+    """What the energy rules read from a run's samples (counted in SQL by
+    ``store.aggregates.run_stats``, or from rows by ``energy_counts``): the number of
+    samples, their distinct ``energy_method`` values, and per energy column
+    (``store.aggregates.ENERGY_COLUMNS``) how many have it and their sum."""
+
+    samples: int
+    methods: frozenset[str]
+    known: dict[str, int]
+    sums: dict[str, float | None]
+
+
+def energy_counts(samples: list[sqlite3.Row]) -> EnergyCounts:
+    known = {c: sum(1 for s in samples if s[c] is not None) for c in ENERGY_COLUMNS}
+    sums = {
+        c: float(sum(s[c] for s in samples if s[c] is not None)) if known[c] else None
+        for c in ENERGY_COLUMNS
+    }
+    methods = frozenset(s["energy_method"] for s in samples if s["energy_method"] is not None)
+    return EnergyCounts(len(samples), methods, known, sums)
+
+
 def energy_columns(
     samples: list[sqlite3.Row], attempts: list[sqlite3.Row], client_only: bool = False
 ) -> dict[str, Any]:
-    columns = _measured_columns(samples, attempts)
+    return energy_columns_from(energy_counts(samples), attempts, client_only)
+
+
+def energy_columns_from(
+    counts: EnergyCounts, attempts: list[sqlite3.Row], client_only: bool = False
+) -> dict[str, Any]:
+    columns = _measured_columns(counts, attempts)
     scope = energy_scope(attempts)
     outside = [p for p in scope_parts(scope) if p in _UNMETERED]
     if outside:
@@ -71,25 +102,23 @@ def scope_parts(scope: str) -> list[str]:
     return [p for p in scope.split(", ") if p]
 
 
-def _measured_columns(samples: list[sqlite3.Row], attempts: list[sqlite3.Row]) -> dict[str, Any]:
+def _measured_columns(counts: EnergyCounts, attempts: list[sqlite3.Row]) -> dict[str, Any]:
     notes: list[str] = []
     methods = sorted(
-        {m for s in samples for m in (s["energy_method"] or "").split("+") if m and m != "none"}
+        {m for method in counts.methods for m in (method or "").split("+") if m and m != "none"}
     )
-    per_device = any(
-        s["gpu_energy_wh"] is not None or s["cpu_energy_wh"] is not None for s in samples
-    )
+    per_device = bool(counts.known["gpu_energy_wh"] or counts.known["cpu_energy_wh"])
     if per_device:
-        gpu = _total(samples, "gpu_energy_wh", "gpu", notes)
-        cpu = _total(samples, "cpu_energy_wh", "cpu", notes)
-        gpu_gross = _total(samples, "gpu_energy_gross_wh", "", [])
-        cpu_gross = _total(samples, "cpu_energy_gross_wh", "", [])
+        gpu = _total(counts, "gpu_energy_wh", "gpu", notes)
+        cpu = _total(counts, "cpu_energy_wh", "cpu", notes)
+        gpu_gross = _total(counts, "gpu_energy_gross_wh", "", [])
+        cpu_gross = _total(counts, "cpu_energy_gross_wh", "", [])
     else:  # legacy rows: one figure, GPU only if every method was NVML
-        legacy = _total(samples, "energy_wh", "energy", notes)
+        legacy = _total(counts, "energy_wh", "energy", notes)
         is_gpu = bool(methods) and all(m.startswith("nvml") for m in methods)
         gpu, cpu = (legacy, None) if is_gpu else (None, legacy)
         gpu_gross, cpu_gross = gpu, cpu
-    total = _total(samples, "energy_wh", "", [])
+    total = _total(counts, "energy_wh", "", [])
     shared = _shared(attempts)
     if shared:  # device-wide meters read the sum of every run on the device
         if "rapl" in methods and "cpu" in shared:
@@ -131,16 +160,16 @@ def _shared(attempts: list[sqlite3.Row]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _total(samples: list[sqlite3.Row], column: str, label: str, notes: list[str]) -> float | None:
-    values = [s[column] for s in samples]
-    known = [v for v in values if v is not None]
+def _total(counts: EnergyCounts, column: str, label: str, notes: list[str]) -> float | None:
+    known, total = counts.known[column], counts.samples
     if not known:
         return None
-    if len(known) < len(values):
+    if known < total:
         if label:
-            notes.append(f"{label}: {len(values) - len(known)}/{len(values)} samples unmeasured")
+            notes.append(f"{label}: {total - known}/{total} samples unmeasured")
         return None
-    return float(sum(known))
+    value = counts.sums[column]
+    return None if value is None else float(value)
 
 
 def _records(attempts: list[sqlite3.Row]) -> list[dict[str, Any]]:

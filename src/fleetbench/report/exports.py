@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from fleetbench import __version__
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.report.aggregate import summarize_run
 from fleetbench.report.load import mark_knees
@@ -27,6 +28,8 @@ RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
 SAMPLES_CSV = "samples.csv"
 EMISSIONS_FILE = "emissions.json"
+# What the sample files of a run folder were written from (``write_run_files``).
+STAMP_FILE = ".samples-stamp.json"
 
 # The energy breakdown of ``emissions.json``, from the run's summary (empty: unknown).
 EMISSIONS_KEYS = (
@@ -58,15 +61,21 @@ def sample_record(row: SampleRow) -> dict[str, Any]:
 
 
 def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], folder: Path) -> None:
-    samples = store.samples(run["run_id"], below=int(run["planned_samples"]))
-    records = [sample_record(SampleRow.from_db(s)) for s in samples]
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    atomic_write_text(folder / RESULTS_FILE, lines)  # every round, each record names its own
-    atomic_write_text(folder / SAMPLES_CSV, samples_csv(records))
-    last = max((r["round"] for r in records), default=1)
-    latest = [r for r in records if r["round"] == last]  # task files: one answer per question
-    for name, text in run_files(run["task"], latest).items():
-        atomic_write_text(folder / name, text)
+    """Write the run's files into ``folder``; each only when its content changed.
+
+    The sample files (``results.jsonl``, ``samples.csv``, the task's files) hold every
+    stored sample, so rewriting them for every run at every report made a report over
+    a long schedule cost the whole store each time. They are rewritten only when the
+    run's samples changed since they were written, which ``STAMP_FILE`` records (see
+    ``samples_stamp``), or when one of them is missing or no longer the size written.
+    ``summary.json`` and ``emissions.json`` are small: rebuilt every time, written
+    when their text differs from the file's.
+    """
+    stamp = samples_stamp(store, run)
+    if not _fresh(folder, stamp):
+        names = _write_sample_files(store, run, folder)
+        sizes = {name: (folder / name).stat().st_size for name in names}
+        atomic_write_text(folder / STAMP_FILE, json.dumps({**stamp, "files": sizes}) + "\n")
     attempts = [
         {
             k: a[k]
@@ -85,13 +94,73 @@ def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], fol
         "config": json.loads(run["config_json"]),
         "attempts": attempts,
     }
-    atomic_write_text(folder / SUMMARY_FILE, json.dumps(document, indent=2, default=str) + "\n")
+    _write_if_changed(folder / SUMMARY_FILE, json.dumps(document, indent=2, default=str) + "\n")
     emissions = {
         "run_id": run["run_id"],
         **{k: summary.get(k) for k in EMISSIONS_KEYS},
         "attempts": [{"attempt": a["attempt"], **(a["energy"] or {})} for a in attempts],
     }
-    atomic_write_text(folder / EMISSIONS_FILE, json.dumps(emissions, indent=2, default=str) + "\n")
+    _write_if_changed(folder / EMISSIONS_FILE, json.dumps(emissions, indent=2, default=str) + "\n")
+
+
+def samples_stamp(store: Store, run: sqlite3.Row) -> dict[str, Any]:
+    """What the run's sample files are made of: its stored samples below the plan's
+    count (how many, the highest rowid and the latest ``created_at``: samples are only
+    ever inserted or deleted, and a re-inserted one is newer), the task (its files),
+    and the format (the sample columns and this fleetbench's version)."""
+    count, rowid, created = store.conn.execute(
+        "SELECT COUNT(*), MAX(rowid), MAX(created_at) FROM samples "
+        "WHERE run_id = ? AND sample_index < ?",
+        (run["run_id"], int(run["planned_samples"])),
+    ).fetchone()
+    return {
+        "run_id": run["run_id"],
+        "task": run["task"],
+        "planned_samples": int(run["planned_samples"]),
+        "samples": count,
+        "max_rowid": rowid,
+        "max_created_at": created,
+        "fields": list(SAMPLE_FIELDS),
+        "version": __version__,
+    }
+
+
+def _fresh(folder: Path, stamp: dict[str, Any]) -> bool:
+    """Whether the sample files in ``folder`` were written from these samples and are
+    all still there, at the size written."""
+    try:
+        written = json.loads((folder / STAMP_FILE).read_text(encoding="utf-8"))
+        files = written.pop("files")
+        return written == stamp and all(
+            (folder / name).stat().st_size == size for name, size in files.items()
+        )
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        return False
+
+
+def _write_sample_files(store: Store, run: sqlite3.Row, folder: Path) -> list[str]:
+    """``results.jsonl``, ``samples.csv`` and the task's files; the names written."""
+    samples = store.samples(run["run_id"], below=int(run["planned_samples"]))
+    records = [sample_record(SampleRow.from_db(s)) for s in samples]
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    atomic_write_text(folder / RESULTS_FILE, lines)  # every round, each record names its own
+    atomic_write_text(folder / SAMPLES_CSV, samples_csv(records))
+    last = max((r["round"] for r in records), default=1)
+    latest = [r for r in records if r["round"] == last]  # task files: one answer per question
+    names = [RESULTS_FILE, SAMPLES_CSV]
+    for name, text in run_files(run["task"], latest).items():
+        atomic_write_text(folder / name, text)
+        names.append(name)
+    return names
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
 
 
 def samples_csv(records: list[dict[str, Any]]) -> str:

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from fleetbench.report.timing import percentile
@@ -43,27 +44,35 @@ LOAD_COLUMNS = [
 _TARGETS = (("ttft_ms", "ttft_s"), ("itl_ms", "itl_s"), ("latency_ms", "latency_s"))
 
 
+@dataclass(frozen=True)
+class LoadInputs:
+    """What the load figures read from a run's samples: how many are stored, the
+    successful ones (latency, TTFT, ITL: the SLO targets), the send lags (ms) of those
+    with a due time, and how many successful replies have a reply time, the first and
+    the last of them (``store.aggregates``)."""
+
+    samples: int
+    ok: list[sqlite3.Row]
+    lags_ms: list[float]
+    ok_replies: int
+    first_reply: float | None
+    last_reply: float | None
+
+
 def load_figures(
-    config: dict[str, Any],
-    samples: list[sqlite3.Row],
-    ok: list[sqlite3.Row],
-    wall_s: float | None,
+    config: dict[str, Any], inputs: LoadInputs, wall_s: float | None
 ) -> dict[str, Any]:
     """The run's load columns (the sweep's knee is filled in by ``mark_knees``)."""
     options = config.get("backend_options") or {}
     load = options.get("load") or {}
     slo = options.get("slo") or {}
     profile = load.get("profile") or ("concurrent" if "concurrency" in options else "")
-    lags = [
-        1000.0 * (s["actual_send_at"] - s["intended_send_at"])
-        for s in samples
-        if s["intended_send_at"] is not None and s["actual_send_at"] is not None
-    ]
+    lags = inputs.lags_ms
     sweep = load.get("sweep")
     out: dict[str, Any] = {
         "load_profile": profile,
         "offered_rps": load.get("rate_rps") if profile in ("constant", "poisson") else None,
-        "completion_rps": _completion_rps(ok),
+        "completion_rps": _completion_rps(inputs),
         "send_lag_p50_ms": percentile(lags, 50),
         "send_lag_p99_ms": percentile(lags, 99),
         "slo": ";".join(f"{k}={slo[k]:g}" for k, _ in _TARGETS if slo.get(k) is not None),
@@ -75,9 +84,9 @@ def load_figures(
         "sweep_knee_reason": "",
         "sweep": sweep,
     }
-    if slo and samples:
-        good = sum(1 for s in ok if _meets(s, slo))
-        out["goodput_share"] = good / len(samples)
+    if slo and inputs.samples:
+        good = sum(1 for s in inputs.ok if _meets(s, slo))
+        out["goodput_share"] = good / inputs.samples
         out["goodput_rps"] = good / wall_s if wall_s else None
     return out
 
@@ -93,11 +102,11 @@ def _meets(sample: sqlite3.Row, slo: dict[str, Any]) -> bool:
     return True
 
 
-def _completion_rps(ok: list[sqlite3.Row]) -> float | None:
-    times = sorted(float(s["received_at"]) for s in ok if s["received_at"] is not None)
-    if len(times) < 2 or times[-1] <= times[0]:
+def _completion_rps(inputs: LoadInputs) -> float | None:
+    first, last = inputs.first_reply, inputs.last_reply
+    if inputs.ok_replies < 2 or first is None or last is None or last <= first:
         return None
-    return (len(times) - 1) / (times[-1] - times[0])
+    return (inputs.ok_replies - 1) / (float(last) - float(first))
 
 
 def mark_knees(summaries: list[dict[str, Any]]) -> None:

@@ -9,9 +9,10 @@ they are empty, so a store without rounds reads as before.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
-from fleetbench.report.timing import percentile, speed_figures
+from fleetbench.report.timing import generation_seconds, percentile
 
 ROUND_COLUMNS: list[str] = [
     "rounds",
@@ -34,26 +35,50 @@ def by_round(samples: list[sqlite3.Row]) -> dict[int, list[sqlite3.Row]]:
     return dict(sorted(groups.items()))
 
 
+@dataclass(frozen=True)
+class RoundFigures:
+    """One round's inputs to the spread: its successful samples' latencies, how many
+    succeeded, their completion tokens (None if one lacks its count) and the round's
+    generation wall time (``report.timing``)."""
+
+    latencies: list[float]
+    ok: int
+    ok_completion: int | None
+    wall: float | None
+
+
 def round_spread(samples: list[sqlite3.Row], planned: int) -> dict[str, Any]:
     """``rounds`` (rounds with a stored sample) and the min/max over rounds of each
     round's p50/p95 latency (successful samples), success rate (successes ÷ planned
     samples per round) and throughput (completion tokens ÷ generation wall time)."""
-    groups = by_round(samples)
+    figures = []
+    for rows in by_round(samples).values():
+        ok = [s for s in rows if s["error"] is None]
+        tokens = [s["completion_tokens"] for s in ok]
+        figures.append(
+            RoundFigures(
+                latencies=[float(s["latency_s"]) for s in ok if s["latency_s"] is not None],
+                ok=len(ok),
+                ok_completion=None if any(t is None for t in tokens) else sum(tokens),
+                wall=generation_seconds(rows),
+            )
+        )
+    return spread_from(figures, planned)
+
+
+def spread_from(figures: list[RoundFigures], planned: int) -> dict[str, Any]:
+    """``round_spread`` from each round's figures, rounds in order."""
     out: dict[str, Any] = dict.fromkeys(ROUND_COLUMNS)
-    out["rounds"] = max(len(groups), 1)
-    if len(groups) < 2:
+    out["rounds"] = max(len(figures), 1)
+    if len(figures) < 2:
         return out
     p50s, p95s, rates, speeds = [], [], [], []
-    for rows in groups.values():
-        ok = [s for s in rows if s["error"] is None]
-        latencies = [float(s["latency_s"]) for s in ok if s["latency_s"] is not None]
-        if latencies:
-            p50s.append(percentile(latencies, 50))
-            p95s.append(percentile(latencies, 95))
-        rates.append(len(ok) / planned if planned else 0.0)
-        tokens = [s["completion_tokens"] for s in ok]
-        known = None if any(t is None for t in tokens) else sum(tokens)
-        speed = speed_figures(rows, ok, known)["throughput_tokens_per_second"]
+    for f in figures:
+        if f.latencies:
+            p50s.append(percentile(f.latencies, 50))
+            p95s.append(percentile(f.latencies, 95))
+        rates.append(f.ok / planned if planned else 0.0)
+        speed = round_throughput(f)
         if speed is not None:
             speeds.append(speed)
     for name, values in (
@@ -67,3 +92,10 @@ def round_spread(samples: list[sqlite3.Row], planned: int) -> dict[str, Any]:
         out[f"{name}_max{unit}"] = max(clean) if clean else None
     out["round_success_rate_min"], out["round_success_rate_max"] = min(rates), max(rates)
     return out
+
+
+def round_throughput(f: RoundFigures) -> float | None:
+    """Completion tokens ÷ generation wall time (``report.timing.speed_figures``)."""
+    if not f.wall or f.ok_completion is None:
+        return None
+    return f.ok_completion / f.wall

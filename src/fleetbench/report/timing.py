@@ -79,10 +79,21 @@ def generation_seconds(samples: list[sqlite3.Row]) -> float | None:
         start = s["sent_at"] if s["sent_at"] is not None else s["received_at"]
         span = spans.setdefault(s["attempt"], [start, s["received_at"]])
         span[0], span[1] = min(span[0], start), max(span[1], s["received_at"])
-    return _union_length(sorted((a, b) for a, b in spans.values()))
+    return union_length([(a, b) for a, b in spans.values()])
 
 
-def _union_length(intervals: list[tuple[float, float]]) -> float:
+def spans_seconds(spans: list[tuple[float, float]], samples: int, unreplied: int) -> float | None:
+    """``generation_seconds`` from the attempts' (first send, last reply) spans
+    (``store.aggregates.attempt_spans``), given the number of samples and how many of
+    them have no reply time."""
+    if not samples or unreplied:
+        return None
+    return union_length(spans)
+
+
+def union_length(intervals: list[tuple[float, float]]) -> float:
+    """The length of the union of the intervals."""
+    intervals = sorted(intervals)
     total, end = 0.0, -math.inf
     for a, b in intervals:
         if b <= end:
@@ -104,7 +115,14 @@ def speed_figures(
     samples: list[sqlite3.Row], ok: list[sqlite3.Row], ok_completion: int | None
 ) -> dict[str, Any]:
     """The run's throughput, request rate, per-request decode speed and wall time."""
-    wall = generation_seconds(samples)
+    return speed_from(generation_seconds(samples), ok, ok_completion)
+
+
+def speed_from(
+    wall: float | None, ok: list[sqlite3.Row], ok_completion: int | None
+) -> dict[str, Any]:
+    """``speed_figures`` given the wall time; ``ok`` needs only the successful
+    samples' latency, TTFT and completion tokens."""
     throughput = rps = None
     if wall:  # None without timestamps; 0 only for a run of instant failures
         throughput = None if ok_completion is None else ok_completion / wall

@@ -31,14 +31,47 @@ class TokenTotals:
     unknown_reason: str  # "" when every successful sample's counts are known
 
 
-def token_totals(samples: list[sqlite3.Row], backend: str = "") -> TokenTotals:
+@dataclass(frozen=True)
+class TokenCounts:
+    """What the token rules read from a run's samples (counted in SQL by
+    ``store.aggregates.run_stats``, or from rows by ``token_counts``)."""
+
+    ok: int  # successful samples
+    ok_no_prompt: int  # successful samples without a prompt count
+    ok_no_completion: int
+    prompt_sum: int  # known prompt tokens of all samples
+    completion_sum: int
+    ok_completion_sum: int  # known completion tokens of the successful samples
+    sources: frozenset[str]  # non-empty token sources
+
+
+def token_counts(samples: list[sqlite3.Row]) -> TokenCounts:
     ok = [s for s in samples if s["error"] is None]
+    return TokenCounts(
+        ok=len(ok),
+        ok_no_prompt=sum(1 for s in ok if s["prompt_tokens"] is None),
+        ok_no_completion=sum(1 for s in ok if s["completion_tokens"] is None),
+        prompt_sum=_known_sum(samples, "prompt_tokens"),
+        completion_sum=_known_sum(samples, "completion_tokens"),
+        ok_completion_sum=_known_sum(ok, "completion_tokens"),
+        sources=frozenset(s["token_source"] for s in samples if s["token_source"]),
+    )
+
+
+def token_totals(samples: list[sqlite3.Row], backend: str = "") -> TokenTotals:
+    return totals_from(token_counts(samples), backend)
+
+
+def totals_from(counts: TokenCounts, backend: str = "") -> TokenTotals:
+    """The run's totals by the rules above."""
     notes: list[str] = []
-    prompt = _total(samples, ok, "prompt_tokens", "prompt", notes)
-    completion = _total(samples, ok, "completion_tokens", "completion", notes)
-    ok_completion = None if completion is None else _known_sum(ok, "completion_tokens")
-    sources = {s["token_source"] for s in samples if s["token_source"]}
-    if any(s["completion_tokens"] is None for s in ok):
+    prompt = _total(counts.ok_no_prompt, counts.ok, counts.prompt_sum, "prompt", notes)
+    completion = _total(
+        counts.ok_no_completion, counts.ok, counts.completion_sum, "completion", notes
+    )
+    ok_completion = None if completion is None else counts.ok_completion_sum
+    sources = set(counts.sources)
+    if counts.ok_no_completion:
         sources.add(UNKNOWN)
     if notes and backend == "openai":
         notes.append(
@@ -55,18 +88,11 @@ def token_totals(samples: list[sqlite3.Row], backend: str = "") -> TokenTotals:
     )
 
 
-def _total(
-    samples: list[sqlite3.Row],
-    ok: list[sqlite3.Row],
-    column: str,
-    label: str,
-    notes: list[str],
-) -> int | None:
-    missing = sum(1 for s in ok if s[column] is None)
+def _total(missing: int, ok: int, known_sum: int, label: str, notes: list[str]) -> int | None:
     if missing:
-        notes.append(f"{label} tokens unknown for {missing} of {len(ok)} successful samples")
+        notes.append(f"{label} tokens unknown for {missing} of {ok} successful samples")
         return None
-    return _known_sum(samples, column)
+    return known_sum
 
 
 def _known_sum(samples: list[sqlite3.Row], column: str) -> int:

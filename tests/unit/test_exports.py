@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -64,3 +65,58 @@ def test_only_the_named_or_changed_runs_are_summarised_again(
     monkeypatch.setattr(exports, "summarize_run", real)
     export_results(store, out, [])
     assert (out / MASTER_FILE).read_text() == cached_csv
+
+
+def _inodes(out: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(out)): p.stat().st_ino
+        for p in sorted((out / "runs").rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_unchanged_runs_files_are_not_rewritten(store: Store, tmp_path: Path) -> None:
+    """A report rewrites a run's sample files only when its samples changed (or a
+    file is gone); a fresh export still reads the same."""
+    out = tmp_path / "out"
+    export_results(store, out, [])
+    before = _inodes(out)
+    assert "runs/r2/results.jsonl" in before and "runs/r2/.samples-stamp.json" in before
+    export_results(store, out, [])
+    assert _inodes(out) == before  # nothing changed: nothing replaced
+
+    # r2 gains a round; r4's samples.csv is deleted; r5's results.jsonl is cut short
+    a = store.start_attempt("r2", "b1", {}, [2])
+    store.add_samples([sample(j, a, run_id="r2", round=2) for j in range(2)])
+    store.finish_attempt("r2", a, COMPLETED, None)
+    (out / "runs/r4/samples.csv").unlink()
+    with open(out / "runs/r5/results.jsonl", "a", encoding="utf-8") as f:
+        f.write("\n")
+    export_results(store, out, [])
+    after = _inodes(out)
+    changed = {k for k in before if after.get(k) != before[k]}
+    assert {"runs/r2/results.jsonl", "runs/r2/samples.csv", "runs/r2/summary.json"} <= changed
+    assert "runs/r4/samples.csv" in changed and "runs/r5/results.jsonl" in changed
+    assert not {k for k in changed if k.startswith(("runs/r0/", "runs/r1/", "runs/r3/"))}
+    lines = (out / "runs/r2/results.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["round"] for line in lines] == [1, 1, 2, 2]
+
+    # what the skipped files hold is what a report from scratch writes
+    fresh = tmp_path / "fresh"
+    export_results(store, fresh, [])
+    for name in after:
+        if not name.endswith(".samples-stamp.json"):
+            assert (out / name).read_bytes() == (fresh / name).read_bytes(), name
+
+
+def test_fresh_run_rewrites_its_files(store: Store, tmp_path: Path) -> None:
+    """``--fresh`` deletes a run's samples; the same number stored again is newer."""
+    out = tmp_path / "out"
+    export_results(store, out, [])
+    store.delete_results(["r1"])
+    a = store.start_attempt("r1", "b1", {})
+    for j in range(2):
+        store.add_sample(sample(j, a, run_id="r1", output_text=f"again{j}"))
+    store.finish_attempt("r1", a, COMPLETED, None)
+    export_results(store, out, [])
+    assert "again1" in (out / "runs/r1/results.jsonl").read_text(encoding="utf-8")

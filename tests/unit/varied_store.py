@@ -82,7 +82,7 @@ def build(folder: Path, seed: int = 3) -> Store:
 def _sample(
     rng: random.Random, run_id: str, k: int, i: int, attempt: int, shape: str, t: float
 ) -> SampleRow:
-    failed = shape == "allfail" or rng.random() < 0.2
+    failed = shape == "allfail" or (i + k) % 4 == 3
     latency = 0.1 + rng.random()
     category = ["retail", "finance", None][i % 3]
     inputs: dict[str, Any] = {"prompt": f"question {i}?"}
@@ -127,3 +127,17 @@ def _sample(
         error=("HTTP 503" if failed else None),
         attempt=attempt,
     )
+
+
+def sample_row(
+    run_id: str, k: int, i: int, attempt: int, sent_at: float, latency: float
+) -> SampleRow:
+    """A plain successful sample."""
+    return SampleRow(
+        run_id=run_id, round=k, sample_index=i, sample_id=f"q{i}", input_json="{}",
+        output_text="a", prompt_tokens=5, completion_tokens=9, latency_s=latency,
+        ttft_s=latency / 4, sent_at=sent_at, received_at=sent_at + latency,
+        finish_reason="stop", cpu_seconds=latency, energy_wh=latency * 1e-3,
+        energy_method="estimate", scores_json=json.dumps({"correct": i % 2}), error=None,
+        attempt=attempt,
+    )  # fmt: skip

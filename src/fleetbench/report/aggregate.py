@@ -15,7 +15,7 @@ from fleetbench.meters.energy import NONE
 from fleetbench.report.categories import by_category
 from fleetbench.report.energy import EnergyCounts, energy_columns_from, gpu_power_columns
 from fleetbench.report.load import LoadInputs, load_figures
-from fleetbench.report.rounds import RoundFigures, spread_from
+from fleetbench.report.rounds import round_figures, spread_from
 from fleetbench.report.server_timing import server_timing
 from fleetbench.report.timing import distributions, percentile_columns, spans_seconds, speed_from
 from fleetbench.report.tokens import TokenCounts, totals_from
@@ -38,7 +38,7 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     stats = aggregates.run_stats(db, run_id, per_round)
     ok = aggregates.ok_timings(db, run_id, per_round)
     rounds = aggregates.round_stats(db, run_id, per_round)
-    spread = spread_from(_round_figures(db, run_id, per_round, rounds, ok), per_round)
+    spread = spread_from(round_figures(db, run_id, per_round, rounds, ok), per_round)
     planned = per_round * spread["rounds"]
     attempts = store.attempts(run_id)
     n = int(stats["n"])
@@ -153,34 +153,6 @@ def _energy_counts(stats: dict[str, Any]) -> EnergyCounts:
         known={c: int(stats[f"{c}_count"]) for c in aggregates.ENERGY_COLUMNS},
         sums={c: stats[f"{c}_sum"] for c in aggregates.ENERGY_COLUMNS},
     )
-
-
-def _round_figures(
-    db: sqlite3.Connection,
-    run_id: str,
-    below: int,
-    rounds: list[dict[str, Any]],
-    ok: list[sqlite3.Row],
-) -> list[RoundFigures]:
-    """Each round's figures for ``report.rounds`` (only computed with several rounds)."""
-    if len(rounds) < 2:
-        return [RoundFigures([], 0, None, None)] * len(rounds)
-    latencies: dict[int, list[float]] = {}
-    for s in ok:
-        if s["latency_s"] is not None:
-            latencies.setdefault(int(s["round"]), []).append(float(s["latency_s"]))
-    spans: dict[int, list[tuple[float, float]]] = {}
-    for number, a, b in aggregates.attempt_spans(db, run_id, below, per_round=True):
-        spans.setdefault(number, []).append((a, b))
-    return [
-        RoundFigures(
-            latencies=latencies.get(int(r["round"]), []),
-            ok=int(r["ok"]),
-            ok_completion=None if r["ok_no_completion"] else int(r["ok_completion"]),
-            wall=spans_seconds(spans.get(int(r["round"]), []), int(r["n"]), int(r["no_received"])),
-        )
-        for r in rounds
-    ]
 
 
 def _quality(

@@ -104,15 +104,14 @@ def _run_checks(
     if s.get("status") == "completed" and s.get("energy_wh") is None:
         reason = s.get("energy_unmeasured_reason") or "not measured"
         out.append(Finding(WARNING, "energy missing", run_id, f"{name}: no energy: {reason}"))
-    samples = store.samples(run_id, below=int(run["planned_samples"]))
-    cut = [
-        x
-        for x in samples
-        if x["error"] is None
-        and x["finish_reason"] == "length"
-        and x["reasoning_text"]
-        and not (x["answer_text"] or "").strip()
-    ]
+    below = int(run["planned_samples"])
+    # Only the candidates are read (few): the answer's blankness is Python's strip().
+    candidates = store.conn.execute(
+        "SELECT answer_text FROM samples WHERE run_id = ? AND sample_index < ? "
+        "AND error IS NULL AND finish_reason = 'length' AND reasoning_text != ''",
+        (run_id, below),
+    )
+    cut = [a for (a,) in candidates if not (a or "").strip()]
     if cut:
         out.append(
             Finding(
@@ -123,14 +122,26 @@ def _run_checks(
                 "answer: raise generation.max_tokens or turn reasoning off",
             )
         )
-    out += _rescore(run, samples, name)
+    out += _rescore(store, run, name)
     return out
 
 
-def _rescore(run: sqlite3.Row, samples: list[sqlite3.Row], name: str) -> list[Finding]:
+def _scored(store: Store, run: sqlite3.Row, exists: bool = False) -> list[sqlite3.Row]:
+    """The run's samples with scores (of the current plan), the columns rescoring
+    reads; with ``exists`` at most one."""
+    cur = store.conn.cursor()
+    cur.row_factory = sqlite3.Row
+    return cur.execute(
+        "SELECT sample_index, sample_id, answer_text, output_text, scores_json FROM samples "
+        "WHERE run_id = ? AND sample_index < ? AND scores_json IS NOT NULL "
+        f"AND scores_json != '' ORDER BY round, sample_index {'LIMIT 1' if exists else ''}",
+        (run["run_id"], int(run["planned_samples"])),
+    ).fetchall()
+
+
+def _rescore(store: Store, run: sqlite3.Row, name: str) -> list[Finding]:
     task_name, run_id = run["task"], run["run_id"]
-    scored = [x for x in samples if x["scores_json"]]
-    if not scored or task_name == "ensemble":
+    if task_name == "ensemble" or not _scored(store, run, exists=True):
         return []
     if task_name not in RESCORED_TASKS:
         return [Finding(INFO, "rescoring", run_id, f"{name}: {task_name} is not rescored here")]
@@ -146,7 +157,7 @@ def _rescore(run: sqlite3.Row, samples: list[sqlite3.Row], name: str) -> list[Fi
     except (UserError, OSError, ValueError) as exc:
         return [Finding(INFO, "rescoring", run_id, f"{name}: cannot rebuild the task: {exc}")]
     differ = []
-    for x in scored:
+    for x in _scored(store, run):
         sample = by_index.get(x["sample_index"])
         if sample is None or sample.id != x["sample_id"]:
             differ.append(x["sample_id"])

@@ -23,8 +23,8 @@ from fleetbench.report.audit import Finding, audit
 from fleetbench.report.cards import batch_cards
 from fleetbench.report.matrix import SAMPLE_METRIC, build_matrix
 from fleetbench.report.rankings import PARETO_AXES, RANKINGS, label, task_rankings
-from fleetbench.report.rounds import by_round
-from fleetbench.report.timing import percentile, speed_figures
+from fleetbench.report.rounds import round_figures, round_throughput
+from fleetbench.report.timing import percentile
 from fleetbench.store import Store
 
 REPORT_DIR = "report"
@@ -127,28 +127,24 @@ def write_report(
 
 def round_rows(store: Store, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per round of every run measured in several rounds (schedules,
-    ``--repeat``): its start, p50 latency, throughput and success rate."""
+    ``--repeat``): its start, p50 latency, throughput and success rate (from SQL:
+    ``report.rounds.round_figures``)."""
     out = []
     for r in records:
         if int(r.get("rounds") or 1) < 2:
             continue
         per_round = int(r["total_prompts"]) // int(r["rounds"])
-        for number, rows in by_round(store.samples(r["run_id"], below=per_round)).items():
-            ok = [s for s in rows if s["error"] is None]
-            latencies = [float(s["latency_s"]) for s in ok if s["latency_s"] is not None]
-            tokens = [s["completion_tokens"] for s in ok]
-            known = None if any(t is None for t in tokens) else sum(tokens)
-            starts = [s["sent_at"] for s in rows if s["sent_at"] is not None]
-            if not starts:
+        for f in round_figures(store.conn, r["run_id"], per_round):
+            if f.first_sent is None:
                 continue
             out.append(
                 {
                     "label": f"{label(r)} · {r['task']}",
-                    "round": number,
-                    "started": datetime.fromtimestamp(min(starts), UTC).isoformat(),
-                    "p50_latency_s": percentile(latencies, 50),
-                    "throughput": speed_figures(rows, ok, known)["throughput_tokens_per_second"],
-                    "success_rate": len(ok) / per_round if per_round else None,
+                    "round": f.number,
+                    "started": datetime.fromtimestamp(f.first_sent, UTC).isoformat(),
+                    "p50_latency_s": percentile(f.latencies, 50),
+                    "throughput": round_throughput(f),
+                    "success_rate": f.ok / per_round if per_round else None,
                 }
             )
     return out
@@ -188,7 +184,7 @@ def _split_diff(scores_json: str) -> tuple[str, str]:
 
 def _details(store: Store, run: sqlite3.Row, record: dict[str, Any]) -> dict[str, Any]:
     samples = []
-    for s in store.samples(run["run_id"], below=SAMPLES_SHOWN)[:SAMPLES_SHOWN]:
+    for s in store.samples(run["run_id"], below=SAMPLES_SHOWN, limit=SAMPLES_SHOWN):
         inputs = json.loads(s["input_json"] or "{}")
         prompt = inputs.get("prompt") or json.dumps(inputs.get("messages") or "", indent=1)
         scores_text, diff = _split_diff(s["scores_json"] or "")

@@ -90,12 +90,13 @@ def attempt_spans(
 
 def round_stats(conn: sqlite3.Connection, run_id: str, below: int) -> list[dict[str, Any]]:
     """Per round with a stored sample, in order: samples, successes, successes without
-    a completion count, their known completion tokens, samples without a reply time."""
+    a completion count, their known completion tokens, samples without a reply time,
+    the first send time."""
     cur = conn.execute(
         f"SELECT round, COUNT(*) AS n, {_count(_OK)} AS ok, "
         f"{_count(f'{_OK} AND completion_tokens IS NULL')} AS ok_no_completion, "
         f"COALESCE(SUM(CASE WHEN {_OK} THEN completion_tokens END), 0) AS ok_completion, "
-        "COUNT(*) - COUNT(received_at) AS no_received "
+        "COUNT(*) - COUNT(received_at) AS no_received, MIN(sent_at) AS first_sent "
         f"FROM samples {_WHERE} GROUP BY round ORDER BY round",
         (run_id, below),
     )

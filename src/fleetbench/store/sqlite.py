@@ -428,21 +428,26 @@ class Store:
         return int(cur.rowcount)
 
     def samples(
-        self, run_id: str, below: int | None = None, round: int | None = None
+        self,
+        run_id: str,
+        below: int | None = None,
+        round: int | None = None,
+        limit: int | None = None,
     ) -> list[sqlite3.Row]:
         """The run's samples in (round, index) order; ``below`` keeps those of the current
-        plan, ``round`` those of one round (None: every round)."""
-        limit = below if below is not None else 2**62
+        plan, ``round`` those of one round (None: every round), ``limit`` the first ones."""
+        end = below if below is not None else 2**62
+        rows = -1 if limit is None else limit
         if round is None:
             return self.conn.execute(
                 "SELECT * FROM samples WHERE run_id = ? AND sample_index < ? "
-                "ORDER BY round, sample_index",
-                (run_id, limit),
+                "ORDER BY round, sample_index LIMIT ?",
+                (run_id, end, rows),
             ).fetchall()
         return self.conn.execute(
             "SELECT * FROM samples WHERE run_id = ? AND round = ? AND sample_index < ? "
-            "ORDER BY sample_index",
-            (run_id, round, limit),
+            "ORDER BY sample_index LIMIT ?",
+            (run_id, round, end, rows),
         ).fetchall()
 
 

@@ -13,6 +13,7 @@ import functools
 import importlib.util
 import json
 import os
+import threading
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,32 @@ PNG_SCALE = 2  # 2x: sharp in papers and slides
 
 def report_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("altair", "vl_convert"))
+
+
+def warm_up() -> None:
+    """Start, on a background thread, what every report pays before its first chart
+    whatever it shows: importing the chart module (altair, ~0.5 s) and vl-convert's
+    JavaScript engine (~1.4 s on its first conversion, 0.1 s after). A parallel batch
+    starts it while its runs execute, so the report after the last run is not on the
+    batch's critical path twice (benchmarks/makespan.py); a failure here only means the
+    report pays it later."""
+    threading.Thread(target=_warm, name="report-warm-up", daemon=True).start()
+
+
+def _warm() -> None:
+    with contextlib.suppress(Exception):
+        import altair
+        import vl_convert
+
+        from fleetbench.report import charts  # noqa: F401  (its import is the cost)
+
+        spec = {
+            "$schema": altair.SCHEMA_URL,
+            "data": {"values": [{"x": 1}]},
+            "mark": "point",
+            "encoding": {"x": {"field": "x", "type": "quantitative"}},
+        }
+        vl_convert.vegalite_to_svg(spec, vl_version=vl_version(spec))
 
 
 def require() -> None:

@@ -20,7 +20,7 @@ from fleetbench.errors import ConfigError
 from fleetbench.meters import host_info
 from fleetbench.report.exports import ResultsExporter, run_dir
 from fleetbench.report.page import write_report
-from fleetbench.report.render import report_available
+from fleetbench.report.render import report_available, warm_up
 from fleetbench.runner.batches import batch_info, default_name, write_batch_dir
 from fleetbench.runner.executors import Executor, make_executor
 from fleetbench.runner.job import Event, RunJob, RunOutcome
@@ -253,9 +253,12 @@ def _run_locked(
             observer.run_finished(by_id[outcome.run_id], outcome)
 
         observer.batch_started(runs)
+        settings = options.executor or loaded.plan.executor
+        if report_available() and _parallel(settings):
+            warm_up()  # while the runs execute; a sequential batch keeps the CPU to its run
         status = FAILED
         try:
-            (executor or make_executor(options.executor or loaded.plan.executor)).execute(
+            (executor or make_executor(settings)).execute(
                 jobs,
                 store,
                 on_start=lambda job: observer.run_started(by_id[job.spec.run_id], job.slot),
@@ -278,6 +281,10 @@ def _run_locked(
         return [by_id_summary[r.run_id] for r in selected]
     finally:
         store.close()
+
+
+def _parallel(settings: ExecutorSettings | None) -> bool:
+    return settings is not None and settings.kind != "sequential"
 
 
 def apply_plan_settings(store: Store, loaded: LoadedPlan) -> int:

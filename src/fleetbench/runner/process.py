@@ -17,22 +17,42 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Protocol
 
 from fleetbench.backends.managed import kill_leftover_server
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.meters import host_info
 from fleetbench.runner.heartbeat import Heartbeat
 from fleetbench.runner.job import JOB_FILE, LOG_FILE, Event, RunJob, RunOutcome
+from fleetbench.runner.zygote import Zygote, ZygoteGone
 from fleetbench.store import COMPLETED, FAILED, Store
 
 EventSink = Callable[[str, Event], None]
+WORKER = "fleetbench.runner.worker"
+
+
+class Worker(Protocol):
+    """What supervision needs of a worker process: ``subprocess.Popen`` or a child of
+    the zygote."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def stdout(self) -> IO[bytes] | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
 
 
 def run_attempt(
-    job: RunJob, store: Store, on_event: EventSink, cancel: threading.Event | None = None
+    job: RunJob,
+    store: Store,
+    on_event: EventSink,
+    cancel: threading.Event | None = None,
+    zygote: Zygote | None = None,
 ) -> RunOutcome:
     """Run one attempt to its end, record it in the store and return its outcome.
-    ``cancel`` (parallel executors) kills the worker when set, e.g. on Ctrl-C."""
+    ``cancel`` (parallel executors) kills the worker when set, e.g. on Ctrl-C; ``zygote``
+    forks the worker (runner/zygote.py)."""
     job = begin_attempt(job, store)
     env = worker_env(job)
     store.update_attempt(
@@ -42,7 +62,8 @@ def run_attempt(
         cuda_visible_devices=env.get("CUDA_VISIBLE_DEVICES"),
     )
     beat = Heartbeat(store, job.spec.run_id, job.attempt)
-    status, error = run_worker(job, env, lambda e: on_event(job.spec.run_id, e), cancel, beat)
+    run_id = job.spec.run_id
+    status, error = run_worker(job, env, lambda e: on_event(run_id, e), cancel, beat, zygote)
     return end_attempt(job, store, status, error)
 
 
@@ -77,6 +98,7 @@ def run_worker(
     on_event: Callable[[Event], None],
     cancel: threading.Event | None = None,
     beat: Callable[[], None] | None = None,
+    zygote: Zygote | None = None,
 ) -> tuple[str, str | None]:
     """Start the worker process of ``job`` in the run folder and supervise it to its end
     (the part that runs on a Ray node too); returns the status and error."""
@@ -84,15 +106,27 @@ def run_worker(
     job_file = job.run_dir / JOB_FILE
     atomic_write_text(job_file, job.model_dump_json(indent=2))
     with open(job.run_dir / LOG_FILE, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fleetbench.runner.worker", str(job_file)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=env,
-            start_new_session=True,
-        )
+        proc = _start(job_file, env, log, zygote)
     return _supervise(proc, job, on_event, cancel, beat)
+
+
+def _start(job_file: Path, env: dict[str, str], log: IO[bytes], zygote: Zygote | None) -> Worker:
+    """The worker process, forked by the batch's zygote when it has one (milliseconds
+    instead of a fresh interpreter's imports), else a new interpreter."""
+    if zygote is not None:
+        try:
+            return zygote.spawn(WORKER, [WORKER, str(job_file)], env, log.fileno())
+        except ZygoteGone as exc:
+            log.write(f"fleetbench: {exc}; starting the worker without it\n".encode())
+            log.flush()
+    return subprocess.Popen(
+        [sys.executable, "-m", WORKER, str(job_file)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def worker_env(job: RunJob, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -107,7 +141,7 @@ def worker_env(job: RunJob, base: dict[str, str] | None = None) -> dict[str, str
 
 
 def _supervise(
-    proc: subprocess.Popen[bytes],
+    proc: Worker,
     job: RunJob,
     on_event: Callable[[Event], None],
     cancel: threading.Event | None = None,
@@ -168,7 +202,7 @@ def _parse(line: bytes) -> Event | None:
     return event if isinstance(event, dict) else None
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:
+def _wait(proc: Worker, timeout: float) -> int:
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -176,7 +210,7 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:
         return proc.wait()
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(proc: Worker) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

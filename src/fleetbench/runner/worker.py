@@ -370,9 +370,11 @@ def _json_or_none(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], parent_pid: int | None = None) -> int:
+    """Run the job in ``argv[1]``; ``parent_pid``: the process that started this one
+    when it is not the batch (the zygote, runner/zygote.py)."""
     job = RunJob.model_validate_json(Path(argv[1]).read_text(encoding="utf-8"))
-    die_with_parent(job.parent_pid)
+    die_with_parent(job.parent_pid if parent_pid is None else parent_pid)
     if job.cpus and hasattr(os, "sched_setaffinity"):  # the executor's core share
         os.sched_setaffinity(0, job.cpus)
     logging.basicConfig(

@@ -6,9 +6,14 @@ of ``delay_s`` each, so its work is known exactly. The batch runs through the re
 the measured wall time against the lower bound max(longest run, total work / K), with
 process start-up included. Then the same batch on a local Ray instance.
 
-    .venv/bin/python benchmarks/makespan.py [--scale 1.0] [--no-ray]
+    .venv/bin/python benchmarks/makespan.py [--scale 1.0] [--workers 1 2 4] [--no-ray]
+        [--against OTHER/src]
 
-Target: makespan / lower bound <= 1.10 at K = 4.
+Target: makespan / lower bound <= 1.10 at K = 4. Beside the wall time it prints where
+the rest went: ``start`` (command start until the first run starts: interpreter, imports,
+plan, store) and ``end`` (the last run's end until the command exits: exports, report).
+On a shared machine the ratio is noisy: ``--against`` runs the same batch with another
+checkout's fleetbench right before each row (same minute, same load) for comparison.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -49,10 +55,13 @@ def write_plan(folder: Path, scale: float) -> Path:
     return path
 
 
-def timed_run(plan: Path, out: Path, *flags: str) -> float:
+def timed_run(plan: Path, out: Path, *flags: str, src: str | None = None) -> tuple[float, ...]:
+    """Wall time of the command, then its start-up and end (see the docstring)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    path = src if src is not None else env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), path]))
     env.setdefault("RAY_AUTH_MODE", "disabled")
+    began = time.time()
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "fleetbench", "run", str(plan), "-o", str(out), *flags],
@@ -61,33 +70,47 @@ def timed_run(plan: Path, out: Path, *flags: str) -> float:
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"run failed ({' '.join(flags)}):\n{proc.stdout}\n{proc.stderr}")
-    return wall
+    with sqlite3.connect(out / "fleetbench.db") as db:
+        first, last = db.execute(
+            "SELECT MIN(started_at), MAX(finished_at) FROM attempts"
+        ).fetchone()
+    return wall, first - began, began + wall - last
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every run's work")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="the Ks")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray comparison")
+    parser.add_argument("--against", metavar="SRC", help="another fleetbench's src folder")
     args = parser.parse_args()
     work = [w * args.scale for w in WORK_S]
     total, longest = sum(work), max(work)
     print(f"{len(work)} runs, work {total:.1f} s in all, longest {longest:.1f} s")
-    print(f"{'K':>3} {'makespan s':>11} {'bound s':>8} {'ratio':>6}")
+    print(f"{'K':>3} {'makespan s':>11} {'bound s':>8} {'ratio':>6} {'start s':>8} {'end s':>6}")
     walls: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         plan = write_plan(folder, args.scale)
-        for k in (1, 2, 4):
-            wall = timed_run(plan, folder / f"out-k{k}", "--parallel", str(k))
-            walls[k] = wall
+        for k in args.workers:
             bound = max(longest, total / k)
-            print(f"{k:>3} {wall:>11.2f} {bound:>8.2f} {wall / bound:>6.3f}")
-        if not args.no_ray:
-            ray_wall = timed_run(
+            runs = (
+                [("", None)] if args.against is None else [(" (against)", args.against), ("", None)]
+            )
+            for label, src in runs:
+                out = folder / f"out-k{k}{'-against' if src else ''}"
+                wall, begin, end = timed_run(plan, out, "--parallel", str(k), src=src)
+                if src is None:
+                    walls[k] = wall
+                row = f"{k:>3} {wall:>11.2f} {bound:>8.2f} {wall / bound:>6.3f}"
+                print(f"{row} {begin:>8.2f} {end:>6.2f}{label}", flush=True)
+        if not args.no_ray and args.workers:
+            ray_wall, _, _ = timed_run(
                 plan, folder / "out-ray", "--executor", "ray", "--ray-address", "local"
             )
             cpus = os.cpu_count() or 1
-            k = 4 if cpus >= 4 else (2 if cpus >= 2 else 1)  # Ray runs one run per CPU
+            want = 4 if cpus >= 4 else (2 if cpus >= 2 else 1)  # Ray runs one run per CPU
+            k = min(walls, key=lambda w: abs(w - want))
             print(
                 f"ray (local instance, {cpus} CPUs, start-up included): {ray_wall:.2f} s; "
                 f"local executor at K={k}: {walls[k]:.2f} s; ratio {ray_wall / walls[k]:.3f}"

@@ -34,7 +34,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fleetbench.backends.engine import scrub
@@ -212,6 +211,10 @@ class ManagedServer:
 
     def _wait_ready(self, deadline: float) -> int | str | None:
         """None once ready; the exit code if the server ended first; "timeout"."""
+        # Imported here: every batch imports this module (kill_leftover_server), and
+        # httpx is about a tenth of the command's start-up.
+        import httpx
+
         assert self._proc is not None
         url = f"http://{HOST}:{self.port}{self.options.ready_path}"
         delay = 0.05

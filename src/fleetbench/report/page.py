@@ -13,9 +13,7 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.report import comparison, render
@@ -26,6 +24,9 @@ from fleetbench.report.rankings import PARETO_AXES, RANKINGS, label, task_rankin
 from fleetbench.report.rounds import round_figures, round_throughput
 from fleetbench.report.timing import percentile
 from fleetbench.store import Store
+
+if TYPE_CHECKING:
+    import jinja2
 
 REPORT_DIR = "report"
 INDEX = "index.html"
@@ -151,6 +152,8 @@ def round_rows(store: Store, records: list[dict[str, Any]]) -> list[dict[str, An
 
 
 def _environment() -> jinja2.Environment:
+    import jinja2  # when a page is written, not in every command's start-up
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("fleetbench.report", "html"),
         autoescape=True,

@@ -42,6 +42,7 @@ def warm_up() -> None:
 def _warm() -> None:
     with contextlib.suppress(Exception):
         import altair
+        import jinja2  # noqa: F401  (the page's templates)
         import vl_convert
 
         from fleetbench.report import charts  # noqa: F401  (its import is the cost)

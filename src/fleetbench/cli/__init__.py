@@ -11,6 +11,7 @@ import typer
 from fleetbench import __version__
 from fleetbench.cli.audit import AUDIT_HELP, audit_command
 from fleetbench.cli.batches import BATCHES_HELP, batches
+from fleetbench.cli.dashboard import DASHBOARD_HELP, dashboard
 from fleetbench.cli.ensemble import ENSEMBLE_HELP, ensemble
 from fleetbench.cli.export import export_app
 from fleetbench.cli.matrix import MATRIX_HELP, matrix
@@ -44,6 +45,7 @@ app.command("audit", help=AUDIT_HELP)(audit_command)
 app.command()(schedule)
 app.add_typer(export_app, name="export")
 app.command(help=BATCHES_HELP)(batches)
+app.command(help=DASHBOARD_HELP)(dashboard)
 
 
 @app.command("example-plan")

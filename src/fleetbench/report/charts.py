@@ -273,28 +273,36 @@ def size_score_cost(records: list[dict[str, Any]], task: str) -> Chart:
     )
 
 
-def rounds_over_time(rows: list[dict[str, Any]]) -> Chart:
+ROUND_PANELS: tuple[tuple[str, str], ...] = (
+    ("p50_latency_s", "p50 latency (s)"),
+    ("throughput", "throughput (tokens/s)"),
+    ("success_rate", "success rate (0-1)"),
+)
+
+
+def rounds_over_time(
+    rows: list[dict[str, Any]],
+    panels: tuple[tuple[str, str], ...] = ROUND_PANELS,
+    title: str = "rounds over time",
+) -> Chart:
     """Per round of each multi-round run: p50 latency, throughput and success rate
-    against the round's start (``page.round_rows``)."""
+    against the round's start (``page.round_rows``); the dashboard draws its own
+    ``panels`` (column, axis title) of rows with the same ``label``/``round``/``started``."""
     if not rows:
         return None
     base = alt.Chart(_data(rows)).mark_line(point=True)
     x = alt.X("started:T", title="round start (UTC)")
     colour = alt.Color("label:N", title=None)
-    panels = [
+    charts = [
         base.encode(
             x=x,
-            y=alt.Y(f"{col}:Q", title=title),
+            y=alt.Y(f"{col}:Q", title=axis),
             color=colour,
             tooltip=["label:N", "round:O", f"{col}:Q"],
         ).properties(width=WIDTH, height=160)
-        for col, title in (
-            ("p50_latency_s", "p50 latency (s)"),
-            ("throughput", "throughput (tokens/s)"),
-            ("success_rate", "success rate (0-1)"),
-        )
+        for col, axis in panels
     ]
-    return alt.vconcat(*panels, title=_title("rounds over time", "one point per round"))
+    return alt.vconcat(*charts, title=_title(title, "one point per round"))
 
 
 def only_one_solved(matrix: Matrix) -> Chart:

@@ -73,6 +73,27 @@ class Store:
     def in_dir(cls, output: Path) -> Store:
         return cls(output / DB_NAME)
 
+    @classmethod
+    def read_only(cls, path: Path, timeout: float = 0.5) -> Store:
+        """A reader that can never write (the dashboard): ``mode=ro``, no migration,
+        a short busy timeout. In WAL mode it neither blocks nor waits for a writer;
+        a store that needs a migration is read as it is (columns a query names that a
+        newer schema added are then missing, and that query fails as it would anyway)."""
+        store = cls.__new__(cls)
+        store.path = path
+        try:
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
+                isolation_level=None, check_same_thread=False,
+            )  # fmt: skip
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot open results store: {exc}") from None
+        store.conn = conn
+        return store
+
     def close(self) -> None:
         self.conn.close()
 

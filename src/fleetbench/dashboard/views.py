@@ -1,0 +1,311 @@
+"""The dashboard's views as JSON documents: rows (what the view's table shows and its
+CSV export holds, exactly the filtered rows), the columns to show, and chart specs with
+their data inline (Vega-Lite, rendered in the browser by vega-embed).
+
+Every view reads every folder (``Sources``) and tags each row with its ``folder``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from fleetbench.dashboard import queries
+from fleetbench.dashboard.filters import PAGE_SIZE, Filters
+from fleetbench.dashboard.sources import Sources
+from fleetbench.report.rankings import label
+from fleetbench.store import Store
+
+View = dict[str, Any]
+Columns = list[tuple[str, str]]
+
+# Over-time panels: (row column, axis title); the report's rounds chart draws them.
+OVER_TIME_PANELS = (
+    ("latency_s", "mean latency (s)"),
+    ("ttft_s", "mean TTFT (s)"),
+    ("throughput", "throughput (tokens/s)"),
+    ("success_rate", "success rate (0-1)"),
+    ("energy_wh", "energy (Wh)"),
+)
+
+
+def _each(
+    sources: Sources, query: Callable[[Store, Filters], list[dict[str, Any]]], f: Filters
+) -> list[dict[str, Any]]:
+    out = []
+    for source in sources.items:
+        with source.store() as store:
+            out += [{"folder": source.name, **r} for r in query(store, f)]
+    return out
+
+
+def _specs(*charts: tuple[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"id": name, "spec": chart.to_dict(validate=False)}
+        for name, chart in charts
+        if chart is not None
+    ]
+
+
+def _cols(*names: str) -> Columns:
+    return [(n, n.replace("_", " ")) for n in names]
+
+
+def _cols(*names: str) -> Columns:
+    return [(n, n.replace("_", " ")) for n in names]
+
+
+def _iso(when: float | None) -> str | None:
+    return None if when is None else datetime.fromtimestamp(when, UTC).isoformat()
+
+
+def overview(sources: Sources, f: Filters) -> View:
+    from fleetbench.dashboard import charts
+
+    runs = _each(sources, queries.overview_runs, f)
+    for r in runs:
+        r["label"] = label(r)
+        r["updated"] = _iso(r.pop("updated_at"))
+        r["last_sample"] = _iso(r.pop("last_sample_at"))
+    totals = {
+        "runs": len(runs),
+        "running": sum(r["status"] == "running" for r in runs),
+        "samples": sum(r["samples"] for r in runs),
+        "failed": sum(r["failed"] or 0 for r in runs),
+        "completion_tokens": sum(r["completion_tokens"] or 0 for r in runs),
+        "energy_wh": sum(r["energy_wh"] or 0.0 for r in runs),
+        "cost_usd": sum(r["cost_usd"] or 0.0 for r in runs),
+    }
+    columns: Columns = [
+        ("folder", "folder"), ("label", "model"), ("task", "task"), ("backend", "backend"),
+        ("status", "status"), ("progress", "progress"), ("samples", "samples"),
+        ("failed", "failed"), ("last_round", "rounds"), ("energy_wh", "energy Wh"),
+        ("cost_usd", "cost $"), ("last_sample", "last sample"), ("error_message", "error"),
+    ]  # fmt: skip
+    return {
+        "rows": runs,
+        "columns": columns,
+        "totals": totals,
+        "by_status": dict(Counter(r["status"] for r in runs)),
+        "charts": _specs(("status", charts.status_bars(runs))),
+    }
+
+
+def comparison(sources: Sources, f: Filters) -> View:
+    """The report's comparison: its records, table columns, rankings, Pareto sets and
+    per-task charts, over the runs the model/task/backend filters select."""
+    from fleetbench.report import charts
+    from fleetbench.report import comparison as records_of
+    from fleetbench.report.load import mark_knees
+    from fleetbench.report.page import TABLE_COLUMNS
+    from fleetbench.report.rankings import task_rankings
+
+    summaries, runs = [], []
+    where, params = f.runs_sql()
+    for source in sources.items:
+        with source.store() as store:
+            rows = store.conn.execute(
+                f"SELECT * FROM runs r WHERE 1 = 1 {where} ORDER BY r.seq", params
+            ).fetchall()
+            summaries += source.summaries(store, rows)
+            runs += rows
+    mark_knees(summaries)
+    rankings = task_rankings(summaries)
+    records = records_of.records(summaries, runs, rankings)
+    for record, summary in zip(records, summaries, strict=True):
+        record["folder"] = summary["folder"]
+        record["label"] = label(record)
+    plots: list[tuple[str, Any]] = []
+    for task in dict.fromkeys(r["task"] for r in records):
+        plots += [(f"{task}-{name}", define(records, task)) for name, define in charts.TASK_CHARTS]
+    plots += [(name, define(records)) for name, define in charts.BATCH_CHARTS]
+    return {
+        "rows": [{k: v for k, v in r.items() if k != "distributions"} for r in records],
+        "columns": [("folder", "folder"), *TABLE_COLUMNS],
+        "csv_columns": ["folder", *records_of.columns(records)],
+        "rankings": rankings,
+        "labels": {r["run_id"]: r["label"] for r in records},
+        "charts": _specs(*plots),
+        "note": "round, time and category filters do not apply here (a run's figures pool "
+        "all its samples)"
+        if f.on_samples()
+        else "",
+    }
+
+
+def _round_row(r: dict[str, Any], name: str, planned: int | None) -> dict[str, Any]:
+    window = (
+        r["last_received"] - r["first_sent"]
+        if r["first_sent"] is not None and r["last_received"] is not None
+        else None
+    )
+    return {
+        "folder": r["folder"],
+        "group": "category" if planned is None else "model",
+        "label": name,
+        "round": r["round"],
+        "started": _iso(r["first_sent"] if r["first_sent"] is not None else r["first_stored"]),
+        "samples": r["samples"],
+        "latency_s": r["latency_s"],
+        "ttft_s": r["ttft_s"],
+        "throughput": r["tokens"] / window if r["tokens"] and window else None,
+        "success_rate": r["succeeded"] / (planned or r["samples"]),
+        "energy_wh": r["energy_wh"],
+    }
+
+
+def over_time(sources: Sources, f: Filters) -> View:
+    """Per run (model, settings, task) and round, then per category and round."""
+    from fleetbench.report import charts
+
+    rows = [
+        _round_row(r, f"{label(r)} · {r['task']}", int(r["planned_samples"]) or None)
+        for r in _each(sources, queries.rounds, f)
+    ]
+    per_category = [_round_row(r, str(r["category"]), None)
+                    for r in _each(sources, queries.category_rounds, f)]  # fmt: skip
+    return {
+        "rows": rows + per_category,
+        "columns": _cols(
+            "folder",
+            "group",
+            "label",
+            "round",
+            "started",
+            "samples",
+            "latency_s",
+            "ttft_s",
+            "throughput",
+            "success_rate",
+            "energy_wh",
+        ),
+        "charts": _specs(
+            ("per-model", charts.rounds_over_time(rows, OVER_TIME_PANELS, "per model and round")),
+            (
+                "per-category",
+                charts.rounds_over_time(per_category, OVER_TIME_PANELS, "per category and round"),
+            ),
+        ),
+    }
+
+
+def failures(sources: Sources, f: Filters) -> View:
+    from fleetbench.dashboard import charts
+
+    rows = _each(sources, queries.failures, f)
+    for r in rows:
+        r["first"], r["last"] = _iso(r.pop("first_at")), _iso(r.pop("last_at"))
+    return {
+        "rows": rows,
+        "columns": _cols(
+            "folder",
+            "reason",
+            "provider",
+            "model_name",
+            "task",
+            "failures",
+            "retries",
+            "first",
+            "last",
+        ),
+        "retries": _each(sources, queries.retries, f),
+        "charts": _specs(("failures", charts.failure_bars(rows))),
+    }
+
+
+def rag(sources: Sources, f: Filters) -> View:
+    from fleetbench.dashboard import charts
+
+    rows = _each(sources, queries.rag, f)
+    for r in rows:
+        r["label"] = label(r)
+    return {
+        "rows": rows,
+        "columns": _cols(
+            "folder",
+            "label",
+            "task",
+            "corpus",
+            "category",
+            "samples",
+            "coverage_score",
+            "retrieval_recall",
+        ),
+        "charts": _specs(("rag", charts.rag_bars(rows))),
+    }
+
+
+SAMPLE_SHOWN: Columns = [
+    ("folder", "folder"), ("created", "stored"), ("label", "model"), ("task", "task"),
+    ("round", "round"), ("sample_id", "sample"), ("category", "category"),
+    ("prompt", "prompt"), ("answer", "answer"), ("reasoning_text", "reasoning"),
+    ("scores_json", "scores"), ("latency_s", "latency s"), ("ttft_s", "TTFT s"),
+    ("error", "error"),
+]  # fmt: skip
+
+
+def _sample_rows(sources: Sources, f: Filters, limit: int | None) -> tuple[list[Any], int]:
+    """The newest matching samples over every folder: each folder's first ``limit``,
+    merged by the time they were stored."""
+    rows, total = [], 0
+    for source in sources.items:
+        with source.store() as store:
+            found, count = queries.samples(store, f, limit)
+            rows += [{"folder": source.name, **r} for r in found]
+            total += count
+    rows.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
+    for r in rows:
+        r["label"] = label(r)
+        r["created"] = _iso(r.pop("created_at"))
+    return rows, total
+
+
+def samples(sources: Sources, f: Filters) -> View:
+    start = (f.page - 1) * PAGE_SIZE
+    rows, total = _sample_rows(sources, f, start + PAGE_SIZE)
+    return {
+        "rows": rows[start : start + PAGE_SIZE],
+        "columns": SAMPLE_SHOWN,
+        "total": total,
+        "page": f.page,
+        "pages": max(1, -(-total // PAGE_SIZE)),
+        "charts": [],
+    }
+
+
+VIEWS: dict[str, Callable[[Sources, Filters], View]] = {
+    "overview": overview,
+    "comparison": comparison,
+    "over-time": over_time,
+    "failures": failures,
+    "rag": rag,
+    "samples": samples,
+}
+
+
+def csv_lines(name: str, sources: Sources, f: Filters) -> Iterator[str]:
+    """The view's rows as CSV: every filtered row (the sample browser's too, not one
+    page), in the view's columns."""
+    if name == "samples":
+        rows, _ = _sample_rows(sources, f, None)
+        header = [k for k, _ in SAMPLE_SHOWN]
+    else:
+        view = VIEWS[name](sources, f)
+        rows = view["rows"]
+        header = view.get("csv_columns") or [k for k, _ in view["columns"]]
+    from fleetbench.report.master import format_cell
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for i, row in enumerate(rows, 1):
+        writer.writerow([format_cell(row.get(c)) for c in header])
+        if i % 1000 == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()

@@ -55,10 +55,6 @@ def _cols(*names: str) -> Columns:
     return [(n, n.replace("_", " ")) for n in names]
 
 
-def _cols(*names: str) -> Columns:
-    return [(n, n.replace("_", " ")) for n in names]
-
-
 def _iso(when: float | None) -> str | None:
     return None if when is None else datetime.fromtimestamp(when, UTC).isoformat()
 

@@ -1,0 +1,100 @@
+"""Is the dashboard quick on a store of a schedule over weeks? 1,000,000 samples, timed.
+
+Builds the store with ``store_scale.build`` (1,000 runs x 100 rounds x 10 samples by
+default, through the real store API), starts ``fleetbench dashboard -o DIR --port 0`` as
+a subprocess and times, from the process start: the first response of the page, then
+the page's first paint (page + Vega bundle + filter menus + the overview's data, what
+the browser needs before it draws), and each view's data endpoint, cold (first call)
+and warm (again, nothing changed). Prints the dashboard process's peak RSS at the end.
+Targets (issue 13): first paint < 2 s, each view's data < 1 s.
+
+Usage: python benchmarks/dashboard_scale.py [--runs 1000] [--rounds 100] [--samples 10]
+       [--keep DIR]
+Exits 0 when every request succeeded: the figures are a measurement, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from store_scale import build  # benchmarks/ is on sys.path: the generator, not a copy
+
+VIEWS = ("overview", "comparison", "over-time", "failures", "rag", "samples")
+
+
+def get(base: str, path: str) -> tuple[float, int]:
+    start = time.perf_counter()
+    with urllib.request.urlopen(base + path, timeout=120) as reply:
+        size = len(reply.read())
+    return time.perf_counter() - start, size
+
+
+def peak_rss_mb(pid: int) -> float:
+    text = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmHWM:\s+(\d+) kB", text)
+    return int(found.group(1)) / 1024 if found else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--keep", type=Path, help="build the store here (reused if present)")
+    args = parser.parse_args()
+    out = args.keep or Path(tempfile.mkdtemp(prefix="dashboard-scale-"))
+    try:
+        if not (out / "fleetbench.db").exists():
+            start = time.perf_counter()
+            build(out, args.runs, args.rounds, args.samples)
+            print(f"store: {args.runs * args.rounds * args.samples:,} samples built in "
+                  f"{time.perf_counter() - start:.0f} s ({out})")  # fmt: skip
+        log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (the child's stderr, read on failure)
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fleetbench", "dashboard", "-o", str(out), "--port", "0"],
+            stdout=subprocess.PIPE, stderr=log, text=True,
+        )  # fmt: skip
+        try:
+            line = proc.stdout.readline() if proc.stdout else ""
+            found = re.search(r"http://\S+?/", line)
+            if not found:
+                log.seek(0)
+                sys.exit(f"dashboard did not start: {line!r} {log.read()[-2000:]}")
+            base = found.group(0).rstrip("/")
+            get(base, "/")
+            first = time.perf_counter() - started
+            for path in ("/vendor/vega.js", "/static/app.js", "/api/meta", "/api/view/overview"):
+                get(base, path)
+            paint = time.perf_counter() - started
+            print(f"start-up to first response: {first:.2f} s; first paint (page, Vega "
+                  f"bundle, menus, overview data): {paint:.2f} s (target < 2 s)")  # fmt: skip
+            for view in VIEWS:
+                cold, size = get(base, f"/api/view/{view}")
+                warm, _ = get(base, f"/api/view/{view}")
+                print(f"  {view:<11} data: cold {cold:.2f} s, warm {warm:.2f} s, "
+                      f"{size / 1e3:.0f} kB (target < 1 s)")  # fmt: skip
+            filtered, _ = get(base, "/api/view/over-time?model=model0001")
+            search, _ = get(base, "/api/view/samples?q=answer%205")
+            changes, _ = get(base, "/api/changes")
+            print(f"  over-time, one model: {filtered:.2f} s; sample search: {search:.2f} s; "
+                  f"changes poll: {changes * 1000:.0f} ms")  # fmt: skip
+            print(f"dashboard peak RSS: {peak_rss_mb(proc.pid):.0f} MB")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import ipaddress
 import socket
+import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fleetbench.errors import ConfigError, UserError
+
+if TYPE_CHECKING:
+    from fleetbench.dashboard.sources import Sources
 
 TOKEN_ENV = "FLEETBENCH_DASHBOARD_TOKEN"
 INSTALL_HINT = "pip install 'fleetbench[dashboard]'"
@@ -38,6 +43,13 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _warm(sources: Sources) -> None:
+    """Categories and run summaries ahead of the first requests; a failure here is the
+    first request's to report, not the thread's."""
+    with contextlib.suppress(Exception):
+        sources.warm()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -102,6 +114,7 @@ def dashboard(
     wildcard = host in ("0.0.0.0", "::", "")
     hosts = ["*"] if wildcard else sorted({host, "127.0.0.1", "localhost", "::1"})
     app = create_app(sources, token, hosts)
+    threading.Thread(target=_warm, args=(sources,), name="dashboard-warm", daemon=True).start()
     sock = _bind(host, port)
     import uvicorn
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import hmac
 import json
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from importlib import resources
@@ -38,6 +40,7 @@ from fleetbench.dashboard import filters, views
 from fleetbench.dashboard.sources import Sources
 
 COOKIE = "fleetbench_token"
+TABLE_MAX = 1000  # rows of a view's table sent to the page
 HEADER = "x-fleetbench-token"
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -115,6 +118,7 @@ def _static(name: str) -> bytes:
 
 def create_app(sources: Sources, token: str | None, hosts: list[str]) -> Any:
     """The dashboard over ``sources``; ``hosts``: the Host names it answers to."""
+    cache = _Cache()
 
     def index(request: Request) -> Response:
         return Response(_static("index.html"), media_type="text/html")
@@ -168,12 +172,19 @@ def create_app(sources: Sources, token: str | None, hosts: list[str]) -> Any:
                     media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": disposition},
                 )
-            document = views.VIEWS[name](sources, f) | {"view": name, "version": version}
+            key = (name, f, version)
+            body = cache.get(key)
+            if body is None:
+                document = views.VIEWS[name](sources, f) | {"view": name, "version": version}
+                rows = document["rows"]
+                if len(rows) > TABLE_MAX:  # the page's table; the CSV holds every row
+                    document |= {"rows": rows[:TABLE_MAX], "rows_total": len(rows)}
+                body = json.dumps(_finite(document), default=str, allow_nan=False)
+                cache.put(key, body)
         except filters.FilterError as exc:
             return _error(400, str(exc))
         except sqlite3.OperationalError as exc:  # busy past the timeout, a damaged file
             return _error(503, f"store not readable right now: {exc}")
-        body = json.dumps(_finite(document), default=str, allow_nan=False)
         return Response(body, media_type="application/json")
 
     routes = [
@@ -189,6 +200,30 @@ def create_app(sources: Sources, token: str | None, hosts: list[str]) -> Any:
     )
     app.mount("/static", StaticFiles(packages=[("fleetbench.dashboard", "static")]))
     return TokenGate(app, token)
+
+
+class _Cache:
+    """The latest view documents by (view, filters, stores' version): a view is computed
+    once per change of the stores, however many pages poll it."""
+
+    SIZE = 48
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[Any, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> str | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: str) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.SIZE:
+                self._items.popitem(last=False)
 
 
 def _finite(value: Any) -> Any:

@@ -33,6 +33,7 @@ class Source:
         self.folder, self.name = folder, name
         self.path = folder / DB_NAME
         self._lock = threading.Lock()
+        self._summarising = threading.Lock()
         self._categories: set[str] = set()
         self._category_rowid = 0
         self._summaries: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
@@ -92,7 +93,11 @@ class Source:
 
     def summaries(self, store: Store, runs: list[sqlite3.Row]) -> list[dict[str, Any]]:
         """Every given run's summary, from the cache where its row and sample count
-        are unchanged."""
+        are unchanged. One caller at a time: two requests never summarise a run twice."""
+        with self._summarising:
+            return self._summaries_of(store, runs)
+
+    def _summaries_of(self, store: Store, runs: list[sqlite3.Row]) -> list[dict[str, Any]]:
         from fleetbench.report.aggregate import summarize_run
 
         counts = dict(
@@ -127,6 +132,18 @@ class Sources:
     def check(self) -> None:
         for source in self.items:
             source.check()
+
+    def warm(self) -> None:
+        """Read what the first requests would otherwise wait for: the categories (a
+        scan of every sample) and every run's summary (the comparison). Run in a
+        background thread at start-up; a request that comes first computes the same,
+        under the same locks."""
+        for source in self.items:
+            with source.store() as store:
+                source.categories(store)
+        for source in self.items:
+            with source.store() as store:
+                source.summaries(store, store.runs())
 
     def version(self) -> str:
         parts = []

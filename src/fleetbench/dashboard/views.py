@@ -21,6 +21,9 @@ from fleetbench.report.rankings import label
 from fleetbench.store import Store
 
 View = dict[str, Any]
+MAX_SERIES = 12  # lines per over-time chart
+OVER_TIME_COLUMNS = ("folder", "group", "label", "round", "started", "samples", "latency_s",
+                     "ttft_s", "throughput", "success_rate", "energy_wh")  # fmt: skip
 Columns = list[tuple[str, str]]
 
 # Over-time panels: (row column, axis title); the report's rounds chart draws them.
@@ -133,15 +136,16 @@ def comparison(sources: Sources, f: Filters) -> View:
     }
 
 
-def _round_row(r: dict[str, Any], name: str, planned: int | None) -> dict[str, Any]:
+def _round_row(r: dict[str, Any], group: str, name: str) -> dict[str, Any]:
     window = (
         r["last_received"] - r["first_sent"]
         if r["first_sent"] is not None and r["last_received"] is not None
         else None
     )
+    planned = int(r.get("planned_samples") or 0) or r["samples"]  # a category: its samples
     return {
         "folder": r["folder"],
-        "group": "category" if planned is None else "model",
+        "group": group,
         "label": name,
         "round": r["round"],
         "started": _iso(r["first_sent"] if r["first_sent"] is not None else r["first_stored"]),
@@ -149,41 +153,48 @@ def _round_row(r: dict[str, Any], name: str, planned: int | None) -> dict[str, A
         "latency_s": r["latency_s"],
         "ttft_s": r["ttft_s"],
         "throughput": r["tokens"] / window if r["tokens"] and window else None,
-        "success_rate": r["succeeded"] / (planned or r["samples"]),
+        "success_rate": r["succeeded"] / planned,
         "energy_wh": r["energy_wh"],
     }
+
+
+def _latest_series(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The chart's rows: the MAX_SERIES series measured most recently (a chart of 1,000
+    lines says nothing and takes seconds to draw); the table and CSV keep every row."""
+    latest: dict[str, str] = {}
+    for r in rows:
+        latest[r["label"]] = max(latest.get(r["label"], ""), r["started"] or "")
+    if len(latest) <= MAX_SERIES:
+        return rows, ""
+    keep = set(sorted(latest, key=lambda k: latest[k], reverse=True)[:MAX_SERIES])
+    note = (
+        f"the charts show the {MAX_SERIES} most recently measured of {len(latest)} series; "
+        "filter by model or task to see others"
+    )
+    return [r for r in rows if r["label"] in keep], note
 
 
 def over_time(sources: Sources, f: Filters) -> View:
     """Per run (model, settings, task) and round, then per category and round."""
     from fleetbench.report import charts
 
-    rows = [
-        _round_row(r, f"{label(r)} · {r['task']}", int(r["planned_samples"]) or None)
-        for r in _each(sources, queries.rounds, f)
-    ]
-    per_category = [_round_row(r, str(r["category"]), None)
+    rows = [_round_row(r, "model", f"{label(r)} · {r['task']}")
+            for r in _each(sources, queries.rounds, f)]  # fmt: skip
+    per_category = [_round_row(r, "category", str(r["category"]))
                     for r in _each(sources, queries.category_rounds, f)]  # fmt: skip
+    shown, note = _latest_series(rows)
+    shown_categories, category_note = _latest_series(per_category)
     return {
         "rows": rows + per_category,
-        "columns": _cols(
-            "folder",
-            "group",
-            "label",
-            "round",
-            "started",
-            "samples",
-            "latency_s",
-            "ttft_s",
-            "throughput",
-            "success_rate",
-            "energy_wh",
-        ),
+        "columns": _cols(*OVER_TIME_COLUMNS),
+        "note": "; ".join(filter(None, (note, category_note))),
         "charts": _specs(
-            ("per-model", charts.rounds_over_time(rows, OVER_TIME_PANELS, "per model and round")),
+            ("per-model", charts.rounds_over_time(shown, OVER_TIME_PANELS, "per model and round")),
             (
                 "per-category",
-                charts.rounds_over_time(per_category, OVER_TIME_PANELS, "per category and round"),
+                charts.rounds_over_time(
+                    shown_categories, OVER_TIME_PANELS, "per category and round"
+                ),
             ),
         ),
     }

@@ -96,6 +96,10 @@ function summary(name, doc) {
       .map(([s, n]) => `${s}: ${n}`).join(" · ") }));
   }
   if (doc.note) parts.push(el("p", { class: "note", text: doc.note }));
+  if (doc.rows_total) {
+    parts.push(el("p", { class: "note", text:
+      `the table shows the first ${doc.rows.length} of ${doc.rows_total} rows; the CSV export holds all` }));
+  }
   if (doc.rankings) {
     for (const [task, r] of Object.entries(doc.rankings)) {
       const box = el("div", { class: "rankings" }, el("h3", { text: `${task}: rankings` }));

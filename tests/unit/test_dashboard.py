@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import sqlite3
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +93,23 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(folder: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+def client(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("DASH_TEST_KEY", SECRET)
     sources = Sources([folder])
     sources.check()
-    return TestClient(create_app(sources, None, ["testserver"]))
+    yield TestClient(create_app(sources, None, ["testserver"]))
+    sources.close()
+
+
+def _ready(client: TestClient, path: str) -> Any:
+    """The comparison answers "pending" while its worker process summarises the runs."""
+    deadline = time.monotonic() + 120
+    while True:
+        reply = client.get(path)
+        doc = reply.json() if not path.split("?")[0].endswith(".csv") else None
+        if doc is None or "pending" not in doc or time.monotonic() > deadline:
+            return reply
+        time.sleep(0.2)
 
 
 def _csv(text: str) -> list[dict[str, str]]:
@@ -183,7 +197,7 @@ def test_comparison_reuses_the_report(client: TestClient) -> None:
     pytest.importorskip("altair")
     from fleetbench.report.page import TABLE_COLUMNS
 
-    doc = client.get("/api/view/comparison?task=custom").json()
+    doc = _ready(client, "/api/view/comparison?task=custom").json()
     assert sorted(r["model_name"] for r in doc["rows"]) == ["alpha", "gamma"]
     assert [tuple(c) for c in doc["columns"][1:]] == list(TABLE_COLUMNS)
     assert "custom" in doc["rankings"] and doc["charts"]
@@ -191,7 +205,7 @@ def test_comparison_reuses_the_report(client: TestClient) -> None:
     rows = _csv(client.get("/api/view/comparison.csv?task=custom").text)
     assert sorted(r["model_name"] for r in rows) == ["alpha", "gamma"]
     assert "quality_score" in rows[0]
-    assert "do not apply" in client.get("/api/view/comparison?round_to=1").json()["note"]
+    assert "do not apply" in _ready(client, "/api/view/comparison?round_to=1").json()["note"]
 
 
 @pytest.mark.parametrize(
@@ -230,7 +244,7 @@ def test_changes_follow_the_writer_and_the_store_stays_untouched(
     assert client.get("/api/changes").json()["version"] != before
     digest = db.read_bytes()
     for view in ("overview", "comparison", "over-time", "failures", "rag", "samples"):
-        assert client.get(f"/api/view/{view}").status_code == 200
+        assert _ready(client, f"/api/view/{view}").status_code == 200
     assert db.read_bytes() == digest
     reader = Store.read_only(db)
     with pytest.raises(sqlite3.OperationalError):
@@ -243,7 +257,7 @@ def test_no_secret_or_environment_in_any_response(client: TestClient) -> None:
         assert SECRET not in client.get(path).text
     for view in ("overview", "comparison", "over-time", "failures", "rag", "samples"):
         for suffix in ("", ".csv"):
-            text = client.get(f"/api/view/{view}{suffix}").text
+            text = _ready(client, f"/api/view/{view}{suffix}").text
             assert SECRET not in text and "PATH=" not in text, view
     assert client.get("/static/../sources.py").status_code == 404
     assert client.get("/static/%2e%2e/app.py").status_code == 404

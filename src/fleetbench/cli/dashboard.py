@@ -45,11 +45,14 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _warm(sources: Sources) -> None:
-    """Categories and run summaries ahead of the first requests; a failure here is the
-    first request's to report, not the thread's."""
+def _warm(sources: Sources, served: threading.Event) -> None:
+    """The Vega bundle, categories and run summaries ahead of the first requests; a
+    failure here is the first request's to report, not the thread's."""
     with contextlib.suppress(Exception):
-        sources.warm()
+        from fleetbench.dashboard.app import vega_bundle
+
+        vega_bundle()
+        sources.warm(served)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -113,8 +116,9 @@ def dashboard(
     sources.check()
     wildcard = host in ("0.0.0.0", "::", "")
     hosts = ["*"] if wildcard else sorted({host, "127.0.0.1", "localhost", "::1"})
-    app = create_app(sources, token, hosts)
-    threading.Thread(target=_warm, args=(sources,), name="dashboard-warm", daemon=True).start()
+    served = threading.Event()
+    app = create_app(sources, token, hosts, served)
+    threading.Thread(target=_warm, args=(sources, served), daemon=True).start()
     sock = _bind(host, port)
     import uvicorn
 
@@ -127,4 +131,5 @@ def dashboard(
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
+        sources.close()
     typer.echo("dashboard: stopped")

@@ -116,21 +116,29 @@ def _static(name: str) -> bytes:
     return resources.files("fleetbench.dashboard").joinpath("static", name).read_bytes()
 
 
-def create_app(sources: Sources, token: str | None, hosts: list[str]) -> Any:
-    """The dashboard over ``sources``; ``hosts``: the Host names it answers to."""
+def vega_bundle() -> str:
+    """Vega, Vega-Lite and vega-embed for the Vega-Lite version altair writes: the
+    report's offline bundle (``report.render``), built once and cached on disk."""
+    from fleetbench.report import render
+
+    render.require()
+    import altair as alt
+
+    return render.javascript_bundle(render.vl_version({"$schema": alt.SCHEMA_URL}))
+
+
+def create_app(
+    sources: Sources, token: str | None, hosts: list[str], served: threading.Event | None = None
+) -> Any:
+    """The dashboard over ``sources``; ``hosts``: the Host names it answers to;
+    ``served`` is set once a view was served (the start-up warm-up waits for it)."""
     cache = _Cache()
 
     def index(request: Request) -> Response:
         return Response(_static("index.html"), media_type="text/html")
 
     def vega(request: Request) -> Response:
-        from fleetbench.report import render
-
-        render.require()
-        import altair as alt
-
-        version = render.vl_version({"$schema": alt.SCHEMA_URL})
-        return Response(render.javascript_bundle(version), media_type="text/javascript")
+        return Response(vega_bundle(), media_type="text/javascript")
 
     def meta(request: Request) -> Response:
         known = sources.known()
@@ -180,11 +188,14 @@ def create_app(sources: Sources, token: str | None, hosts: list[str]) -> Any:
                 if len(rows) > TABLE_MAX:  # the page's table; the CSV holds every row
                     document |= {"rows": rows[:TABLE_MAX], "rows_total": len(rows)}
                 body = json.dumps(_finite(document), default=str, allow_nan=False)
-                cache.put(key, body)
+                if "pending" not in document:
+                    cache.put(key, body)
         except filters.FilterError as exc:
             return _error(400, str(exc))
         except sqlite3.OperationalError as exc:  # busy past the timeout, a damaged file
             return _error(503, f"store not readable right now: {exc}")
+        if served is not None:
+            served.set()
         return Response(body, media_type="application/json")
 
     routes = [

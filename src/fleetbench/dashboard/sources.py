@@ -7,8 +7,8 @@ readers and the writer do not wait for each other).
 
 Two things are kept between requests, both keyed so that they can never go stale:
 the categories seen so far (read incrementally, from the samples stored since) and each
-run's summary (``report.aggregate.summarize_run`` reads all of a run's samples; it is
-recomputed only when the run's row or its sample count changed).
+run's summary (``dashboard.summaries``: computed in a worker process, recomputed only
+when the run's row or its sample count changed).
 """
 
 from __future__ import annotations
@@ -21,22 +21,23 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.dashboard.filters import CATEGORY_SQL, Known
+from fleetbench.dashboard.summaries import Summaries, Worker
 from fleetbench.errors import ConfigError
-from fleetbench.store import DB_NAME, RUNNING, Store
+from fleetbench.store import DB_NAME, Store
 from fleetbench.store.migrations import MIGRATIONS
 
 
 class Source:
     """One results folder."""
 
-    def __init__(self, folder: Path, name: str) -> None:
+    def __init__(self, folder: Path, name: str, worker: Worker) -> None:
         self.folder, self.name = folder, name
         self.path = folder / DB_NAME
         self._lock = threading.Lock()
-        self._summarising = threading.Lock()
+        self._scanning = threading.Lock()
         self._categories: set[str] = set()
         self._category_rowid = 0
-        self._summaries: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        self._summaries = Summaries(self.path, worker)
 
     @contextmanager
     def store(self) -> Iterator[Store]:
@@ -78,42 +79,25 @@ class Source:
         return [samples or 0, *runs, *attempts]
 
     def categories(self, store: Store) -> set[str]:
-        with self._lock:
-            start = self._category_rowid
-        rows = store.conn.execute(
-            f"SELECT MAX(s.rowid), {CATEGORY_SQL} FROM samples s WHERE s.rowid > ? "
-            f"AND {CATEGORY_SQL} IS NOT NULL GROUP BY 2",
-            (start,),
-        ).fetchall()
-        last = store.conn.execute("SELECT MAX(rowid) FROM samples").fetchone()[0] or 0
-        with self._lock:
-            self._categories |= {str(r[1]) for r in rows}
-            self._category_rowid = max(self._category_rowid, last)
-            return set(self._categories)
-
-    def summaries(self, store: Store, runs: list[sqlite3.Row]) -> list[dict[str, Any]]:
-        """Every given run's summary, from the cache where its row and sample count
-        are unchanged. One caller at a time: two requests never summarise a run twice."""
-        with self._summarising:
-            return self._summaries_of(store, runs)
-
-    def _summaries_of(self, store: Store, runs: list[sqlite3.Row]) -> list[dict[str, Any]]:
-        from fleetbench.report.aggregate import summarize_run
-
-        counts = dict(
-            store.conn.execute("SELECT run_id, COUNT(*) FROM samples GROUP BY run_id").fetchall()
-        )
-        out = []
-        for row in runs:
-            key = (*tuple(row), counts.get(row["run_id"], 0))
+        """Every category a stored sample has: the first call scans every sample (about
+        a second per million), later ones only the samples stored since."""
+        with self._scanning:
             with self._lock:
-                cached = self._summaries.get(row["run_id"])
-            if cached is None or cached[0] != key or row["status"] == RUNNING:
-                cached = (key, summarize_run(store, row) | {"folder": self.name})
-                with self._lock:
-                    self._summaries[row["run_id"]] = cached
-            out.append(cached[1])
-        return out
+                start = self._category_rowid
+            last = store.conn.execute("SELECT MAX(rowid) FROM samples").fetchone()[0] or 0
+            rows = store.conn.execute(
+                f"SELECT DISTINCT {CATEGORY_SQL} FROM samples s WHERE s.rowid > ? "
+                f"AND s.rowid <= ? AND {CATEGORY_SQL} IS NOT NULL",
+                (start, last),
+            ).fetchall()
+            with self._lock:
+                self._categories |= {str(r[0]) for r in rows}
+                self._category_rowid = max(self._category_rowid, last)
+                return set(self._categories)
+
+    def summaries(self, store: Store, runs: list[sqlite3.Row], wait: float) -> list[Any]:
+        """Every given run's summary (``dashboard.summaries``), tagged with the folder."""
+        return [s | {"folder": self.name} for s in self._summaries.get(store, runs, wait)]
 
 
 class Sources:
@@ -121,29 +105,35 @@ class Sources:
 
     def __init__(self, folders: list[Path]) -> None:
         self.items: list[Source] = []
+        self.worker = Worker()
         names: set[str] = set()
         for folder in folders:
             name = folder.name or str(folder)
             while name in names:
                 name += "'"
             names.add(name)
-            self.items.append(Source(folder, name))
+            self.items.append(Source(folder, name, self.worker))
 
     def check(self) -> None:
         for source in self.items:
             source.check()
 
-    def warm(self) -> None:
-        """Read what the first requests would otherwise wait for: the categories (a
-        scan of every sample) and every run's summary (the comparison). Run in a
-        background thread at start-up; a request that comes first computes the same,
-        under the same locks."""
+    def warm(self, served: threading.Event, patience: float = 10.0) -> None:
+        """Compute what the first requests would otherwise wait for, in a background
+        thread at start-up: the categories (a scan of every sample) at once; every
+        run's summary (the comparison, in the worker process, whose start-up would
+        compete with the first page for the CPU) once the first view was ``served``
+        or after ``patience`` seconds. A request that comes first shares the work."""
         for source in self.items:
             with source.store() as store:
                 source.categories(store)
+        served.wait(patience)
         for source in self.items:
             with source.store() as store:
-                source.summaries(store, store.runs())
+                source.summaries(store, store.runs(), wait=3600.0)
+
+    def close(self) -> None:
+        self.worker.close()
 
     def version(self) -> str:
         parts = []

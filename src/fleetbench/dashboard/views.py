@@ -17,6 +17,7 @@ from typing import Any
 from fleetbench.dashboard import queries
 from fleetbench.dashboard.filters import PAGE_SIZE, Filters
 from fleetbench.dashboard.sources import Sources
+from fleetbench.dashboard.summaries import WAIT_S, Pending
 from fleetbench.report.rankings import label
 from fleetbench.store import Store
 
@@ -94,7 +95,7 @@ def overview(sources: Sources, f: Filters) -> View:
     }
 
 
-def comparison(sources: Sources, f: Filters) -> View:
+def comparison(sources: Sources, f: Filters, wait: float = WAIT_S) -> View:
     """The report's comparison: its records, table columns, rankings, Pareto sets and
     per-task charts, over the runs the model/task/backend filters select."""
     from fleetbench.report import charts
@@ -110,7 +111,10 @@ def comparison(sources: Sources, f: Filters) -> View:
             rows = store.conn.execute(
                 f"SELECT * FROM runs r WHERE 1 = 1 {where} ORDER BY r.seq", params
             ).fetchall()
-            summaries += source.summaries(store, rows)
+            try:
+                summaries += source.summaries(store, rows, wait)
+            except Pending as pending:
+                return {"rows": [], "columns": [], "charts": [], "pending": str(pending)}
             runs += rows
     mark_knees(summaries)
     rankings = task_rankings(summaries)
@@ -300,8 +304,8 @@ def csv_lines(name: str, sources: Sources, f: Filters) -> Iterator[str]:
     if name == "samples":
         rows, _ = _sample_rows(sources, f, None)
         header = [k for k, _ in SAMPLE_SHOWN]
-    else:
-        view = VIEWS[name](sources, f)
+    else:  # the comparison's CSV waits for every summary, however long it takes
+        view = comparison(sources, f, 3600.0) if name == "comparison" else VIEWS[name](sources, f)
         rows = view["rows"]
         header = view.get("csv_columns") or [k for k, _ in view["columns"]]
     from fleetbench.report.master import format_cell

@@ -95,6 +95,7 @@ function summary(name, doc) {
     parts.push(el("p", { class: "statuses", text: Object.entries(doc.by_status || {})
       .map(([s, n]) => `${s}: ${n}`).join(" · ") }));
   }
+  if (doc.pending) parts.push(el("p", { class: "note pending", text: `${doc.pending}; this view fills in when ready` }));
   if (doc.note) parts.push(el("p", { class: "note", text: doc.note }));
   if (doc.rows_total) {
     parts.push(el("p", { class: "note", text:
@@ -160,6 +161,10 @@ async function load(name) {
   section.append(doc.rows.length ? table(doc.columns, doc.rows) : el("p", { class: "empty", text: "no rows match" }));
   section.dataset.rows = String(doc.rows.length);
   await drawCharts(charts, doc.charts, name);
+  if (doc.pending) {
+    setTimeout(() => { if (current() === name) load(name).catch(report); }, POLL_MS);
+    return;
+  }
   state.fetched[name] = doc.version;
   section.dataset.version = doc.version;
   section.dataset.loaded = "true";
@@ -197,8 +202,9 @@ async function poll() {
     $("#live").textContent = `live · checked ${new Date().toLocaleTimeString()}`;
     if (version !== state.version) {
       state.version = version;
-      fillMenus(await (await fetch("/api/meta")).json());
+      const meta = fetch("/api/meta").then((r) => r.json()); // the menus, beside the view
       show();
+      fillMenus(await meta);
     }
   } catch (err) {
     $("#live").textContent = "offline: retrying";

@@ -3,8 +3,8 @@
 Builds the store with ``store_scale.build`` (1,000 runs x 100 rounds x 10 samples by
 default, through the real store API), starts ``fleetbench dashboard -o DIR --port 0`` as
 a subprocess and times, from the process start: the first response of the page, then
-the page's first paint (page + Vega bundle + filter menus + the overview's data, what
-the browser needs before it draws), and each view's data endpoint, cold (first call)
+the page's first paint (page, Vega bundle and the overview's data, fetched at once as a
+browser does: what it needs before it draws), and each view's data endpoint, cold (first call)
 and again (nothing changed: the answer cached for the stores' version). The comparison
 answers "pending" until the start-up warm-up has summarised every run
 (``report.aggregate``, all samples of each run); the time until it is ready is printed.
@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from store_scale import build  # benchmarks/ is on sys.path: the generator, not a copy
@@ -94,12 +95,20 @@ def main() -> None:
             base = found.group(0).rstrip("/")
             get(base, "/")
             first = time.perf_counter() - started
-            for path in ("/vendor/vega.js", "/static/app.js", "/api/meta", "/api/view/overview"):
+
+            def done(path: str) -> float:
                 get(base, path)
-            paint = time.perf_counter() - started
+                return time.perf_counter() - started
+
+            # What the page asks for next, at once, as a browser does.
+            paths = ("/vendor/vega.js", "/static/app.js", "/api/view/overview", "/api/meta")
+            with ThreadPoolExecutor(len(paths)) as pool:
+                finished = dict(zip(paths, pool.map(done, paths), strict=True))
+            paint = max(finished[p] for p in paths[:3])
             print(f"start-up to first response: {first:.2f} s; first paint (page, Vega "
-                  f"bundle, menus, overview data): {paint:.2f} s (target < 2 s), "
-                  f"{cpu_seconds(proc.pid):.2f} CPU s; load average "
+                  f"bundle, overview data): {paint:.2f} s (target < 2 s), "
+                  f"{cpu_seconds(proc.pid):.2f} CPU s by then; filter menus (a scan of every "
+                  f"sample's category) {finished['/api/meta']:.2f} s; load average "
                   f"{os.getloadavg()[0]:.1f}")  # fmt: skip
             for view in VIEWS:
                 if view == "comparison":

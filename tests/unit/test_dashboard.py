@@ -291,3 +291,13 @@ def test_folders_checked_up_front(tmp_path: Path) -> None:
     (tmp_path / "fleetbench.db").write_text("not a database")
     with pytest.raises(ConfigError, match="cannot read the results store"):
         Sources([tmp_path]).check()
+
+
+def test_own_chart_specs_are_valid_vega_lite(client: TestClient) -> None:
+    """The overview, failures and RAG charts are plain dicts (no altair on the first
+    paint): altair's schema validation accepts them, for the bundled version."""
+    alt = pytest.importorskip("altair")
+    for view in ("overview", "failures", "rag"):
+        (chart,) = client.get(f"/api/view/{view}").json()["charts"]
+        assert chart["spec"]["$schema"] == alt.SCHEMA_URL
+        alt.Chart.from_dict(chart["spec"])  # raises on a spec the schema rejects

@@ -119,12 +119,11 @@ def _static(name: str) -> bytes:
 def vega_bundle() -> str:
     """Vega, Vega-Lite and vega-embed for the Vega-Lite version altair writes: the
     report's offline bundle (``report.render``), built once and cached on disk."""
+    from fleetbench.dashboard.charts import schema_url
     from fleetbench.report import render
 
     render.require()
-    import altair as alt
-
-    return render.javascript_bundle(render.vl_version({"$schema": alt.SCHEMA_URL}))
+    return render.javascript_bundle(render.vl_version({"$schema": schema_url()}))
 
 
 def create_app(

@@ -1,58 +1,89 @@
 """The dashboard's own charts: only those the report has no definition for (runs by
 status, failures, RAG figures). The comparison and over-time charts are the report's
-(``report.charts``), built from the same rows.
+(``report.charts``, altair), built from the same rows.
 
-altair is imported by the caller's first chart (``views``), never at start-up.
+These three are plain Vega-Lite dicts, not altair: the overview is the first thing the
+page draws, and importing altair (about 0.6 s of CPU) would delay it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
+WIDTH = 520  # the report's chart width
+Spec = dict[str, Any] | None
 
-from fleetbench.report.charts import WIDTH, Chart, _data, _title
+
+def schema_url() -> str:
+    """The Vega-Lite schema altair writes (the bundled JavaScript is for that version),
+    read from altair's schema module without importing altair."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("altair")
+    if spec is not None and spec.origin:
+        text = Path(spec.origin).parent.joinpath("vegalite", "v6", "schema", "__init__.py")
+        if text.is_file():
+            found = re.search(r'^SCHEMA_URL = "([^"]+)"', text.read_text(), re.M)
+            if found:
+                return found.group(1)
+    import altair as alt
+
+    return str(alt.SCHEMA_URL)
 
 
-def status_bars(runs: list[dict[str, Any]]) -> Chart:
+def _spec(title: str, subtitle: str, values: list[dict[str, Any]], **body: Any) -> Spec:
+    head: dict[str, Any] = {"text": title, "anchor": "start"}
+    if subtitle:
+        head["subtitle"] = subtitle
+    return {"$schema": schema_url(), "title": head, "data": {"values": values}, **body}
+
+
+def status_bars(runs: list[dict[str, Any]]) -> Spec:
     if not runs:
         return None
     rows = [{"status": r["status"], "task": r["task"]} for r in runs]
-    return (
-        alt.Chart(_data(rows), title=_title("runs by status"))
-        .mark_bar()
-        .encode(
-            x=alt.X("count():Q", title="runs"),
-            y=alt.Y("status:N", title=None, sort="-x"),
-            color=alt.Color("task:N", title="task"),
-            tooltip=["status:N", "task:N", "count():Q"],
-        )
-        .properties(width=WIDTH, height=alt.Step(22))
-    )
+    return _spec(
+        "runs by status", "", rows,
+        mark={"type": "bar"},
+        encoding={
+            "x": {"aggregate": "count", "type": "quantitative", "title": "runs"},
+            "y": {"field": "status", "type": "nominal", "title": None, "sort": "-x"},
+            "color": {"field": "task", "type": "nominal", "title": "task"},
+            "tooltip": [{"field": "status", "type": "nominal"},
+                        {"field": "task", "type": "nominal"},
+                        {"aggregate": "count", "type": "quantitative", "title": "runs"}],
+        },
+        width=WIDTH, height={"step": 22},
+    )  # fmt: skip
 
 
-def failure_bars(rows: list[dict[str, Any]]) -> Chart:
+def failure_bars(rows: list[dict[str, Any]]) -> Spec:
     if not rows:
         return None
     slim = [
         {"reason": str(r["reason"])[:60], "provider": r["provider"], "failures": r["failures"]}
         for r in rows
     ]
-    return (
-        alt.Chart(_data(slim), title=_title("failed samples by reason", "colour: provider"))
-        .mark_bar()
-        .encode(
-            x=alt.X("sum(failures):Q", title="failed samples"),
-            y=alt.Y("reason:N", title=None, sort="-x"),
-            color=alt.Color("provider:N", title="provider"),
-            tooltip=["reason:N", "provider:N", "sum(failures):Q"],
-        )
-        .properties(width=WIDTH, height=alt.Step(18))
-    )
+    return _spec(
+        "failed samples by reason", "colour: provider", slim,
+        mark={"type": "bar"},
+        encoding={
+            "x": {"field": "failures", "aggregate": "sum", "type": "quantitative",
+                  "title": "failed samples"},
+            "y": {"field": "reason", "type": "nominal", "title": None, "sort": "-x"},
+            "color": {"field": "provider", "type": "nominal", "title": "provider"},
+            "tooltip": [{"field": "reason", "type": "nominal"},
+                        {"field": "provider", "type": "nominal"},
+                        {"field": "failures", "aggregate": "sum", "type": "quantitative"}],
+        },
+        width=WIDTH, height={"step": 18},
+    )  # fmt: skip
 
 
-def rag_bars(rows: list[dict[str, Any]]) -> Chart:
-    """Coverage score and retrieval recall per run (one bar each), per category."""
+def rag_bars(rows: list[dict[str, Any]]) -> Spec:
+    """Coverage score and retrieval recall per run (one bar each), a panel per category."""
     long = [
         {"label": r["label"], "category": r["category"] or "(none)", "figure": name,
          "value": r[name]}
@@ -62,18 +93,21 @@ def rag_bars(rows: list[dict[str, Any]]) -> Chart:
     ]  # fmt: skip
     if not long:
         return None
-    return (
-        alt.Chart(_data(long), title=_title("RAG: coverage and retrieval recall", "per category"))
-        .mark_bar()
-        .encode(
-            x=alt.X("mean(value):Q", title="mean (0-1)", scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("label:N", title=None),
-            yOffset=alt.YOffset("figure:N"),
-            color=alt.Color("figure:N", title=None),
-            row=alt.Row(
-                "category:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")
-            ),
-            tooltip=["label:N", "category:N", "figure:N", "mean(value):Q"],
-        )
-        .properties(width=WIDTH - 120, height=alt.Step(10))
-    )
+    return _spec(
+        "RAG: coverage and retrieval recall", "per category", long,
+        mark={"type": "bar"},
+        encoding={
+            "x": {"field": "value", "aggregate": "mean", "type": "quantitative",
+                  "title": "mean (0-1)", "scale": {"domain": [0, 1]}},
+            "y": {"field": "label", "type": "nominal", "title": None},
+            "yOffset": {"field": "figure", "type": "nominal"},
+            "color": {"field": "figure", "type": "nominal", "title": None},
+            "row": {"field": "category", "type": "nominal", "title": None,
+                    "header": {"labelAngle": 0, "labelAlign": "left"}},
+            "tooltip": [{"field": "label", "type": "nominal"},
+                        {"field": "category", "type": "nominal"},
+                        {"field": "figure", "type": "nominal"},
+                        {"field": "value", "aggregate": "mean", "type": "quantitative"}],
+        },
+        width=WIDTH - 120, height={"step": 10},
+    )  # fmt: skip

@@ -13,6 +13,7 @@ when the run's row or its sample count changed).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -128,6 +129,9 @@ class Sources:
             with source.store() as store:
                 source.categories(store)
         served.wait(patience)
+        with contextlib.suppress(ImportError):  # the report's charts, ahead of their views
+            import altair  # noqa: F401
+
         for source in self.items:
             with source.store() as store:
                 source.summaries(store, store.runs(), wait=3600.0)

@@ -48,8 +48,9 @@ def _each(
 
 
 def _specs(*charts: tuple[str, Any]) -> list[dict[str, Any]]:
+    """Chart specs: altair charts (the report's) as dicts, plain dicts as they are."""
     return [
-        {"id": name, "spec": chart.to_dict(validate=False)}
+        {"id": name, "spec": chart if isinstance(chart, dict) else chart.to_dict(validate=False)}
         for name, chart in charts
         if chart is not None
     ]

@@ -56,7 +56,7 @@ def test_served_model_runs_beside_the_in_process_one(
     local, remote = rows["smollm2"], rows["smollm2-served"]
     assert remote["status"] == "completed" and remote["backend"] == "openai"
     assert (remote["successful_prompts"], remote["failed_prompts"]) == ("4", "0")
-    assert remote["token_count_source"] == "tokenize"
+    assert remote["token_count_source"] == "tokenizer"  # the embedded GGUF, client side
     assert float(remote["avg_itl_seconds"]) > 0
     assert float(remote["avg_ttft_seconds"]) < float(remote["avg_latency_seconds"])
     # Greedy on the same GGUF and template: same answers and token totals as in-process.

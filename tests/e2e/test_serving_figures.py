@@ -69,6 +69,49 @@ def test_no_usage_and_no_tokenizer_leaves_token_figures_empty(
     assert len(warnings) == 1 and "uncounted / textgen" in warnings[0]
 
 
+def test_server_side_counts_come_after_the_generation_window(
+    tmp_path: Path,
+    write_plan: PlanWriter,
+    llama_server: LlamaServer,  # noqa: F811
+) -> None:
+    """No GGUF known (a model id that is not the embedded one), a server with a tokenize
+    endpoint: fleetbench asks it only after the round's last reply, so the stored
+    generation window holds no tokenize call, and the counts are the server's."""
+    import httpx
+    from faultproxy import FaultProxy
+
+    with FaultProxy(llama_server.root_url) as proxy:
+        entry = {
+            "name": "counted-later",
+            "id": "someone/served-model",
+            "backend": "openai",
+            "options": {"preset": "llamacpp-server", "base_url": proxy.base_url,
+                        "model": ALIAS, "concurrency": 2},
+        }  # fmt: skip
+        plan = write_plan(lead_models=[entry], extra_models=[], energy={"idle_baseline_s": 0})
+        out = tmp_path / "out"
+        proc = run_cli("run", str(plan), "-o", str(out), "--limit", "3", "-m", "counted-later",
+                       cwd=tmp_path)  # fmt: skip
+        seen = list(proxy.seen)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    row = master_row(out, "counted-later")
+    assert row["successful_prompts"] == "3" and row["token_count_source"] == "tokenize"
+    stored = db_rows(out, "SELECT completion_tokens, output_text, received_at FROM samples")
+    tokenize = [s.at for s in seen if s.path == "/extras/tokenize"]
+    assert len(tokenize) == 3 + 1 and min(tokenize) >= max(s["received_at"] for s in stored)
+    url = llama_server.root_url + "/extras/tokenize"
+
+    def server_count(text: str) -> int:
+        return len(httpx.post(url, json={"input": text}, timeout=30).json()["tokens"])
+
+    assert [s["completion_tokens"] for s in stored] == [
+        server_count(s["output_text"]) - server_count("") for s in stored
+    ]
+    assert row["total_completion_tokens"] == str(sum(s["completion_tokens"] for s in stored))
+    assert float(row["throughput_tokens_per_second"]) > 0
+    assert row["total_prompt_tokens"] == ""  # no template known: unknown, never guessed
+
+
 def paced_plan(
     tmp_path: Path, base_url: str, concurrency: int, prompts: int, client_only: bool = False
 ) -> Path:

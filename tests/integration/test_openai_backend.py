@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from backendctx import make_context
 from llamaserver import ALIAS, LlamaServer, llama_server  # noqa: F401  (fixture)
@@ -83,8 +84,9 @@ def test_same_content_and_counts_as_in_process(
         assert r.finish_reason == ref.finish_reason
         assert r.retries == 0 and r.latency_s and r.latency_s > 0
         if stream:
-            # llama_cpp.server streams carry no usage: counted by its /extras/tokenize
-            assert r.token_source == "tokenize"
+            # llama_cpp.server streams carry no usage: the embedded model's GGUF counts
+            # them client side (the server's /extras/tokenize would queue behind generation)
+            assert r.token_source == "tokenizer"
             assert r.ttft_s is not None and 0 < r.ttft_s < r.latency_s
             assert r.itl_s is not None and 0 < r.itl_s < r.latency_s
         else:
@@ -169,6 +171,86 @@ def test_server_tokenize_without_a_local_tokenizer(
         backend.close()
 
 
+def server_count(server: LlamaServer, text: str) -> int:
+    """What the server's own tokenizer gives for ``text`` (less the BOS it adds)."""
+    url = server.root_url + "/extras/tokenize"
+
+    def raw(t: str) -> int:
+        return len(httpx.post(url, json={"input": t}, timeout=30).json()["tokens"])
+
+    return raw(text) - raw("")
+
+
+def test_server_counts_wait_until_the_last_reply_is_in(
+    llama_server: LlamaServer,  # noqa: F811
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No GGUF known: the server's /extras/tokenize counts, but only once every reply
+    of the batch is in (llama_cpp.server serialises it with generation, so asked
+    earlier it would slow what is measured); the counts are the server's tokenizer's."""
+    from faultproxy import FaultProxy
+
+    with FaultProxy(llama_server.root_url) as proxy:
+        opts = OpenAIOptions(
+            preset="llamacpp-server", base_url=proxy.base_url, model=ALIAS, concurrency=2
+        )
+        backend = OpenAIBackend(opts, make_context(tmp_path, model_id="acme/other-model"))
+        caplog.set_level("WARNING", logger="fleetbench")
+        short = GREEDY.model_copy(update={"max_tokens": 8})
+        results = run_all(backend, requests(short, PROMPTS[:4]))
+        seen = list(proxy.seen)
+    last_reply = max(r.received_at or 0 for r in results.values())
+    first_sent = min(r.sent_at or 0 for r in results.values())
+    tokenize = [s for s in seen if s.path == "/extras/tokenize"]
+    chats = [s for s in seen if s.path == "/v1/chat/completions"]
+    assert len(chats) == 4 and len(tokenize) == 4 + 1  # one per reply, one for the offset
+    assert first_sent <= min(s.at for s in chats)
+    assert min(s.at for s in tokenize) >= last_reply  # none inside the generation window
+    for r in results.values():
+        assert r.ok and r.text and r.token_source == "tokenize", r.error
+        assert r.completion_tokens == server_count(llama_server, r.text)
+        assert r.prompt_tokens is None  # no template known: never guessed
+    assert len([m for m in caplog.messages if "after each round's last reply" in m]) == 1
+
+
+def test_close_while_counts_wait_drops_them_cleanly(
+    llama_server: LlamaServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """close() in the middle of a batch whose counts wait for its last reply: the
+    waiting work is closed (never left unawaited), generate() ends, close() is prompt."""
+    import gc
+    import threading
+    import warnings
+
+    from faultproxy import FaultProxy
+
+    with FaultProxy(llama_server.root_url) as proxy:
+        opts = OpenAIOptions(
+            preset="llamacpp-server", base_url=proxy.base_url, model=ALIAS, concurrency=2
+        )
+        backend = OpenAIBackend(opts, make_context(tmp_path, model_id="acme/other-model"))
+        backend.load()
+        got: list[GenerationResult] = []
+        short = GREEDY.model_copy(update={"max_tokens": 4})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            worker = threading.Thread(target=lambda: got.extend(backend.generate(requests(short))))
+            worker.start()
+            deadline = time.monotonic() + 60
+            while proxy.attempts("") < 4 and time.monotonic() < deadline:
+                time.sleep(0.02)  # the first two replies are in and waiting
+            assert proxy.attempts("") >= 4
+            started = time.monotonic()
+            backend.close()
+            worker.join(15)
+            assert not worker.is_alive() and time.monotonic() - started < 15
+            gc.collect()
+    assert not got  # nothing was yielded: the batch never reached its end
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
 def test_no_server_is_a_clear_load_error(tmp_path: Path) -> None:
     from llamaserver import free_port
 
@@ -225,9 +307,10 @@ def managed_options(**extra: Any) -> OpenAIOptions:
 
 
 def test_managed_server_is_started_used_and_stopped(tmp_path: Path) -> None:
-    """``server:`` starts llama_cpp.server for the run; close() stops its process group."""
+    """``server:`` starts llama_cpp.server for the run; close() stops its process group.
+    The GGUF it serves (``--model``) counts the tokens client side, whatever the model id."""
     opts = managed_options()
-    backend = OpenAIBackend(opts, make_context(tmp_path))
+    backend = OpenAIBackend(opts, make_context(tmp_path, model_id="acme/served"))
     info = backend.load()
     try:
         server = backend._server
@@ -235,8 +318,10 @@ def test_managed_server_is_started_used_and_stopped(tmp_path: Path) -> None:
         pid = server.pid
         assert info.startup_s is not None and 0 < info.startup_s < 120
         assert info.details["base_url"] == server.base_url != opts.base_url
+        assert info.details["tokenizer"] == str(embedded_model_path())
         (result,) = list(backend.generate(requests(GREEDY, ["Say hi."])))
-        assert result.ok and result.text and result.token_source == "tokenize"
+        assert result.ok and result.text and result.token_source == "tokenizer"
+        assert result.completion_tokens and result.prompt_tokens  # the template is known
     finally:
         backend.close()
     assert wait_dead(pid, timeout=20)

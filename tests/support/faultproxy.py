@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,7 @@ class Seen:
     rule: str | None
     authorization: str | None
     body: str
+    at: float = 0.0  # time.time() when the request arrived (its head and body read)
 
 
 _DROP = {"host", "connection", "content-length", "transfer-encoding", "keep-alive"}
@@ -147,7 +149,7 @@ class FaultProxy:
                     if key in text and actions:
                         action, rule = actions.pop(0), key
                         break
-            self.seen.append(Seen(path, type(action).__name__, rule, auth, text))
+            self.seen.append(Seen(path, type(action).__name__, rule, auth, text, time.time()))
             return action
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

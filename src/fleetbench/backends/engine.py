@@ -27,6 +27,11 @@ every network backend, with the same options, defaults and limits (``EngineOptio
   secrets are replaced FIRST, on the whole text, and only then is it cut, so a key
   echoed near the cut point never survives in part. Fragments of a secret that a
   server itself truncated (8 characters or more) are replaced too.
+* **Follow-ups.** Work that completes a result (counting its tokens) runs off the
+  lane, while the next request is out; work that would compete with generation on the
+  server (its tokenize endpoint: llama_cpp.server serialises those calls with
+  generation) comes wrapped in ``AfterWindow`` and waits until the batch's last reply
+  is in, so no timing window contains it. Those results are yielded after it.
 * **Warn once.** A backend's warnings about a run's configuration come once per run.
 """
 
@@ -240,6 +245,17 @@ class LoopThread:
 # -- the engine --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AfterWindow:
+    """A follow-up that must wait until the batch's last reply is in: it loads the
+    server being measured (see the module docstring)."""
+
+    work: Coroutine[Any, Any, None]
+
+
+FollowUp = Coroutine[Any, Any, None] | AfterWindow
+
+
 class Provider(Protocol):
     """What a network backend gives the engine: build, send, classify."""
 
@@ -257,15 +273,15 @@ class Provider(Protocol):
         a bug (recorded as an internal error, with its traceback in the log)."""
         ...
 
-    def follow_up(
-        self, request: GenerationRequest, result: GenerationResult
-    ) -> Coroutine[Any, Any, None] | None:
+    def follow_up(self, request: GenerationRequest, result: GenerationResult) -> FollowUp | None:
         """Work that completes a successful result off its lane (counting tokens while
-        the next request is already out), or None."""
+        the next request is already out), ``AfterWindow`` work for after the batch's
+        last reply, or None."""
         ...
 
 
 Item = GenerationResult | BaseException | None
+Held = list[tuple[Coroutine[Any, Any, None], GenerationResult]]
 
 
 class RequestEngine:
@@ -355,18 +371,24 @@ class RequestEngine:
         self, requests: Iterator[GenerationRequest], out: queue.SimpleQueue[Item]
     ) -> None:
         load = self.options.load
+        held: Held = []  # AfterWindow follow-ups, with their results
         try:
             async with asyncio.TaskGroup() as group:
                 if load is not None and load.warmup_requests:
                     requests = await self._warm_up(requests, load.warmup_requests)
                 if load is not None and load.open_loop:
-                    await self._open_loop(requests, load, out, group)
+                    await self._open_loop(requests, load, out, group, held)
                 else:
                     for _ in range(self.options.lanes()):
-                        group.create_task(self._lane(requests, out, group))
+                        group.create_task(self._lane(requests, out, group, held))
+            # The last reply is in: nothing measured is running any more.
+            while held:
+                await self._finish(*held.pop(0), out)
         except* Exception as exc:  # e.g. the request iterable itself failed
             out.put(exc.exceptions[0])
         finally:
+            for work, _ in held:  # a cancelled or failed batch: never started
+                work.close()
             out.put(None)
 
     async def _lane(
@@ -374,10 +396,11 @@ class RequestEngine:
         requests: Iterator[GenerationRequest],
         out: queue.SimpleQueue[Item],
         group: asyncio.TaskGroup,
+        held: Held,
     ) -> None:
         """Closed loop: the next request goes out when this lane's reply is in."""
         for request in requests:  # lanes share the iterator: each takes the next one
-            await self._deliver(request, None, out, group)
+            await self._deliver(request, None, out, group, held)
 
     async def _open_loop(
         self,
@@ -385,6 +408,7 @@ class RequestEngine:
         load: LoadProfile,
         out: queue.SimpleQueue[Item],
         group: asyncio.TaskGroup,
+        held: Held,
     ) -> None:
         """Open loop: each request is sent at its due time, replies or not. The due
         times are offsets from one start on the loop's monotonic clock; the wall-clock
@@ -395,7 +419,7 @@ class RequestEngine:
             delay = start + offset - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            group.create_task(self._deliver(request, start_wall + offset, out, group))
+            group.create_task(self._deliver(request, start_wall + offset, out, group, held))
 
     async def _warm_up(
         self, requests: Iterator[GenerationRequest], count: int
@@ -419,6 +443,7 @@ class RequestEngine:
         intended: float | None,
         out: queue.SimpleQueue[Item],
         group: asyncio.TaskGroup,
+        held: Held,
     ) -> None:
         actual = time.time()
         result = await self._one(request)
@@ -426,6 +451,8 @@ class RequestEngine:
         follow = self.provider.follow_up(request, result) if result.ok else None
         if follow is None:
             out.put(result)
+        elif isinstance(follow, AfterWindow):
+            held.append((follow.work, result))
         else:  # off the lane: the next request goes out now
             group.create_task(self._finish(follow, result, out))
 

@@ -8,10 +8,11 @@ reasoning chunk, ITL the mean gap between later chunks, latency the whole reply,
 of the final attempt (retries are counted apart, so backoff waits never pollute the
 speed figures).
 
-Token counts come from the reply's ``usage``; without it, from the server's tokenize
-endpoint or a local GGUF tokenizer (counted off the lane, while the next request is
-out); with neither they stay unknown (None, never 0) and the run log says once how
-to get them.
+Token counts come from the reply's ``usage``; without it, from the model's GGUF
+tokenizer client side when fleetbench knows the file (counted off the lane, while the
+next request is out), else from the server's tokenize endpoint after the batch's last
+reply (``openai_tokens``: never while generation is being timed); with neither they
+stay unknown (None, never 0) and the run log says once how to get them.
 
 The API key is read from the environment variable the options name, at load time,
 and lives only in the client's Authorization header: never in options, LoadInfo,
@@ -23,7 +24,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -39,6 +41,8 @@ from fleetbench.backends.base import (
     server_scope,
 )
 from fleetbench.backends.engine import (
+    AfterWindow,
+    FollowUp,
     RequestEngine,
     RequestFailure,
     is_retryable_status,
@@ -54,7 +58,12 @@ from fleetbench.backends.ollama_native import (
     native_root,
 )
 from fleetbench.backends.openai_options import OpenAIOptions, key_problem
-from fleetbench.backends.openai_tokens import EndpointMissing, GgufTokenizer, ServerTokenizer
+from fleetbench.backends.openai_tokens import (
+    EndpointMissing,
+    GgufTokenizer,
+    ServerTokenizer,
+    gguf_in_command,
+)
 from fleetbench.backends.openai_wire import (
     BodySpec,
     Reply,
@@ -77,6 +86,12 @@ NO_COUNTS = (
     "and completion tokens (so tokens/s, tokens per joule and cost) stay unknown for this "
     "run; set options.tokenizer_path to the model's GGUF, or use the preset of a server "
     "with a tokenize endpoint (llamacpp-server, vllm, tgi)"
+)
+AFTER_WINDOW = (
+    "counting tokens with the server's tokenize endpoint after each round's last reply "
+    "(asked while replies stream, llama_cpp.server would serialise it with generation), "
+    "so samples are recorded then; give the model's GGUF as tokenizer_path to "
+    "count client side as replies arrive"
 )
 
 
@@ -155,7 +170,7 @@ class OpenAIBackend:
 
     async def _make_client(self, key: str) -> httpx.AsyncClient:
         o = self.options
-        pool = o.pool_size() + 2  # + tokenize calls while replies stream
+        pool = o.pool_size() + 2  # + the health check and tokenize calls
         headers = {"User-Agent": "fleetbench"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
@@ -210,14 +225,29 @@ class OpenAIBackend:
     def _tokenizers(self) -> None:
         if self.preset.tokenize is not None:
             self._remote = ServerTokenizer(self.preset.tokenize, self.base_url, self.model)
-        path = self.options.tokenizer_path
-        if path is None and self.context.model.id == EMBEDDED_MODEL_ID:
-            try:
-                path = embedded_model_path()
-            except BackendError:
-                path = None
+        if self.options.tokenizer_path is not None:  # asked for: its problems are errors
+            self._local = GgufTokenizer(self.options.tokenizer_path)
+            return
+        path = self._known_gguf()
         if path is not None:
-            self._local = GgufTokenizer(path)
+            try:
+                self._local = GgufTokenizer(path)
+            except BackendError as exc:  # found, not asked for: fall back to the server
+                log.warning("not counting tokens with %s: %s", path, exc)
+
+    def _known_gguf(self) -> Path | None:
+        """The GGUF fleetbench knows the server serves: the one it starts the managed
+        server with, or the embedded model's (the catalogue id says so)."""
+        if self._server is not None:
+            found = gguf_in_command(self._server.argv())
+            if found is not None:
+                return found
+        if self.context.model.id == EMBEDDED_MODEL_ID:
+            try:
+                return embedded_model_path()
+            except BackendError:
+                return None
+        return None
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -406,42 +436,39 @@ class OpenAIBackend:
                 result.token_source = "usage"
         return result
 
-    def follow_up(
-        self, request: GenerationRequest, result: GenerationResult
-    ) -> Coroutine[Any, Any, None] | None:
+    def follow_up(self, request: GenerationRequest, result: GenerationResult) -> FollowUp | None:
         if result.token_source is not None:
             return None
-        if self._remote is None and self._local is None:
-            self._engine.warn_once("no-counts", NO_COUNTS)
-            return None
-        return self._count(request, result)
+        if self._local is not None:  # client side: costs the server nothing
+            return self._count_local(request, result)
+        if self._remote is not None:
+            self._engine.warn_once("after-window", AFTER_WINDOW)
+            return AfterWindow(self._count_remote(result))
+        self._engine.warn_once("no-counts", NO_COUNTS)
+        return None
 
-    async def _count(self, request: GenerationRequest, result: GenerationResult) -> None:
-        prompt_text = None
-        if self._local is not None:
-            prompt_text = self._local.render(request.messages, request.chat_template_kwargs)
-        if self._remote is not None and self._client is not None:
-            try:
-                result.completion_tokens = await self._remote.count(self._client, result.text)
-                if prompt_text is not None:
-                    result.prompt_tokens = await self._remote.count(self._client, prompt_text)
-                result.token_source = "tokenize"
-                return
-            except EndpointMissing as exc:
-                missing = self._engine.clean(str(exc))
-                log.warning("no tokenize endpoint (%s); counting locally if possible", missing)
-                self._remote = None
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-                self._engine.warn_once(
-                    "tokenize", "tokenize endpoint failed: %s", type(exc).__name__
-                )
-        if self._local is not None:
-            result.completion_tokens = self._local.count(result.text)
-            if prompt_text is not None:
-                result.prompt_tokens = self._local.count(prompt_text)
-            result.token_source = "tokenizer"
-        elif self._remote is None:
+    async def _count_local(self, request: GenerationRequest, result: GenerationResult) -> None:
+        assert self._local is not None
+        prompt_text = self._local.render(request.messages, request.chat_template_kwargs)
+        result.completion_tokens = self._local.count(result.text)
+        if prompt_text is not None:
+            result.prompt_tokens = self._local.count(prompt_text)
+        result.token_source = "tokenizer"
+
+    async def _count_remote(self, result: GenerationResult) -> None:
+        """Completion tokens by the server's endpoint (no template: prompt unknown)."""
+        if self._remote is None or self._client is None:  # the endpoint went missing
             self._engine.warn_once("no-counts", NO_COUNTS)
+            return
+        try:
+            result.completion_tokens = await self._remote.count(self._client, result.text)
+            result.token_source = "tokenize"
+        except EndpointMissing as exc:
+            log.warning("no tokenize endpoint (%s)", self._engine.clean(str(exc)))
+            self._remote = None
+            self._engine.warn_once("no-counts", NO_COUNTS)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            self._engine.warn_once("tokenize", "tokenize endpoint failed: %s", type(exc).__name__)
 
     @property
     def count_tokens(self) -> Any:

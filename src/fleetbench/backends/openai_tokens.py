@@ -1,11 +1,15 @@
 """Token counts for replies that carry no ``usage``.
 
 Streams from llama-cpp-python's server never carry usage, and some servers drop it
-when ``stream_options`` is not understood. Then the counts come from the server's
-own tokenize endpoint (the served tokenizer, so exact up to re-tokenising the text)
-or, failing that, from a local copy of the model's tokenizer (a GGUF file). Prompt
-tokens need the prompt as the server rendered it, so they are counted only when the
-chat template is known (from that GGUF); otherwise they stay unknown.
+when ``stream_options`` is not understood. Then the counts come from the model's own
+tokenizer, client side, when fleetbench knows its GGUF (``tokenizer_path``, the GGUF a
+managed server is started with, or the embedded model): the same vocabulary the server
+uses, and it costs the server nothing. Failing that, from the server's tokenize
+endpoint (the served tokenizer, so exact up to re-tokenising the text), but only after
+the batch's last reply: llama_cpp.server serialises tokenize calls with generation, so
+asking it while replies stream would slow what is being measured (at concurrency 2, to
+a third). Prompt tokens need the prompt as the server rendered it, so they are counted
+only when the chat template is known (from that GGUF); otherwise they stay unknown.
 """
 
 from __future__ import annotations
@@ -20,6 +24,24 @@ from fleetbench.backends.base import Message
 from fleetbench.backends.chat_template import ChatTemplate
 from fleetbench.backends.presets import TokenizeKind
 from fleetbench.errors import BackendError
+
+# Flags that name the weights file in the argv of llama_cpp.server and llama.cpp's
+# llama-server (vLLM's --model is a repository name: not a file, so never taken).
+_MODEL_FLAGS = ("--model", "-m")
+
+
+def gguf_in_command(argv: list[str]) -> Path | None:
+    """The GGUF file a server command serves (``--model PATH``, ``-m PATH`` or
+    ``--model=PATH`` naming an existing ``.gguf`` file), else None."""
+    for i, arg in enumerate(argv):
+        value = None
+        if arg in _MODEL_FLAGS and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--model="):
+            value = arg.split("=", 1)[1]
+        if value and value.lower().endswith(".gguf") and Path(value).is_file():
+            return Path(value)
+    return None
 
 
 class EndpointMissing(Exception):

@@ -13,7 +13,10 @@ request body, same concurrency, greedy so the replies are the same) with
   (last content chunk - first) ÷ (content chunks - 1), latency = end of stream - start;
   throughput = completion tokens ÷ (first request start -> last reply end), the tokens
   counted by a vocab-only ``llama_cpp.Llama`` on the reply texts (the server's stream
-  has no ``usage``; fleetbench asks the server's ``/extras/tokenize``).
+  has no ``usage``; fleetbench counts with the embedded model's GGUF, which it knows
+  from the model id; ``--local-tokenizer`` names it as ``tokenizer_path``;
+  ``--server-tokenize`` gives another model id, so fleetbench knows no GGUF and asks the
+  server's ``/extras/tokenize``, which it does after each run's last reply).
 
 Repeats alternate the order of the two sides (fleetbench first, then bare first, ...)
 so drift hits both alike; one unmeasured warm-up request goes first. Printed: p50, p90
@@ -22,7 +25,7 @@ medians, the median of the per-request differences (request i of repeat k on bot
 sides), and the throughput ratio. Targets: medians within 5 ms, throughput within 2 %.
 
 Usage: python benchmarks/serving_agreement.py [--prompts N] [--max-tokens N]
-       [--concurrency N] [--repeats N] [--local-tokenizer]
+       [--concurrency N] [--repeats N] [--local-tokenizer | --server-tokenize]
 Exits 0 when both sides ran: the result is a measurement, not a test.
 """
 
@@ -81,15 +84,15 @@ def write_plan(folder: Path, base_url: str, prompts: list[str], args: argparse.N
         "models": [
             {
                 "name": "served",
-                "id": EMBEDDED_MODEL_ID,
+                # Another id: fleetbench knows no GGUF, so the server's endpoint counts.
+                "id": "bench/served-model" if args.server_tokenize else EMBEDDED_MODEL_ID,
                 "backend": "openai",
                 "options": {
                     "preset": "llamacpp-server",
                     "base_url": base_url,
                     "model": ALIAS,
                     "concurrency": args.concurrency,
-                    # Counting with the GGUF's own tokenizer, client side, instead of the
-                    # server's /extras/tokenize (which queues behind generation).
+                    # The GGUF named explicitly (the default finds it from the id).
                     **(
                         {"tokenizer_path": str(embedded_model_path())}
                         if args.local_tokenizer
@@ -246,7 +249,11 @@ def report(fb: Side, bare: Side, args: argparse.Namespace, load: tuple[float, fl
         verdict = "ok" if abs(rel) <= THROUGHPUT_TARGET else "MISS"
         per = ", ".join(f"{x:.2f}/{y:.2f}" for x, y in zip(a, b, strict=True))
         print(f"{name:<10} fleetbench {ma:.3f}  bare {mb:.3f}  {rel:+.2%}  {verdict}  ({per})")
-    counter = "the GGUF, client side" if args.local_tokenizer else "the server's /extras/tokenize"
+    counter = (
+        "the server's /extras/tokenize, after each run's last reply"
+        if args.server_tokenize
+        else "the GGUF, client side"
+    )
     print(
         f"targets: medians within {MEDIAN_TARGET_MS:g} ms, throughput within "
         f"{THROUGHPUT_TARGET:.0%} (tokens/s: fleetbench counts with {counter}, bare with a "
@@ -263,9 +270,16 @@ def main() -> int:
     parser.add_argument(
         "--local-tokenizer",
         action="store_true",
-        help="fleetbench counts tokens with the GGUF (tokenizer_path), not /extras/tokenize",
+        help="name the GGUF as tokenizer_path (the default finds it from the model id)",
+    )
+    parser.add_argument(
+        "--server-tokenize",
+        action="store_true",
+        help="a model id fleetbench knows no GGUF for: it counts with /extras/tokenize",
     )
     args = parser.parse_args()
+    if args.local_tokenizer and args.server_tokenize:
+        parser.error("--local-tokenizer and --server-tokenize exclude each other")
     prompts = builtin_prompts(args.prompts)
     vocab = llama_cpp.Llama(str(embedded_model_path()), vocab_only=True, verbose=False)
     fb, bare = Side(), Side()

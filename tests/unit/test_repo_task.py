@@ -51,6 +51,9 @@ def test_builtins_are_the_four_and_samples_carry_their_category() -> None:
     messages = RepoTask(RepoTaskOptions()).messages(samples[2], "Be brief.")
     assert "```bash" in messages[0].content and messages[0].content.endswith("Be brief.")
     assert "spelling mistake" in messages[1].content
+    (folded,) = RepoTask(RepoTaskOptions(system_as_user=True)).messages(samples[2], None)
+    assert folded.role == "user" and folded.content.startswith(messages[0].content[:40])
+    assert folded.content.endswith(messages[1].content)
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,8 @@ class RepoTaskOptions(BaseModel):
     workspace_mb: int = Field(64, ge=1, description="largest workspace; bigger ends the loop")
     diff_chars: int = Field(DIFF_CAP, ge=0, description="characters of the diff stored")
     system_prompt: str | None = Field(None, description="added after the action format")
+    system_as_user: bool = Field(False, description="the action format opens the first user "
+                                 "turn instead (chat templates without a system role)")  # fmt: skip
 
 
 class RepoTask(Task):
@@ -89,6 +91,8 @@ class RepoTask(Task):
         extra = self.options.system_prompt or system_prompt
         system = SYSTEM_PROMPT + (f"\n\n{extra}" if extra else "")
         user = USER_PROMPT.format(instructions=sample.prompt)
+        if self.options.system_as_user:
+            return [Message(role="user", content=f"{system}\n\n{user}")]
         return [Message(role="system", content=system), Message(role="user", content=user)]
 
     def limits(self, spec: RepoTaskSpec) -> LoopLimits:

@@ -31,7 +31,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from store_scale import build  # benchmarks/ is on sys.path: the generator, not a copy
+from store_scale import add_size_args, ensure_store  # benchmarks/ on sys.path: not a copy
 
 VIEWS = ("overview", "comparison", "over-time", "failures", "rag", "samples")
 
@@ -68,18 +68,11 @@ def peak_rss_mb(pid: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=100)
-    parser.add_argument("--samples", type=int, default=10)
-    parser.add_argument("--keep", type=Path, help="build the store here (reused if present)")
+    add_size_args(parser)
     args = parser.parse_args()
     out = args.keep or Path(tempfile.mkdtemp(prefix="dashboard-scale-"))
     try:
-        if not (out / "fleetbench.db").exists():
-            start = time.perf_counter()
-            build(out, args.runs, args.rounds, args.samples)
-            print(f"store: {args.runs * args.rounds * args.samples:,} samples built in "
-                  f"{time.perf_counter() - start:.0f} s ({out})")  # fmt: skip
+        ensure_store(out, args)
         log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (the child's stderr, read on failure)
         started = time.perf_counter()
         proc = subprocess.Popen(

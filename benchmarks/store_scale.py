@@ -92,23 +92,34 @@ def timed(args: list[str]) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024, (lines or [""])[-1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_size_args(parser: argparse.ArgumentParser) -> None:
+    """The store's shape (1M samples by default) and where to keep it between runs."""
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--keep", type=Path, help="build the store here (reused if present)")
+
+
+def ensure_store(out: Path, args: argparse.Namespace) -> None:
+    """Build the store of ``add_size_args``'s shape in ``out`` unless one is there."""
+    if (out / "fleetbench.db").exists():
+        return
+    start = time.perf_counter()
+    build(out, args.runs, args.rounds, args.samples)
+    total = args.runs * args.rounds * args.samples
+    print(f"store: {args.runs} runs x {args.rounds} rounds x {args.samples} samples "
+          f"= {total:,} built in {time.perf_counter() - start:.0f} s, "
+          f"{(out / 'fleetbench.db').stat().st_size / 1e6:.0f} MB ({out})")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_size_args(parser)
     parser.add_argument("--skip-report", action="store_true")
     args = parser.parse_args()
     out = args.keep or Path(tempfile.mkdtemp(prefix="store-scale-"))
     try:
-        if not (out / "fleetbench.db").exists():
-            start = time.perf_counter()
-            build(out, args.runs, args.rounds, args.samples)
-            total = args.runs * args.rounds * args.samples
-            print(f"store: {args.runs} runs x {args.rounds} rounds x {args.samples} samples "
-                  f"= {total:,} built in {time.perf_counter() - start:.0f} s, "
-                  f"{(out / 'fleetbench.db').stat().st_size / 1e6:.0f} MB ({out})")  # fmt: skip
+        ensure_store(out, args)
         commands = [["export", "samples", "-o", str(out), "--format", "parquet"]]
         if not args.skip_report:
             commands.insert(0, ["report", "-o", str(out)])

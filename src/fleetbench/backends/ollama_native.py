@@ -24,7 +24,7 @@ from typing import Any
 
 from fleetbench.backends.base import GenerationRequest
 from fleetbench.backends.engine import RequestFailure
-from fleetbench.backends.openai_wire import BodySpec, Reply, stream_error
+from fleetbench.backends.openai_wire import BodySpec, Reply, merge_extra_body, stream_error
 
 CHAT_PATH = "api/chat"
 TAGS_PATH = "api/tags"
@@ -72,12 +72,7 @@ def build_native_body(request: GenerationRequest, spec: BodySpec) -> dict[str, A
         think = spec.reasoning_effort
     if think is not None:
         body["think"] = think
-    for key, value in spec.extra_body.items():
-        if isinstance(value, dict) and isinstance(body.get(key), dict):
-            body[key] = {**body[key], **value}
-        else:
-            body[key] = value
-    return body
+    return merge_extra_body(body, spec.extra_body)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -325,15 +325,19 @@ class OpenAIBackend:
             return RequestFailure("bad reply", f"{type(exc).__name__}: {exc}", retryable=True)
         return None  # a bug: the engine records it as an internal error
 
-    async def _stream(self, body: dict[str, Any], reply: Reply) -> None:
+    async def _feed_lines(
+        self, path: str, body: dict[str, Any], feed: Callable[[str, float], object]
+    ) -> None:
+        """POST a streamed request and hand each line to ``feed`` with its arrival
+        time; a transport error after the headers is a retryable mid-stream drop."""
         assert self._client is not None
-        async with self._client.stream("POST", "chat/completions", json=body) as response:
+        async with self._client.stream("POST", path, json=body) as response:
             if response.status_code != 200:
                 await response.aread()
                 raise self._http_failure(response)
             try:
                 async for line in response.aiter_lines():
-                    reply.feed_line(line, time.perf_counter())
+                    feed(line, time.perf_counter())
             except httpx.TimeoutException:
                 raise
             except httpx.TransportError as exc:
@@ -341,6 +345,9 @@ class OpenAIBackend:
                 raise RequestFailure(
                     "connection dropped mid-stream", detail, retryable=True
                 ) from None
+
+    async def _stream(self, body: dict[str, Any], reply: Reply) -> None:
+        await self._feed_lines("chat/completions", body, reply.feed_line)
         reply.end = time.perf_counter()
         if not reply.done and reply.finish_reason is None:
             raise RequestFailure(
@@ -368,20 +375,7 @@ class OpenAIBackend:
                 raise self._http_failure(response)
             reply.feed_native(response.json(), None)
         else:
-            async with self._client.stream("POST", CHAT_PATH, json=body) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise self._http_failure(response)
-                try:
-                    async for line in response.aiter_lines():
-                        reply.feed_native_line(line, time.perf_counter())
-                except httpx.TimeoutException:
-                    raise
-                except httpx.TransportError as exc:
-                    detail = f"{type(exc).__name__}: {exc}"
-                    raise RequestFailure(
-                        "connection dropped mid-stream", detail, retryable=True
-                    ) from None
+            await self._feed_lines(CHAT_PATH, body, reply.feed_native_line)
         reply.end = time.perf_counter()
         if not reply.done:
             raise RequestFailure(

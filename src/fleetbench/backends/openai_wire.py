@@ -67,7 +67,13 @@ def build_body(request: GenerationRequest, spec: BodySpec) -> dict[str, Any]:
             kwargs.setdefault("reasoning_effort", spec.reasoning_effort)
     if kwargs and sends_template_kwargs(spec):
         body["chat_template_kwargs"] = kwargs
-    for key, value in spec.extra_body.items():
+    return merge_extra_body(body, spec.extra_body)
+
+
+def merge_extra_body(body: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Lay the entry's ``extra_body`` over a request body; a dict merges into a dict
+    already there (e.g. ``options``) instead of replacing it."""
+    for key, value in extra.items():
         if isinstance(value, dict) and isinstance(body.get(key), dict):
             body[key] = {**body[key], **value}
         else:

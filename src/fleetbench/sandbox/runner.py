@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -269,32 +269,50 @@ def _clean_stale_workdirs() -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def _prefix() -> str:
+    """Names of this process's cgroups and work directories (``cgroup.stale`` reads the pid)."""
+    return f"{cgroup.PREFIX}{os.getpid()}-"
+
+
+@contextlib.contextmanager
+def _boundary(
+    limits: SandboxLimits,
+) -> Iterator[tuple[_Slot | None, cgroup.Cgroup | None, str | None]]:
+    """One call's boundary: a sandbox uid when root, and a cgroup with the budgets (or
+    the reason there is none, for the result's warnings); both released however the
+    call ends."""
+    slot = _Slot(limits.uid_base) if os.geteuid() == 0 else None
+    group, why = cgroup.create(
+        _prefix() + secrets.token_hex(4), limits.memory_bytes, limits.processes
+    )
+    _clean_stale_workdirs()
+    try:
+        yield slot, group, why
+    finally:
+        if group is not None:
+            group.remove()
+        if slot is not None:
+            slot.release()
+
+
 def run_program(
     source: str, limits: SandboxLimits | None = None, *, filename: str = PROGRAM
 ) -> SandboxResult:
     """Run one Python program (its source text) in a fresh sandbox and say how it ended."""
     limits = limits or SandboxLimits()
     python = limits.python or sys.executable
-    root = os.geteuid() == 0
-    slot = _Slot(limits.uid_base) if root else None
-    prefix = f"{cgroup.PREFIX}{os.getpid()}-"
-    group, why = cgroup.create(prefix + secrets.token_hex(4), limits.memory_bytes, limits.processes)
-    _clean_stale_workdirs()
-    workdir = os.path.realpath(tempfile.mkdtemp(prefix=prefix))
-    try:
-        program = Path(workdir, filename)
-        program.write_text(source, encoding="utf-8")
-        program.chmod(0o644)
-        if slot is not None:  # without a mount namespace the program writes here directly
-            os.chown(workdir, slot.uid, slot.uid)
-        argv = [python, "-I", "-B", filename]
-        result = _launch(workdir, argv, filename, python, limits, slot, group)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        if group is not None:
-            group.remove()
-        if slot is not None:
-            slot.release()
+    with _boundary(limits) as (slot, group, why):
+        workdir = os.path.realpath(tempfile.mkdtemp(prefix=_prefix()))
+        try:
+            program = Path(workdir, filename)
+            program.write_text(source, encoding="utf-8")
+            program.chmod(0o644)
+            if slot is not None:  # without a mount namespace the program writes here directly
+                os.chown(workdir, slot.uid, slot.uid)
+            argv = [python, "-I", "-B", filename]
+            result = _launch(workdir, argv, filename, python, limits, slot, group)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     if why:
         result.warnings.append(why)
     return result
@@ -311,21 +329,11 @@ def run_command(
     files are handed to the sandbox uid first, so the command can change them."""
     limits = limits or SandboxLimits()
     python = limits.python or sys.executable
-    root = os.geteuid() == 0
-    slot = _Slot(limits.uid_base) if root else None
-    prefix = f"{cgroup.PREFIX}{os.getpid()}-"
-    group, why = cgroup.create(prefix + secrets.token_hex(4), limits.memory_bytes, limits.processes)
     path = os.path.realpath(workdir)
-    _clean_stale_workdirs()
-    try:
+    with _boundary(limits) as (slot, group, why):
         if slot is not None:
             _chown_tree(path, slot.uid)
         result = _launch(path, list(argv), None, python, limits, slot, group, bind=True)
-    finally:
-        if group is not None:
-            group.remove()
-        if slot is not None:
-            slot.release()
     if why:
         result.warnings.append(why)
     return result
@@ -336,7 +344,7 @@ def new_workdir(tag: str = "work") -> Path:
     this process like the sandbox's own work directories, so that if the process is
     killed before removing it, the next fleetbench process that runs a sandbox does."""
     _clean_stale_workdirs()
-    return Path(tempfile.mkdtemp(prefix=f"{cgroup.PREFIX}{os.getpid()}-{tag}-"))
+    return Path(tempfile.mkdtemp(prefix=f"{_prefix()}{tag}-"))
 
 
 def _chown_tree(path: str, uid: int) -> None:

@@ -1,4 +1,4 @@
-"""The agent loop of a repository task: one action per turn, in plain text.
+"""The agent loop of a repository task: one action per turn, in plain text or as tool calls.
 
 In the spirit of mini-swe-agent: the model's reply holds one action, and a small model
 can follow the format:

@@ -70,6 +70,7 @@ def test_scripted_model_solves_tasks_through_the_cli(tmp_path: Path) -> None:
     typo, shop = _samples(out, good["run_id"])
     t, s = typo["scores"], shop["scores"]
     assert (t["solved"], t["end_reason"], t["turns"], t["tool_calls"]) == (1, "done", 4, 2)
+    assert t["actions"] == s["actions"] == "text"  # a backend without tool calling
     assert (t["human_interventions"], s["human_interventions"]) == (1, 0)
     assert (t["files_modified"], t["lines_added"], t["lines_removed"]) == (1, 1, 1)
     assert "-## Instalation\n+## Installation\n" in t["diff"]
@@ -114,6 +115,7 @@ def test_smollm2_on_a_repo_task_ends_cleanly_with_its_reason(tmp_path: Path) -> 
     (sample,) = _samples(out, row["run_id"])
     scores = sample["scores"]
     assert scores["end_reason"] in END_REASONS and scores["end_reason"] != "backend_error"
+    assert scores["actions"] == "text"  # the embedded backend: plain-text actions
     assert 1 <= scores["turns"] <= 2 and scores["solved"] in (0, 1)
     assert scores["check_status"] in ("passed", "failed")
     replies = [m for m in sample["messages"] if m["role"] == "assistant"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -216,3 +217,74 @@ def test_a_zero_count_beside_a_reply_is_unknown(tmp_path: Any) -> None:
     assert result({"prompt_tokens": 7, "completion_tokens": 0}, text="") == (7, 0, "usage")
     assert result({"prompt_tokens": 0, "completion_tokens": 3}) == (None, 3, "usage")
     assert result({"prompt_tokens": -1, "completion_tokens": True}) == (None, None, None)
+
+
+def test_tools_are_sent_with_tool_choice_auto_and_tool_turns_keep_their_fields() -> None:
+    from fleetbench.backends import FunctionCall, ToolCall
+
+    tools = [{"type": "function", "function": {"name": "bash", "parameters": {}}}]
+    assert "tools" not in body_for("vllm") and "tool_choice" not in body_for("vllm")
+    body = body_for("vllm", tools=tools)
+    assert body["tools"] == tools and body["tool_choice"] == "auto"
+    call = ToolCall(id="c1", function=FunctionCall(name="bash", arguments='{"command": "ls"}'))
+    turns = [Message(role="assistant", content="", tool_calls=[call]),
+             Message(role="tool", content="exit code 0", tool_call_id="c1")]  # fmt: skip
+    spec = BodySpec(model="m", preset=PRESETS["vllm"], extras={}, reasoning_param="none",
+                    reasoning_effort=None, stream=False)  # fmt: skip
+    sent = build_body(request().model_copy(update={"messages": turns}), spec)["messages"]
+    assert sent == [
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function",
+         "function": {"name": "bash", "arguments": '{"command": "ls"}'}}]},
+        {"role": "tool", "content": "exit code 0", "tool_call_id": "c1"},
+    ]  # fmt: skip
+    assert body_for("vllm")["messages"] == [{"role": "user", "content": "hi"}]  # unchanged
+
+
+def test_streamed_tool_call_deltas_are_joined_by_index() -> None:
+    reply = Reply(start=0.0)
+    deltas = [
+        {"role": "assistant", "content": "Let me look."},
+        {"tool_calls": [{"index": 0, "id": "a", "type": "function",
+                         "function": {"name": "bash", "arguments": ""}}]},
+        {"tool_calls": [{"index": 1, "id": "b", "function": {"name": "done"}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": '{"comm'}}]},
+        {"tool_calls": [{"index": 0, "function": {"name": "bash", "arguments": 'and": "ls"}'}}]},
+    ]  # fmt: skip
+    for i, delta in enumerate(deltas):
+        reply.feed_line(sse({"choices": [{"index": 0, "delta": delta}]}), 1.0 + i)
+    reply.feed_line(sse({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}), 9.0)
+    assert reply.text == "Let me look." and reply.finish_reason == "tool_calls"
+    calls = reply.tool_calls
+    assert calls is not None
+    assert [(c.id, c.function.name, c.function.arguments) for c in calls] == [
+        ("a", "bash", '{"command": "ls"}'), ("b", "done", "")]  # fmt: skip
+    assert reply.token_chunks == 5 and reply.ttft_s == pytest.approx(1.0)
+    assert Reply(start=0.0).tool_calls is None
+
+
+def test_plain_reply_with_tool_calls() -> None:
+    reply = Reply(start=0.0)
+    calls_sent = [
+        {"id": "x", "type": "function", "function": {"name": "bash", "arguments": "{}"}},
+        {"type": "function", "function": {"name": "done", "arguments": {"why": 1}}},
+    ]
+    message = {"content": None, "tool_calls": calls_sent}
+    reply.feed_json({"choices": [{"finish_reason": "tool_calls", "message": message}]})
+    calls = reply.tool_calls
+    assert calls is not None and reply.text == ""
+    assert [(c.id, c.function.name, c.function.arguments) for c in calls] == [
+        ("x", "bash", "{}"), ("call_1", "done", '{"why": 1}')]  # fmt: skip
+
+
+def test_tool_calling_support_from_the_entry_or_the_preset() -> None:
+    from fleetbench.backends.base import BackendContext
+
+    def support(**options: Any) -> str:
+        context = BackendContext(model=ModelSpec(name="m"), run_dir=Path("."))
+        return OpenAIBackend(OpenAIOptions(**options), context).tool_calling()
+
+    assert support(base_url="http://127.0.0.1:1/v1") == "untested"
+    assert support(base_url="http://127.0.0.1:1/v1", tool_calling=True) == "supported"
+    assert support(preset="groq") == "supported"
+    assert support(preset="openai", tool_calling=False) == "untested"
+    assert support(preset="ollama", api="native", tool_calling=True) == "unavailable"

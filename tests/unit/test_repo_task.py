@@ -8,14 +8,15 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import DATA
 
-from fleetbench.backends.base import GenerationResult, Message
+from fleetbench.backends.base import FunctionCall, GenerationResult, Message, ToolCall
 from fleetbench.errors import ConfigError
 from fleetbench.sandbox import cgroup, new_workdir, runner
-from fleetbench.tasks.repo_agent import LoopLimits, parse_action, run_loop
+from fleetbench.tasks.repo_agent import TOOLS, TOOLS_REMINDER, LoopLimits, parse_action, run_loop
 from fleetbench.tasks.repo_diff import diff_trees
 from fleetbench.tasks.repo_folder import builtin_names, load_folder, load_tasks
 from fleetbench.tasks.repo_task import RepoTask, RepoTaskOptions, run_check
@@ -228,3 +229,103 @@ def test_a_killed_process_workspace_is_removed_by_the_next(
     assert fresh.parent == tmp_path and fresh.name.startswith(f"{cgroup.PREFIX}{os.getpid()}-repo-")
     new_workdir("repo")
     assert fresh.exists()  # a live process's workspace stays
+
+
+def _calls(*calls: tuple[str, str]) -> GenerationResult:
+    return GenerationResult(index=0, text="", prompt_tokens=10, completion_tokens=10,
+                            tool_calls=[ToolCall(id=f"c{i}", function=FunctionCall(
+                                name=name, arguments=args)) for i, (name, args) in
+                                enumerate(calls)])  # fmt: skip
+
+
+class ToolReplies(Replies):
+    """Replies to a tools-mode loop, which must offer the tools on every call."""
+
+    def __call__(self, messages: list[Message], tools: Any = None) -> GenerationResult:
+        assert tools == TOOLS
+        return super().__call__(messages)
+
+
+def test_tool_calls_run_in_order_and_each_is_answered(tmp_path: Path) -> None:
+    chat = ToolReplies(
+        _calls(("bash", '{"command": "echo hi > f"}'), ("bash", '{"command": "cat f"}')),
+        _calls(("ask_human", '{"question": "ok?"}'), ("nope", "{}")),
+        _calls(("done", "{}"), ("bash", '{"command": "touch never"}')),
+    )
+    state = run_loop(START, chat, tmp_path, LoopLimits(), "tools")
+    assert (state.end_reason, state.turns, state.tool_calls, state.human_interventions) == (
+        "done", 3, 2, 1)  # fmt: skip
+    assert not (tmp_path / "never").exists()  # nothing after done runs
+    tool_turns = [m for m in state.messages if m.role == "tool"]
+    assert [m.tool_call_id for m in tool_turns] == ["c0", "c1", "c0", "c1"]
+    assert tool_turns[1].content == "exit code 0\nhi\n"
+    assert tool_turns[2].content.startswith("No human is available")
+    assert tool_turns[3].content.startswith("error: unknown tool 'nope'")
+    assert state.messages[1].tool_calls is not None and state.messages[1].role == "assistant"
+    assert [s["action"] for s in state.trace] == ["bash", "bash", "ask_human", "none", "done"]
+
+
+@pytest.mark.parametrize(
+    ("replies", "reason", "turns"),
+    [
+        ([_calls(("bash", "{not json"))] * 5, "no_action", 3),
+        ([_say("I am done.")] * 5, "no_action", 3),  # no call at all: reminded, then ended
+        ([_calls(("bash", "[1]")), _calls(("done", "null"))], "no_action", 3),
+        ([_calls(("bash", '{"command": 5}')), _calls(("done", ""))], "done", 2),
+    ],
+)
+def test_unusable_tool_calls_end_the_loop_cleanly(
+    tmp_path: Path, replies: list[GenerationResult], reason: str, turns: int
+) -> None:
+    state = run_loop(START, ToolReplies(*replies), tmp_path, LoopLimits(), "tools")
+    assert (state.end_reason, state.turns, state.tool_calls) == (reason, turns, 0)
+    if not replies[0].tool_calls:
+        assert state.messages[-2].content == TOOLS_REMINDER
+
+
+@pytest.mark.parametrize(
+    ("actions", "support", "mode"),
+    [("auto", "supported", "tools"), ("auto", "untested", "text"),
+     ("auto", "unavailable", "text"), ("tools", "untested", "tools"),
+     ("tools", "unavailable", "text"), ("text", "supported", "text"), ("auto", None, "text")],
+)  # fmt: skip
+def test_actions_follow_the_option_and_what_the_backend_can(
+    actions: str, support: str | None, mode: str
+) -> None:
+    chat = Replies()
+    if support is not None:
+        chat.tool_support = support  # type: ignore[attr-defined]
+    assert RepoTask(RepoTaskOptions(actions=actions)).actions_for(chat) == mode
+
+
+def test_the_embedded_backend_gets_plain_text_actions(tmp_path: Path) -> None:
+    """llamacpp (the embedded model) has no tool_calling hook: the worker's chat says
+    unavailable, never sends tools, and the task keeps the plain-text format."""
+    from types import SimpleNamespace
+
+    from fleetbench.backends import GenerationRequest, GenerationSettings
+    from fleetbench.backends.llamacpp import LlamaCppBackend
+    from fleetbench.runner.worker import chat_fn
+
+    sent: list[GenerationRequest] = []
+
+    class Embedded(LlamaCppBackend):
+        def __init__(self) -> None:
+            pass
+
+        def generate(self, requests: Any) -> Any:
+            sent.extend(requests)
+            yield GenerationResult(index=0, text="DONE")
+
+    model = SimpleNamespace(prompt_prefix="", prompt_suffix="")
+    job = SimpleNamespace(spec=SimpleNamespace(model=model))
+    request = GenerationRequest(index=0, messages=START, settings=GenerationSettings())
+    chat = chat_fn(job, Embedded(), request)  # type: ignore[arg-type]
+    assert chat.tool_support == "unavailable"  # type: ignore[attr-defined]
+    task = RepoTask(RepoTaskOptions(tasks=["fix_typo"]))
+    (sample,) = task.samples()
+    done = task.interact(sample, task.messages(sample, None), chat)
+    assert done.scores is not None
+    assert (done.scores["actions"], done.scores["end_reason"]) == ("text", "done")
+    assert sent and all(r.tools is None for r in sent)
+    assert "```bash" in done.messages[0].content

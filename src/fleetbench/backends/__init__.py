@@ -16,6 +16,7 @@ from fleetbench.backends.base import (
     Backend,
     BackendContext,
     EnergyScope,
+    FunctionCall,
     GenerationRequest,
     GenerationResult,
     GenerationSettings,
@@ -23,6 +24,8 @@ from fleetbench.backends.base import (
     LoadInfo,
     Message,
     Placement,
+    ToolCall,
+    ToolSupport,
     server_scope,
 )
 from fleetbench.plugins import PlugPoint
@@ -36,6 +39,7 @@ __all__ = [
     "Backend",
     "BackendContext",
     "EnergyScope",
+    "FunctionCall",
     "GenerationRequest",
     "GenerationResult",
     "GenerationSettings",
@@ -43,6 +47,8 @@ __all__ = [
     "LoadInfo",
     "Message",
     "Placement",
+    "ToolCall",
+    "ToolSupport",
     "backend_names",
     "get_backend_class",
     "server_scope",

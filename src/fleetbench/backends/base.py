@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 if TYPE_CHECKING:
     from fleetbench.catalog.spec import ModelSpec
@@ -23,6 +30,11 @@ if TYPE_CHECKING:
 # tokenizer/decoder loop, the server's ``usage``, the server's tokenize endpoint, or
 # the model's tokenizer applied client-side to the returned text.
 TokenSource = Literal["exact", "usage", "tokenize", "tokenizer"]
+
+# What a backend can do with OpenAI tool calling (its optional ``tool_calling`` hook):
+# the model is known to call tools; the backend can send tools, but whether the model
+# calls them is not known; the backend cannot send them at all (the hook's absence).
+ToolSupport = Literal["supported", "untested", "unavailable"]
 
 
 class GenerationSettings(BaseModel):
@@ -47,11 +59,42 @@ class GenerationSettings(BaseModel):
         return self
 
 
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    arguments: str  # the model's JSON text, as it wrote it (may not parse)
+
+
+class ToolCall(BaseModel):
+    """One OpenAI tool call of an assistant reply, in the wire's own shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class Message(BaseModel):
+    """One chat turn. ``tool_calls`` (an assistant reply's) and ``tool_call_id`` (a
+    ``role: tool`` answer's) exist only with OpenAI tool calling; unset, they are left
+    out of every dump, so plain conversations keep the ``{role, content}`` shape."""
+
     model_config = ConfigDict(extra="forbid")
 
     role: str
     content: str
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_tool_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in ("tool_calls", "tool_call_id"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class GenerationRequest(BaseModel):
@@ -61,6 +104,9 @@ class GenerationRequest(BaseModel):
     messages: list[Message]
     settings: GenerationSettings
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    # OpenAI ``tools`` (function schemas) offered to the model; only backends whose
+    # ``tool_calling`` hook says they can send them do.
+    tools: list[dict[str, Any]] | None = None
 
 
 class GenerationResult(BaseModel):
@@ -68,6 +114,7 @@ class GenerationResult(BaseModel):
 
     index: int
     text: str = ""
+    tool_calls: list[ToolCall] | None = None  # the reply's tool calls (request had tools)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     latency_s: float | None = None
@@ -190,6 +237,10 @@ class Backend(Protocol):
       offline do). ``"client only"`` and ``"remote API"`` runs report no energy, CO2
       or tokens per joule (the meters would see only fleetbench's own process) unless
       the plan's ``energy.client_only: true`` asks for that client figure.
+    * ``tool_calling() -> ToolSupport``, called after ``load()``: whether requests'
+      ``tools`` are sent and the replies' ``tool_calls`` returned (``"supported"``:
+      known to work for this model; ``"untested"``: sent, the model may ignore them).
+      Without it: ``"unavailable"`` (multi-turn tasks use their plain-text actions).
 
     ``options`` is an instance of ``Options``; ``model`` the ``ModelSpec`` (catalogue
     entry). A plugin names its class in a plan as ``backend: package.module:Class`` or

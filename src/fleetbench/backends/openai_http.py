@@ -38,6 +38,7 @@ from fleetbench.backends.base import (
     GenerationRequest,
     GenerationResult,
     LoadInfo,
+    ToolSupport,
     server_scope,
 )
 from fleetbench.backends.engine import (
@@ -259,6 +260,15 @@ class OpenAIBackend:
         if server is not None:
             server.stop()
 
+    def tool_calling(self) -> ToolSupport:
+        """Tools are sent on /v1 (not Ollama's native API); known to work where the
+        model entry's ``tool_calling`` or else the preset says so."""
+        if self.native:
+            return "unavailable"
+        known = self.options.tool_calling
+        known = self.preset.tool_calling if known is None else known
+        return "supported" if known else "untested"
+
     def energy_scope(self) -> EnergyScope:
         """A server this backend started is metered with the worker's process tree; a
         local one someone else started is not (only the client is); others are remote."""
@@ -411,6 +421,7 @@ class OpenAIBackend:
         result = GenerationResult(
             index=request.index,
             text=reply.text,
+            tool_calls=getattr(reply, "tool_calls", None),  # native replies have none
             sent_at=reply.start + wall,
             received_at=None if reply.end is None else reply.end + wall,
             latency_s=reply.latency_s,
@@ -443,8 +454,13 @@ class OpenAIBackend:
 
     async def _count_local(self, request: GenerationRequest, result: GenerationResult) -> None:
         assert self._local is not None
-        prompt_text = self._local.render(request.messages, request.chat_template_kwargs)
-        result.completion_tokens = self._local.count(result.text)
+        kwargs = request.chat_template_kwargs
+        if request.tools:  # templates that know tools render them into the prompt
+            kwargs = {**kwargs, "tools": request.tools}
+        prompt_text = self._local.render(request.messages, kwargs)
+        # A tool call's name and arguments are generated tokens too.
+        calls = "".join(c.function.name + c.function.arguments for c in result.tool_calls or [])
+        result.completion_tokens = self._local.count(result.text + calls)
         if prompt_text is not None:
             result.prompt_tokens = self._local.count(prompt_text)
         result.token_source = "tokenizer"

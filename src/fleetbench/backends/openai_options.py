@@ -44,6 +44,11 @@ class OpenAIOptions(EngineOptions):
     extra_body: dict[str, Any] = Field(default_factory=dict)
     tokenizer_path: Path | None = Field(None, description="GGUF to count tokens without usage")
     server: ManagedServerOptions | None = Field(None, description="start this server first")
+    tool_calling: bool | None = Field(
+        None,
+        description="the model calls OpenAI tools (agentic tasks' actions: auto uses "
+        "them); default: the preset's (openai, openrouter, groq, together: true)",
+    )
     api: Literal["native"] | None = Field(
         None,
         description="native: Ollama's own /api/chat instead of /v1 (preset ollama only): "

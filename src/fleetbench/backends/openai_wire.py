@@ -1,7 +1,8 @@
 """The wire format of OpenAI-compatible chat completions.
 
-Request bodies with explicit sampling, the server-sent-event stream (timings measured
-as chunks arrive), replies without streaming, and the messages of error replies. No
+Request bodies with explicit sampling (and ``tools`` when the request offers them), the
+server-sent-event stream (timings measured as chunks arrive; streamed tool-call deltas
+joined by their index), replies without streaming, and the messages of error replies. No
 I/O here: ``openai_http`` does the requests. Server text goes into failures whole:
 the request engine scrubs secrets out of it before it cuts it (``engine.clean``).
 """
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetbench.backends.base import GenerationRequest
+from fleetbench.backends.base import FunctionCall, GenerationRequest, ToolCall
 from fleetbench.backends.engine import RequestFailure
 from fleetbench.backends.presets import Preset, ReasoningParam
 
@@ -44,6 +45,11 @@ def build_body(request: GenerationRequest, spec: BodySpec) -> dict[str, Any]:
     }
     if s.stop:
         body["stop"] = list(s.stop)
+    if request.tools:
+        # "auto" said outright: llama_cpp.server's function-calling formats only
+        # consider the tools when a tool_choice is given.
+        body["tools"] = request.tools
+        body["tool_choice"] = "auto"
     if spec.stream and spec.preset.stream_usage:
         body["stream_options"] = {"include_usage": True}
     values = {
@@ -97,6 +103,8 @@ class Reply:
     token_chunks: int = 0
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
+    # tool calls by their index: id, name and the arguments' pieces as they arrived
+    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     began: bool = False  # a 200 stream started
     done: bool = False  # "data: [DONE]" seen
     end: float | None = None
@@ -151,6 +159,7 @@ class Reply:
             delta = choice.get("delta") or {}
             got = self._take(delta.get("content"), self.content)
             got = self._take(_reasoning(delta), self.reasoning) or got
+            got = self._take_calls(delta.get("tool_calls")) or got
             if got:
                 self.first_token = self.first_token if self.first_token is not None else now
                 self.last_token = now
@@ -167,8 +176,50 @@ class Reply:
         message = reply["choices"][0].get("message") or {}
         self._take(message.get("content"), self.content)
         self._take(_reasoning(message), self.reasoning)
+        self._take_calls(message.get("tool_calls"))
         self.finish_reason = reply["choices"][0].get("finish_reason")
         self._usage(reply)
+
+    @property
+    def tool_calls(self) -> list[ToolCall] | None:
+        """The reply's tool calls in index order (None: there were none). A call the
+        server sent without an id gets one, so its answer can still name it."""
+        if not self.calls:
+            return None
+        return [
+            ToolCall(
+                id=call["id"] or f"call_{index}",
+                function=FunctionCall(name=call["name"], arguments="".join(call["arguments"])),
+            )
+            for index, call in sorted(self.calls.items())
+        ]
+
+    def _take_calls(self, value: Any) -> bool:
+        """Add a reply's ``tool_calls`` (whole, or one stream chunk's deltas: the first
+        of an index brings its id and name, later ones more of the arguments)."""
+        if not isinstance(value, list):
+            return False
+        got = False
+        for position, item in enumerate(value):
+            if not isinstance(item, dict):
+                continue
+            index = item.get("index", position)
+            index = index if isinstance(index, int) else position
+            call = self.calls.setdefault(index, {"id": "", "name": "", "arguments": []})
+            function = item.get("function") or {}
+            if isinstance(item.get("id"), str) and item["id"]:
+                call["id"] = item["id"]
+            if isinstance(function, dict):
+                name = function.get("name")
+                if isinstance(name, str) and name and name != call["name"]:
+                    call["name"] += name  # some servers repeat the name in every delta
+                arguments = function.get("arguments")
+                if isinstance(arguments, dict):  # a server that sends an object
+                    arguments = json.dumps(arguments)
+                if isinstance(arguments, str) and arguments:
+                    call["arguments"].append(arguments)
+            got = True
+        return got
 
     def _usage(self, obj: dict[str, Any]) -> None:
         usage = obj.get("usage") or (obj.get("x_groq") or {}).get("usage")

@@ -55,6 +55,8 @@ class Preset:
     tokenize: TokenizeKind | None = None
     # OpenAI's newer models refuse ``max_tokens``
     max_tokens_field: str = "max_tokens"
+    # whether the service's chat models call OpenAI tools (agentic tasks use them then)
+    tool_calling: bool = False
 
 
 PRESETS: dict[str, Preset] = {
@@ -65,6 +67,7 @@ PRESETS: dict[str, Preset] = {
             "https://api.openai.com/v1",
             "OPENAI_API_KEY",
             max_tokens_field="max_completion_tokens",
+            tool_calling=True,
         ),
         Preset(
             "openrouter",
@@ -72,14 +75,16 @@ PRESETS: dict[str, Preset] = {
             "OPENROUTER_API_KEY",
             extras=_HOSTED_EXTRAS,
             top_k_off=None,
+            tool_calling=True,
         ),
-        Preset("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+        Preset("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", tool_calling=True),
         Preset(
             "together",
             "https://api.together.xyz/v1",
             "TOGETHER_API_KEY",
             extras=_HOSTED_EXTRAS,
             top_k_off=None,
+            tool_calling=True,
         ),
         # Ollama's OpenAI endpoint ignores top_k/min_p/repeat_penalty (native API only).
         Preset("ollama", "http://127.0.0.1:11434/v1"),

@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from fleetbench.backends import (
     GenerationResult,
     GenerationSettings,
     Message,
+    ToolSupport,
     get_backend_class,
 )
 from fleetbench.catalog.spec import ModelSpec
@@ -167,16 +169,34 @@ def build_requests(job: RunJob, task: Task, todo: list[Sample]) -> dict[int, Gen
 def chat_fn(job: RunJob, backend: Backend, request: GenerationRequest) -> ChatFn:
     """One model call per turn of a multi-turn task: ``request``'s settings with the
     conversation so far (its last user turn wrapped in the model's prompt affixes)."""
-    model = job.spec.model
+    hook = getattr(backend, "tool_calling", None)
+    return BackendChat(job, backend, request, hook() if callable(hook) else "unavailable")
 
-    def chat(messages: list[Message]) -> GenerationResult:
+
+@dataclass
+class BackendChat:
+    """``ChatFn`` over a loaded backend; ``tool_support`` tells the task whether the
+    ``tools`` it offers reach the model (they are only sent where they can be)."""
+
+    job: RunJob
+    backend: Backend
+    request: GenerationRequest
+    tool_support: ToolSupport
+
+    def __call__(
+        self, messages: list[Message], tools: list[dict[str, Any]] | None = None, /
+    ) -> GenerationResult:
+        model = self.job.spec.model
         wrapped = apply_affixes(messages, model.prompt_prefix, model.prompt_suffix)
-        results = list(backend.generate([request.model_copy(update={"messages": wrapped})]))
+        update: dict[str, Any] = {"messages": wrapped}
+        if tools and self.tool_support != "unavailable":
+            update["tools"] = tools
+        results = list(self.backend.generate([self.request.model_copy(update=update)]))
         if not results:
-            return GenerationResult(index=request.index, error="the backend returned no result")
+            return GenerationResult(
+                index=self.request.index, error="the backend returned no result"
+            )
         return results[0]
-
-    return chat
 
 
 class SampleRecorder:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -37,8 +36,17 @@ class Answer:
 
 NO_ANSWER = Answer(key=None, blank=True)
 
-# One model call of a multi-turn task: the whole conversation so far in, the reply out.
-ChatFn = Callable[[list[Message]], GenerationResult]
+
+class ChatFn(Protocol):
+    """One model call of a multi-turn task: the whole conversation so far in, the reply
+    out. ``tools`` (OpenAI function schemas) are offered to the model when the backend
+    can send them; the reply's ``tool_calls`` then carry its calls. The worker's chat
+    also has ``tool_support`` (a ``ToolSupport``: what the backend's ``tool_calling``
+    hook says); read it with ``getattr(chat, "tool_support", "unavailable")``."""
+
+    def __call__(
+        self, messages: list[Message], tools: list[dict[str, Any]] | None = None, /
+    ) -> GenerationResult: ...
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The agent loop of a repository task: one action per turn, in plain text.
+"""The agent loop of a repository task: one action per turn, in plain text or as tool calls.
 
 In the spirit of mini-swe-agent: the model's reply holds one action, and a small model
 can follow the format:
@@ -13,17 +13,25 @@ can follow the format:
 
 A reply with no action gets a reminder of the format; ``max_format_errors`` such replies
 in a row end the loop. Every loop ends with one of ``END_REASONS``.
+
+Where the backend can send OpenAI tools (``Actions`` ``"tools"``), the same three actions
+are the functions of ``TOOLS`` instead: the model's ``tool_calls`` are run in order and
+each is answered by a ``role: tool`` message naming its ``tool_call_id``. A call that
+cannot be run (unknown tool, arguments that are not the JSON object asked for) is
+answered with what was wrong; a reply whose calls were all unusable, or that called
+none, counts as a reply without an action.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fleetbench.backends.base import GenerationResult, Message, TokenSource
+from fleetbench.backends.base import GenerationResult, Message, TokenSource, ToolCall
 from fleetbench.sandbox import SandboxLimits, SandboxResult, run_command
 from fleetbench.tasks.base import ChatFn
 
@@ -52,6 +60,44 @@ files with shell commands (e.g. sed -i, or cat > FILE <<'EOF' ... EOF); there is
 network. Look at the files first, then change them, then check your change, then say \
 DONE."""
 
+TOOLS_SYSTEM_PROMPT = """\
+You are a software engineer working in a repository, through a shell. Act by calling \
+the tools, one call at a time:
+
+1. bash: run one shell command in the repository folder; you get its exit code and \
+output back.
+2. done: call it when the task is complete.
+3. ask_human: only if you cannot go on without help.
+
+Rules: no interactive programs (no editors, no pagers); edit files with shell commands \
+(e.g. sed -i, or cat > FILE <<'EOF' ... EOF); there is no network. Look at the files \
+first, then change them, then check your change, then call done."""
+
+TOOLS: list[dict[str, Any]] = [
+    {"type": "function", "function": {
+        "name": "bash",
+        "description": "Run one shell command in the repository folder (no network, no "
+                       "interactive programs); returns its exit code and output.",
+        "parameters": {"type": "object", "properties": {
+            "command": {"type": "string", "description": "the shell command"}},
+            "required": ["command"]}}},
+    {"type": "function", "function": {
+        "name": "done",
+        "description": "Say that the task is complete; ends the session.",
+        "parameters": {"type": "object", "properties": {}}}},
+    {"type": "function", "function": {
+        "name": "ask_human",
+        "description": "Ask a human a question, only if you cannot go on without help.",
+        "parameters": {"type": "object", "properties": {
+            "question": {"type": "string", "description": "the question"}},
+            "required": ["question"]}}},
+]  # fmt: skip
+TOOL_NAMES = tuple(t["function"]["name"] for t in TOOLS)
+
+TOOLS_REMINDER = (
+    "You called no tool. Call bash with one shell command, or done when the task is complete."
+)
+
 FORMAT_REMINDER = (
     "I found no action in your reply. Reply with exactly one fenced ```bash block holding "
     "one shell command, or DONE on a line of its own when the task is complete."
@@ -63,10 +109,13 @@ _DONE = re.compile(r"^[ \t>*_`]*DONE[ \t.!*_`]*$", re.M)
 _SHELL_LANGS = {"bash", "sh", "shell", "console", "zsh", ""}
 
 
+Actions = Literal["text", "tools"]  # how the model states its actions
+
+
 @dataclass(frozen=True)
 class Action:
     kind: Literal["bash", "done", "ask_human", "none"]
-    text: str = ""  # the command or the question
+    text: str = ""  # the command or the question; for "none" from a tool call, why
 
 
 def parse_action(reply: str) -> Action:
@@ -83,6 +132,27 @@ def parse_action(reply: str) -> Action:
     if _DONE.search(reply):
         return Action("done")
     return Action("none")
+
+
+def tool_action(call: ToolCall) -> Action:
+    """The action a tool call asks for; ``none`` (with what was wrong) when it names
+    no known tool or its arguments are not the JSON object that tool takes."""
+    name, raw = call.function.name, call.function.arguments.strip()
+    if name not in TOOL_NAMES:
+        return Action("none", f"unknown tool {name!r}; the tools are {', '.join(TOOL_NAMES)}")
+    try:
+        args = json.loads(raw) if raw else {}
+    except ValueError as exc:
+        return Action("none", f"the arguments of {name} are not valid JSON ({exc})")
+    if not isinstance(args, dict):
+        return Action("none", f"the arguments of {name} must be a JSON object")
+    if name == "done":
+        return Action("done")
+    key = "command" if name == "bash" else "question"
+    value = args.get(key)
+    if not isinstance(value, str) or not value.strip():
+        return Action("none", f"{name} needs a non-empty string {key!r}")
+    return Action("bash" if name == "bash" else "ask_human", value.strip())
 
 
 @dataclass(frozen=True)
@@ -161,7 +231,11 @@ def workspace_size(root: Path) -> int:
 
 
 def run_loop(
-    messages: list[Message], chat: ChatFn, workspace: Path, limits: LoopLimits
+    messages: list[Message],
+    chat: ChatFn,
+    workspace: Path,
+    limits: LoopLimits,
+    actions: Actions = "text",
 ) -> LoopState:
     """Talk to the model until it is done or a limit ends the loop."""
     state = LoopState(messages=list(messages))
@@ -174,46 +248,105 @@ def run_loop(
         if time.monotonic() >= deadline:
             state.end_reason = "timeout"
             break
-        result = chat(state.messages)
+        result = chat(state.messages, TOOLS) if actions == "tools" else chat(state.messages)
         state.add(result)
         if result.error:
             state.end_reason, state.error = "backend_error", result.error
             state.trace.append({"turn": state.turns, "action": "error", "error": result.error})
             break
         state.last_reply = result.text
-        state.messages.append(Message(role="assistant", content=result.text))
-        action = parse_action(result.text)
-        step: dict[str, Any] = {"turn": state.turns, "action": action.kind}
-        state.trace.append(step)
-        if state.total_tokens > limits.max_total_tokens:
-            state.end_reason = "token_limit"
-            break
-        if action.kind == "done":
-            state.end_reason = "done"
-            break
-        if action.kind == "none":
+        turn = _tool_turn if actions == "tools" else _text_turn
+        ended = turn(state, result, workspace, limits, deadline)
+        if ended == "no_action":
             format_errors += 1
             if format_errors >= limits.max_format_errors:
                 state.end_reason = "no_action"
                 break
-            state.messages.append(Message(role="user", content=FORMAT_REMINDER))
+            if actions == "text":
+                state.messages.append(Message(role="user", content=FORMAT_REMINDER))
+            elif not result.tool_calls:  # unusable calls were answered one by one
+                state.messages.append(Message(role="user", content=TOOLS_REMINDER))
             continue
         format_errors = 0
-        if action.kind == "ask_human":
-            state.human_interventions += 1
-            step["question"] = action.text[:500]
-            state.messages.append(Message(role="user", content=HUMAN_REPLY))
-            continue
-        left = deadline - time.monotonic()
-        if left <= 0:
-            state.end_reason = "timeout"
-            break
-        state.tool_calls += 1
-        wall = min(limits.command_timeout_s, left)
-        done = run_shell(action.text, workspace, command_limits(limits, wall))
-        step.update(command=action.text[:500], status=done.status, exit_code=done.returncode)
-        state.messages.append(Message(role="user", content=observation(done, limits.output_chars)))
-        if workspace_size(workspace) > limits.workspace_bytes:
-            state.end_reason = "workspace_limit"
+        if ended is not None:
+            state.end_reason = ended
             break
     return state
+
+
+def _text_turn(
+    state: LoopState, result: GenerationResult, workspace: Path, limits: LoopLimits,
+    deadline: float,
+) -> EndReason | Literal["no_action"] | None:  # fmt: skip
+    """One plain-text reply: its first action, run; the outcome is the next user turn.
+    Returns why the loop ends, ``"no_action"`` for a reply without one, else None."""
+    state.messages.append(Message(role="assistant", content=result.text))
+    action = parse_action(result.text)
+    step: dict[str, Any] = {"turn": state.turns, "action": action.kind}
+    state.trace.append(step)
+    if state.total_tokens > limits.max_total_tokens:
+        return "token_limit"
+    if action.kind == "none":
+        return "no_action"
+    reply, ended = _act(state, action, step, workspace, limits, deadline)
+    if reply is not None:
+        state.messages.append(Message(role="user", content=reply))
+    return ended
+
+
+def _tool_turn(
+    state: LoopState, result: GenerationResult, workspace: Path, limits: LoopLimits,
+    deadline: float,
+) -> EndReason | Literal["no_action"] | None:  # fmt: skip
+    """One reply with tool calls: each run in order and answered by a tool message.
+    Returns as ``_text_turn`` does; ``"no_action"`` when no call could be run."""
+    calls = result.tool_calls or []
+    state.messages.append(Message(role="assistant", content=result.text, tool_calls=calls or None))
+    if not calls:
+        state.trace.append({"turn": state.turns, "action": "none"})
+    if state.total_tokens > limits.max_total_tokens:
+        return "token_limit"
+    usable = False
+    for call in calls:
+        action = tool_action(call)
+        step: dict[str, Any] = {"turn": state.turns, "action": action.kind,
+                                "tool": call.function.name[:100]}  # fmt: skip
+        state.trace.append(step)
+        if action.kind == "none":
+            step["error"] = action.text[:500]
+            state.messages.append(
+                Message(role="tool", tool_call_id=call.id, content=f"error: {action.text}")
+            )
+            continue
+        usable = True
+        reply, ended = _act(state, action, step, workspace, limits, deadline)
+        if reply is not None:
+            state.messages.append(Message(role="tool", tool_call_id=call.id, content=reply))
+        if ended is not None:
+            return ended
+    return None if usable else "no_action"
+
+
+def _act(
+    state: LoopState, action: Action, step: dict[str, Any], workspace: Path,
+    limits: LoopLimits, deadline: float,
+) -> tuple[str | None, EndReason | None]:  # fmt: skip
+    """Carry out one action: what the model is told back (None: nothing) and why the
+    loop ends (None: it goes on)."""
+    if action.kind == "done":
+        return None, "done"
+    if action.kind == "ask_human":
+        state.human_interventions += 1
+        step["question"] = action.text[:500]
+        return HUMAN_REPLY, None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return None, "timeout"
+    state.tool_calls += 1
+    wall = min(limits.command_timeout_s, left)
+    done = run_shell(action.text, workspace, command_limits(limits, wall))
+    step.update(command=action.text[:500], status=done.status, exit_code=done.returncode)
+    reply = observation(done, limits.output_chars)
+    if workspace_size(workspace) > limits.workspace_bytes:
+        return reply, "workspace_limit"
+    return reply, None

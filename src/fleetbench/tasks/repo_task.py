@@ -6,7 +6,8 @@ every command in the sandbox; then the workspace is diffed against the starting 
 (``repo_diff``) and the task's check runs there: success is its exit code 0.
 
 Per sample the scores hold ``solved`` (1/0), ``end_reason``, ``turns`` (prompts sent),
-``tool_calls``, tokens, ``wall_s``, ``human_interventions``, ``files_modified``,
+``tool_calls``, ``actions`` (how the model acted: ``text`` or OpenAI ``tools``), tokens,
+``wall_s``, ``human_interventions``, ``files_modified``,
 ``lines_added``, ``lines_removed``, the unified ``diff`` (capped), the check's status and
 output tail, and a compact ``trace`` of the actions. The run's metrics: ``success_rate``
 and means, plus per-success figures (wall time, prompts, tokens, interventions: total
@@ -15,11 +16,12 @@ over the run ÷ tasks solved) that the report ranks repo-task runs by.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,9 +29,18 @@ from fleetbench.backends.base import GenerationResult, Message
 from fleetbench.errors import ConfigError
 from fleetbench.sandbox import SandboxLimits, SandboxResult, new_workdir
 from fleetbench.tasks.base import ChatFn, Interaction, Sample, Task
-from fleetbench.tasks.repo_agent import SYSTEM_PROMPT, LoopLimits, run_loop, run_shell
+from fleetbench.tasks.repo_agent import (
+    SYSTEM_PROMPT,
+    TOOLS_SYSTEM_PROMPT,
+    Actions,
+    LoopLimits,
+    run_loop,
+    run_shell,
+)
 from fleetbench.tasks.repo_diff import DIFF_CAP, diff_trees
 from fleetbench.tasks.repo_folder import RepoTaskSpec, load_tasks
+
+log = logging.getLogger("fleetbench.tasks.repo_task")
 
 CHECK_TAIL = 1500  # characters of the check's output kept with the sample
 USER_PROMPT = (
@@ -55,6 +66,9 @@ class RepoTaskOptions(BaseModel):
     system_prompt: str | None = Field(None, description="added after the action format")
     system_as_user: bool = Field(False, description="the action format opens the first user "
                                  "turn instead (chat templates without a system role)")  # fmt: skip
+    actions: Literal["auto", "tools", "text"] = Field(
+        "auto", description="how the model acts: OpenAI tool calls, plain-text blocks, or "
+        "auto: tools where the backend says the model calls them, else text")  # fmt: skip
 
 
 class RepoTask(Task):
@@ -106,15 +120,30 @@ class RepoTask(Task):
             workspace_bytes=o.workspace_mb * 2**20,
         )
 
+    def actions_for(self, chat: ChatFn) -> Actions:
+        """Tools where asked for (``tools``) or known to work (``auto``), if the backend
+        can send them at all; else the plain-text format."""
+        support = getattr(chat, "tool_support", "unavailable")
+        wanted = self.options.actions
+        if wanted == "tools" and support == "unavailable":
+            log.warning("actions: tools, but this backend cannot send tools: plain-text actions")
+        if support == "unavailable" or wanted == "text":
+            return "text"
+        return "tools" if wanted == "tools" or support == "supported" else "text"
+
     def interact(self, sample: Sample, messages: list[Message], chat: ChatFn) -> Interaction:
         """Run the loop in a fresh workspace, then diff it and run the check."""
         spec = self.specs[sample.id]
+        actions = self.actions_for(chat)
+        if actions == "tools":  # the tools replace the text format's explanation
+            first = messages[0].content.replace(SYSTEM_PROMPT, TOOLS_SYSTEM_PROMPT, 1)
+            messages = [messages[0].model_copy(update={"content": first}), *messages[1:]]
         started, t0 = time.time(), time.monotonic()
         tmp = new_workdir("repo")
         try:
             workspace = tmp / "repo"
             shutil.copytree(spec.repo, workspace, symlinks=True)
-            state = run_loop(messages, chat, workspace, self.limits(spec))
+            state = run_loop(messages, chat, workspace, self.limits(spec), actions)
             stats = diff_trees(spec.repo, workspace, self.options.diff_chars)
             check = run_check(spec, workspace, self.options.check_timeout_s)
         finally:
@@ -123,7 +152,8 @@ class RepoTask(Task):
         known = state.prompt_tokens is not None or state.completion_tokens is not None
         scores: dict[str, Any] = {
             "solved": int(check.passed), "end_reason": state.end_reason, "turns": state.turns,
-            "tool_calls": state.tool_calls, "human_interventions": state.human_interventions,
+            "tool_calls": state.tool_calls, "actions": actions,
+            "human_interventions": state.human_interventions,
             "prompt_tokens": state.prompt_tokens, "completion_tokens": state.completion_tokens,
             "total_tokens": state.total_tokens if known else None, "wall_s": round(wall, 3),
             "files_modified": stats.files_modified, "lines_added": stats.lines_added,

@@ -16,6 +16,7 @@ pytest.importorskip("altair")
 pytest.importorskip("vl_convert")
 
 from fleetbench.report import charts, render
+from fleetbench.report.aggregate import summarize_run
 from fleetbench.report.page import round_rows
 
 
@@ -72,12 +73,23 @@ def test_size_cost_matrix_and_round_charts(tmp_path: Path) -> None:
             t = start + i
             store.add_sample(sample(i, attempt, round=rnd, sent_at=t, received_at=t + 0.1 * rnd))
     store.finish_attempt("r1", attempt, COMPLETED, None)
-    summary = {**RUN, "task": "textgen", "rounds": 2, "total_prompts": 4, "status": COMPLETED}
-    rows = round_rows(store, [summary])
+    summary = summarize_run(store, store.runs()[0])
+    assert [f["round"] for f in summary["round_series"]] == [1, 2]  # summary.json
+    rows, note = round_rows([summary])
+    assert note == "one point per round"
     assert [(r["round"], r["success_rate"]) for r in rows] == [(1, 1.0), (2, 1.0)]
     assert rows[1]["p50_latency_s"] == pytest.approx(0.1)  # the stored latency_s
-    rendered(charts.rounds_over_time(rows), tmp_path, "rounds")
-    assert round_rows(store, [summary | {"rounds": 1}]) == []
+    rendered(charts.rounds_over_time(rows, subtitle=note), tmp_path, "rounds")
+    assert round_rows([summary | {"round_series": []}]) == ([], "one point per round")
+    # Past max_series runs: per round, the median, p10 and p90 across the runs.
+    other = summary | {"model_name": "other", "round_series": [
+        f | {"p50_latency_s": 0.5} for f in summary["round_series"]]}  # fmt: skip
+    fleet, note = round_rows([summary, other], max_series=1)
+    assert note.startswith("2 runs: median, p10 and p90 across runs")
+    assert [(r["label"], r["round"]) for r in fleet[:3]] == [
+        ("fleet median", 1), ("fleet p10", 1), ("fleet p90", 1)]  # fmt: skip
+    assert fleet[3]["p50_latency_s"] == pytest.approx((0.1 + 0.5) / 2)
+    assert fleet[3]["started"] == rows[1]["started"]
     store.close()
 
 

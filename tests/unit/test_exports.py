@@ -120,3 +120,39 @@ def test_fresh_run_rewrites_its_files(store: Store, tmp_path: Path) -> None:
     store.finish_attempt("r1", a, COMPLETED, None)
     export_results(store, out, [])
     assert "again1" in (out / "runs/r1/results.jsonl").read_text(encoding="utf-8")
+
+
+def test_the_next_report_reuses_each_unchanged_runs_summary(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new exporter (the next ``fleetbench report``) reads an unchanged run's summary
+    from its folder's cache instead of summarising its samples again; a run whose
+    samples or row changed, or whose cache is torn, is summarised again."""
+    summarised: list[str] = []
+    real = exports.summarize_run
+
+    def counting(s: Store, row: sqlite3.Row) -> dict[str, Any]:
+        summarised.append(row["run_id"])
+        return real(s, row)
+
+    monkeypatch.setattr(exports, "summarize_run", counting)
+    out = tmp_path / "out"
+    first = export_results(store, out, [])
+    assert len(summarised) == 6 and (out / "runs/r0" / exports.SUMMARY_CACHE).is_file()
+    master = (out / MASTER_FILE).read_text()
+
+    summarised.clear()
+    assert export_results(store, out, []) == first  # the same values, from the caches
+    assert summarised == [] and (out / MASTER_FILE).read_text() == master
+
+    a = store.start_attempt("r2", "b1", {}, [2])  # r2 gains a round
+    store.add_samples([sample(j, a, run_id="r2", round=2) for j in range(2)])
+    store.finish_attempt("r2", a, COMPLETED, None)
+    (out / "runs/r4" / exports.SUMMARY_CACHE).write_text('{"made_from": ')  # torn
+    with sqlite3.connect(store.path) as db:  # a sample replaced, the run row untouched
+        db.execute("UPDATE samples SET created_at = created_at + 1 WHERE run_id = 'r5'")
+    summarised.clear()
+    again = export_results(store, out, [])
+    assert sorted(summarised) == ["r2", "r4", "r5"]
+    by_id = {s["run_id"]: s for s in again}
+    assert by_id["r2"]["rounds"] == 2 and by_id["r2"]["total_prompts"] == 4

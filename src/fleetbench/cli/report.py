@@ -19,7 +19,7 @@ from fleetbench.errors import ConfigError
 from fleetbench.report.exports import export_results
 from fleetbench.report.master import MASTER_FILE
 from fleetbench.report.page import write_report
-from fleetbench.report.render import report_available
+from fleetbench.report.render import report_available, warm_up
 from fleetbench.report.stars import load_reference
 from fleetbench.runner import load_plan
 from fleetbench.runner.batch import apply_plan_settings
@@ -82,6 +82,8 @@ def report(
     output = (output or (loaded.plan.output if loaded else None) or DEFAULT_OUTPUT).resolve()
     reference = load_reference(stars_reference) if stars_reference is not None else None
     store = open_store(output)
+    if report_available():
+        warm_up()  # vl-convert's JS engine starts while the runs are summarised
     try:
         with OutputLock(output):
             store.interrupt_dead()  # we hold the lock: whatever still says "running" is dead

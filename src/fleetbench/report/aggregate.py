@@ -15,7 +15,7 @@ from fleetbench.meters.energy import NONE
 from fleetbench.report.categories import by_category
 from fleetbench.report.energy import EnergyCounts, energy_columns_from, gpu_power_columns
 from fleetbench.report.load import LoadInputs, load_figures
-from fleetbench.report.rounds import round_figures, spread_from
+from fleetbench.report.rounds import round_figures, round_series, spread_from
 from fleetbench.report.server_timing import server_timing
 from fleetbench.report.timing import distributions, percentile_columns, spans_seconds, speed_from
 from fleetbench.report.tokens import TokenCounts, totals_from
@@ -38,7 +38,8 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     stats = aggregates.run_stats(db, run_id, per_round)
     ok = aggregates.ok_timings(db, run_id, per_round)
     rounds = aggregates.round_stats(db, run_id, per_round)
-    spread = spread_from(round_figures(db, run_id, per_round, rounds, ok), per_round)
+    figures = round_figures(db, run_id, per_round, rounds, ok)
+    spread = spread_from(figures, per_round)
     planned = per_round * spread["rounds"]
     attempts = store.attempts(run_id)
     n = int(stats["n"])
@@ -116,6 +117,7 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         # Catalogue categories (tags), ';'-joined: the master CSV groups runs by them.
         "categories": ";".join((config.get("model") or {}).get("tags") or []),
         **spread,
+        "round_series": round_series(figures, per_round),  # summary.json only: nested
         "by_category": by_category(store, run_id, per_round),
         **server_timing(store, run_id, per_round),  # Ollama native: server timings
         **load_figures(

@@ -62,6 +62,30 @@ def _rows(
     ]
 
 
+# Charts with one bar or row per run list at most this many: past it a bar chart of
+# 1,000 runs is a wall of labels (and costs seconds to render); the page's table,
+# comparison.csv and comparison.json keep every run.
+MAX_LISTED = 60
+
+
+def _listed(
+    rows: list[dict[str, Any]], key: str, what: str, highest: bool = True
+) -> tuple[list[dict[str, Any]], str]:
+    """At most ``MAX_LISTED`` rows, the highest (or lowest) ``key`` first, and a
+    subtitle part that says so when rows were left out ("" when none were)."""
+    if len(rows) <= MAX_LISTED:
+        return rows, ""
+    ranked = sorted(rows, key=lambda r: float(r.get(key) or 0.0), reverse=highest)
+    return ranked[:MAX_LISTED], (
+        f"the {MAX_LISTED} runs of {len(rows)} with the {'highest' if highest else 'lowest'} "
+        f"{what}; every run: the table and comparison.csv"
+    )
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
 def _methods(rows: list[dict[str, Any]]) -> str:
     methods = sorted({str(r.get("energy_method") or "none") for r in rows})
     return "energy method: " + ", ".join(methods)
@@ -84,8 +108,9 @@ def ranking_bars(records: list[dict[str, Any]], task: str) -> Chart:
     if not rows:
         return None
     metric = rows[0].get("quality_metric") or "score"
+    rows, note = _listed(rows, "quality_score", metric)
     return (
-        alt.Chart(_data(rows), title=_title(f"{task}: overall ranking ({metric})"))
+        alt.Chart(_data(rows), title=_title(f"{task}: overall ranking ({metric})", note))
         .mark_bar()
         .encode(
             x=alt.X("quality_score:Q", title=f"{metric} (0-1)", scale=alt.Scale(domain=[0, 1])),
@@ -151,7 +176,7 @@ def score_vs_latency(records: list[dict[str, Any]], task: str) -> Chart:
 def score_components(records: list[dict[str, Any]], task: str) -> Chart:
     """Grouped bars: one row per model, one bar per score component (no facets: a
     facet per model costs a second of rendering per 100 models)."""
-    rows = _rows([r for r in records if r["task"] == task])
+    rows, note = _listed(_rows([r for r in records if r["task"] == task]), "quality_score", "score")
     long = [
         {"label": r["label"], "component": name, "value": value}
         for r in rows
@@ -160,7 +185,7 @@ def score_components(records: list[dict[str, Any]], task: str) -> Chart:
     if not long:
         return None
     return (
-        alt.Chart(_data(long), title=_title(f"{task}: score components per model"))
+        alt.Chart(_data(long), title=_title(f"{task}: score components per model", note))
         .mark_bar()
         .encode(
             x=alt.X("value:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
@@ -180,7 +205,12 @@ def category_correctness(records: list[dict[str, Any]], task: str) -> Chart:
     "correct"), else the run's quality metric; unscored runs have no chart."""
     metric = SAMPLE_METRIC.get(task)
     rows = []
-    for r in _rows([r for r in records if r["task"] == task], extra=("by_category",)):
+    listed, note = _listed(
+        _rows([r for r in records if r["task"] == task], extra=("by_category",)),
+        "quality_score",
+        "score",
+    )
+    for r in listed:
         for category, group in (r.get("by_category") or {}).items():
             scores = group.get("scores") or {}
             key = metric if metric in scores else r.get("quality_metric")
@@ -208,7 +238,9 @@ def category_correctness(records: list[dict[str, Any]], task: str) -> Chart:
         color=alt.condition(alt.datum.score > 0.5, alt.value("white"), alt.value("black")),
         tooltip=tooltip,
     )
-    title = _title(f"{task}: correctness by category", f"mean {names} per sample category")
+    title = _title(
+        f"{task}: correctness by category", _join(f"mean {names} per sample category", note)
+    )
     return (cells + text).properties(title=title, width=alt.Step(48), height=alt.Step(18))
 
 
@@ -284,6 +316,7 @@ def rounds_over_time(
     rows: list[dict[str, Any]],
     panels: tuple[tuple[str, str], ...] = ROUND_PANELS,
     title: str = "rounds over time",
+    subtitle: str = "one point per round",
 ) -> Chart:
     """Per round of each multi-round run: p50 latency, throughput and success rate
     against the round's start (``page.round_rows``); the dashboard draws its own
@@ -302,7 +335,7 @@ def rounds_over_time(
         ).properties(width=WIDTH, height=160)
         for col, axis in panels
     ]
-    return alt.vconcat(*charts, title=_title(title, "one point per round"))
+    return alt.vconcat(*charts, title=_title(title, subtitle))
 
 
 def only_one_solved(matrix: Matrix) -> Chart:
@@ -376,8 +409,9 @@ def percentiles(records: list[dict[str, Any]], figure: str, title: str) -> Chart
                          **{q: dist.get(q) for q in ("p50", "p90", "p95", "p99")}})  # fmt: skip
     if not rows:
         return None
-    base = alt.Chart(_data(rows), title=_title(f"{title} distribution per run",
-                                               "bar: p50 to p95; tick: p99"))  # fmt: skip
+    rows, note = _listed(rows, "p95", "p95")
+    subtitle = _join("bar: p50 to p95; tick: p99", note)
+    base = alt.Chart(_data(rows), title=_title(f"{title} distribution per run", subtitle))
     y = alt.Y("label:N", title=None)
     tooltip = ["label:N", "p50:Q", "p90:Q", "p95:Q", "p99:Q"]
     bars = base.mark_bar(height=8).encode(

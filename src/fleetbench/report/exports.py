@@ -7,10 +7,13 @@ always consistent with it, and written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import io
 import json
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,9 @@ SAMPLES_CSV = "samples.csv"
 EMISSIONS_FILE = "emissions.json"
 # What the sample files of a run folder were written from (``write_run_files``).
 STAMP_FILE = ".samples-stamp.json"
+# The run's summary as ``summarize_run`` made it, with what it was made from
+# (``ResultsExporter``): the next process reuses it while neither changed.
+SUMMARY_CACHE = ".summary-cache.json"
 
 # The energy breakdown of ``emissions.json``, from the run's summary (empty: unknown).
 EMISSIONS_KEYS = (
@@ -68,14 +74,34 @@ def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], fol
     a long schedule cost the whole store each time. They are rewritten only when the
     run's samples changed since they were written, which ``STAMP_FILE`` records (see
     ``samples_stamp``), or when one of them is missing or no longer the size written.
-    ``summary.json`` and ``emissions.json`` are small: rebuilt every time, written
-    when their text differs from the file's.
+    ``summary.json`` and ``emissions.json`` are rebuilt when the run's row or its
+    summary changed (a hash of both in ``STAMP_FILE``) or a file is not the size
+    written, and written when their text differs from the file's.
     """
     stamp = samples_stamp(store, run)
-    if not _fresh(folder, stamp):
+    written = _written(folder)
+    files = dict(written.get("files") or {})
+    if not _fresh(folder, stamp, written):
         names = _write_sample_files(store, run, folder)
-        sizes = {name: (folder / name).stat().st_size for name in names}
-        atomic_write_text(folder / STAMP_FILE, json.dumps({**stamp, "files": sizes}) + "\n")
+        files = {n: size for n, size in files.items() if n in (SUMMARY_FILE, EMISSIONS_FILE)}
+        files |= {name: (folder / name).stat().st_size for name in names}
+    # summary.json and emissions.json are made from the run's row (its attempts change
+    # it), the summary (stars and knees included) and the attempts: unchanged row and
+    # summary, unchanged files, so reading 100 rounds' attempts again is not needed.
+    document = hashlib.sha256(
+        json.dumps([list(run), summary], default=str, sort_keys=True).encode()
+    ).hexdigest()
+    documents = (SUMMARY_FILE, EMISSIONS_FILE)
+    if written.get("document") != document or not _sizes_match(folder, written, documents):
+        _write_documents(store, run, summary, folder)
+        files |= {name: (folder / name).stat().st_size for name in documents}
+    new = {**stamp, "document": document, "files": files}
+    if new != written:
+        atomic_write_text(folder / STAMP_FILE, json.dumps(new) + "\n")
+
+
+def _write_documents(store: Store, run: sqlite3.Row, summary: dict[str, Any], folder: Path) -> None:
+    """``summary.json`` and ``emissions.json``, each written when its text changed."""
     attempts = [
         {
             k: a[k]
@@ -125,16 +151,30 @@ def samples_stamp(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _fresh(folder: Path, stamp: dict[str, Any]) -> bool:
-    """Whether the sample files in ``folder`` were written from these samples and are
-    all still there, at the size written."""
+def _written(folder: Path) -> dict[str, Any]:
+    """What ``STAMP_FILE`` says the folder's files were written from ({} if unknown)."""
     try:
         written = json.loads((folder / STAMP_FILE).read_text(encoding="utf-8"))
-        files = written.pop("files")
-        return written == stamp and all(
-            (folder / name).stat().st_size == size for name, size in files.items()
+    except (OSError, ValueError):
+        return {}
+    return written if isinstance(written, dict) else {}
+
+
+def _fresh(folder: Path, stamp: dict[str, Any], written: dict[str, Any]) -> bool:
+    """Whether the sample files in ``folder`` were written from these samples and are
+    all still there, at the size written."""
+    made_from = {k: v for k, v in written.items() if k not in ("files", "document")}
+    names = [n for n in (written.get("files") or {}) if n not in (SUMMARY_FILE, EMISSIONS_FILE)]
+    return made_from == stamp and bool(names) and _sizes_match(folder, written, names)
+
+
+def _sizes_match(folder: Path, written: dict[str, Any], names: Iterable[str]) -> bool:
+    files = written.get("files")
+    try:
+        return isinstance(files, dict) and all(
+            (folder / name).stat().st_size == files.get(name) for name in names
         )
-    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+    except OSError:
         return False
 
 
@@ -231,9 +271,33 @@ class ResultsExporter:
         cached = self._cache.get(row["run_id"])
         # A running run stores samples without touching its row: always fresh.
         if force or cached is None or cached[0] != key or row["status"] == RUNNING:
-            cached = (key, summarize_run(self.store, row))
+            cached = (key, self._stored_summary(row, force or row["status"] == RUNNING))
             self._cache[row["run_id"]] = cached
         return cached[1]
+
+    def _stored_summary(self, row: sqlite3.Row, fresh: bool) -> dict[str, Any]:
+        """The run's summary: the one cached in its folder when it was made from the
+        same store row, samples (``samples_stamp``) and fleetbench version, else a
+        new one (then cached). Summarising reads every sample of the run, so a report
+        over a long schedule's store recomputed the whole store at every call; the
+        cache makes a report after a batch (which summarised the runs it changed)
+        read only the runs' rows. Stars and knees are not cached: they compare runs."""
+        path = run_dir(self.output, row["run_id"]) / SUMMARY_CACHE
+        made_from = {"row": list(row), "samples": samples_stamp(self.store, row)}
+        if not fresh:
+            try:
+                cached = json.loads(path.read_text(encoding="utf-8"))
+                if cached.get("made_from") == made_from:
+                    return dict(cached["summary"])
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                pass  # missing, torn or foreign: summarise again
+        summary = summarize_run(self.store, row)
+        # Through JSON, so a cached summary and a fresh one are the same values.
+        text = json.dumps({"made_from": made_from, "summary": summary}, default=str)
+        if row["status"] != RUNNING:
+            with contextlib.suppress(OSError):  # a cache that cannot be written costs time
+                atomic_write_text(path, text + "\n")
+        return dict(json.loads(text)["summary"])
 
 
 def export_results(

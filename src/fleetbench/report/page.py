@@ -21,7 +21,6 @@ from fleetbench.report.audit import Finding, audit
 from fleetbench.report.cards import batch_cards
 from fleetbench.report.matrix import SAMPLE_METRIC, build_matrix
 from fleetbench.report.rankings import PARETO_AXES, RANKINGS, label, task_rankings
-from fleetbench.report.rounds import round_figures, round_throughput
 from fleetbench.report.timing import percentile
 from fleetbench.store import Store
 
@@ -97,7 +96,8 @@ def write_report(
                 add(f"{slug}-{name}", mdef(matrix), task)
     for name, bdef in charts.BATCH_CHARTS:
         add(name, bdef(records), "")
-    add("rounds-over-time", charts.rounds_over_time(round_rows(store, records)), "")
+    over_time, note = round_rows(summaries)
+    add("rounds-over-time", charts.rounds_over_time(over_time, subtitle=note), "")
 
     version = render.vl_version(plots[0]["spec"]) if plots else "6.4"
     page = (
@@ -126,29 +126,56 @@ def write_report(
     return index
 
 
-def round_rows(store: Store, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per round of every run measured in several rounds (schedules,
-    ``--repeat``): its start, p50 latency, throughput and success rate (from SQL:
-    ``report.rounds.round_figures``)."""
-    out = []
-    for r in records:
-        if int(r.get("rounds") or 1) < 2:
-            continue
-        per_round = int(r["total_prompts"]) // int(r["rounds"])
-        for f in round_figures(store.conn, r["run_id"], per_round):
-            if f.first_sent is None:
-                continue
-            out.append(
-                {
-                    "label": f"{label(r)} · {r['task']}",
-                    "round": f.number,
-                    "started": datetime.fromtimestamp(f.first_sent, UTC).isoformat(),
-                    "p50_latency_s": percentile(f.latencies, 50),
-                    "throughput": round_throughput(f),
-                    "success_rate": f.ok / per_round if per_round else None,
-                }
-            )
-    return out
+# Past this many multi-round runs the over-time chart shows the fleet (median and
+# 10th/90th percentile across runs per round) instead of one line per run: 1,000 lines
+# are unreadable, and their 100,000 points took a minute to render.
+MAX_ROUND_SERIES = 12
+FLEET_QUANTILES = ((50, "median"), (10, "p10"), (90, "p90"))
+
+
+def round_rows(
+    summaries: list[dict[str, Any]], max_series: int = MAX_ROUND_SERIES
+) -> tuple[list[dict[str, Any]], str]:
+    """The over-time chart's rows and its subtitle: one row per round of every run
+    measured in several rounds (schedules, ``--repeat``): its start, p50 latency,
+    throughput and success rate (the summaries' ``round_series``); past ``max_series``
+    runs, per round number the median, p10 and p90 of those figures across runs."""
+    series = [
+        (f"{label(s)} · {s['task']}", s["round_series"]) for s in summaries if s.get("round_series")
+    ]
+    if len(series) <= max_series:
+        rows = [
+            {"label": name, "round": f["round"], "started": _iso(f["first_sent"]),
+             **{k: f[k] for k in ROUND_FIGURES}}
+            for name, figures in series
+            for f in figures
+        ]  # fmt: skip
+        return rows, "one point per round"
+    by_round: dict[int, list[dict[str, Any]]] = {}
+    for _, figures in series:
+        for f in figures:
+            by_round.setdefault(int(f["round"]), []).append(f)
+    rows = []
+    for number, group in sorted(by_round.items()):
+        started = _iso(min(float(f["first_sent"]) for f in group))
+        for q, name in FLEET_QUANTILES:
+            rows.append(
+                {"label": f"fleet {name}", "round": number, "started": started}
+                | {k: percentile([f[k] for f in group if f[k] is not None], q)
+                   for k in ROUND_FIGURES}
+            )  # fmt: skip
+    note = (
+        f"{len(series)} runs: median, p10 and p90 across runs per round "
+        "(each run's rounds: summary.json round_series)"
+    )
+    return rows, note
+
+
+ROUND_FIGURES = ("p50_latency_s", "throughput", "success_rate")
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(float(epoch), UTC).isoformat()
 
 
 def _environment() -> jinja2.Environment:

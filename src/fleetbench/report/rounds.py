@@ -134,6 +134,25 @@ def spread_from(figures: list[RoundFigures], planned: int) -> dict[str, Any]:
     return out
 
 
+def round_series(figures: list[RoundFigures], planned: int) -> list[dict[str, Any]]:
+    """Each round's own figures, for charts over time (``summary.json``'s ``per_round``):
+    round number, first request (epoch s), p50 latency, throughput and success rate.
+    Empty with fewer than two rounds, like the spread."""
+    if len(figures) < 2:
+        return []
+    return [
+        {
+            "round": f.number,
+            "first_sent": f.first_sent,
+            "p50_latency_s": percentile(f.latencies, 50),
+            "throughput": round_throughput(f),
+            "success_rate": f.ok / planned if planned else None,
+        }
+        for f in figures
+        if f.first_sent is not None
+    ]
+
+
 def round_throughput(f: RoundFigures) -> float | None:
     """Completion tokens ÷ generation wall time (``report.timing.speed_figures``)."""
     if not f.wall or f.ok_completion is None:

@@ -73,8 +73,30 @@ def _tokens(run: PlannedRun) -> str:
     return f"{g.min_tokens}-{g.max_tokens}" if g.min_tokens else f"≤{g.max_tokens}"
 
 
+# The terminal shows at most this many runs (rich lays out 1,000 rows in ~10 s, and
+# nobody reads them there); the master CSV and the HTML report hold every run.
+TABLE_MAX_RUNS = 50
+
+
+def shown_runs(summaries: list[dict[str, Any]], limit: int = TABLE_MAX_RUNS) -> list[int]:
+    """Indexes of the runs the table shows, in order: all of them up to ``limit``,
+    else the runs that did not complete first, then the others, ``limit`` in all."""
+    if len(summaries) <= limit:
+        return list(range(len(summaries)))
+    unfinished = [i for i, s in enumerate(summaries) if s.get("status") != "completed"]
+    rest = [i for i, s in enumerate(summaries) if s.get("status") == "completed"]
+    return sorted((unfinished + rest)[:limit])
+
+
 def summary_table(summaries: list[dict[str, Any]]) -> Table:
-    table = Table(title="Results", title_justify="left")
+    shown = shown_runs(summaries)
+    caption = (
+        f"{len(shown)} of {len(summaries)} runs shown (those that did not complete first); "
+        "every run: master_results.csv and the HTML report"
+        if len(shown) < len(summaries)
+        else None
+    )
+    table = Table(title="Results", title_justify="left", caption=caption, caption_justify="left")
     priced = any(s.get("cost_usd") is not None for s in summaries)
     rated = any(s.get("energy_stars") is not None for s in summaries)
     scored = any(s.get("quality_score") is not None for s in summaries)
@@ -99,7 +121,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
     ]
     for header in headers:
         table.add_column(header, overflow="fold")
-    for s in summaries:
+    for s in (summaries[i] for i in shown):
         colour = status_colour(s["status"])
         table.add_row(
             s["model_name"],

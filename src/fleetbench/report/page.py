@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 REPORT_DIR = "report"
 INDEX = "index.html"
 SAMPLES_SHOWN = 5  # per run, in the sample browser
+# Per run, the latest attempts and those that failed: a schedule of 100 rounds has 100
+# attempts a run, and 1,000 runs' tables were a third of the page's build time.
+ATTEMPTS_SHOWN = 10
 MATRIX_MAX_RUNS = 60  # matrix plots beyond this would be unreadable (and heavy)
 MATRIX_MAX_QUESTIONS = 120
 
@@ -229,6 +232,10 @@ def _details(store: Store, run: sqlite3.Row, record: dict[str, Any]) -> dict[str
                 "error": s["error"] or "",
             }
         )
+    stored = store.attempts(run["run_id"])
+    latest = {a["attempt"] for a in stored[-ATTEMPTS_SHOWN:]}
+    failed = [a["attempt"] for a in stored if a["error_message"]][-ATTEMPTS_SHOWN:]
+    shown = [a for a in stored if a["attempt"] in latest or a["attempt"] in failed]
     attempts = [
         {
             "attempt": a["attempt"],
@@ -236,7 +243,7 @@ def _details(store: Store, run: sqlite3.Row, record: dict[str, Any]) -> dict[str
             "started": datetime.fromtimestamp(a["started_at"], UTC).isoformat(timespec="seconds"),
             "error": a["error_message"] or "",
         }
-        for a in store.attempts(run["run_id"])
+        for a in shown
     ]
     return {
         "run_id": run["run_id"],
@@ -246,5 +253,6 @@ def _details(store: Store, run: sqlite3.Row, record: dict[str, Any]) -> dict[str
         "error": record.get("error_message") or "",
         "config": json.dumps(json.loads(run["config_json"] or "{}"), indent=2),
         "attempts": attempts,
+        "attempts_hidden": len(stored) - len(shown),
         "samples": samples,
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import json
 import os
@@ -99,20 +100,44 @@ def _cache_dir() -> Path:
     return Path(base) / "fleetbench"
 
 
+# Which spec each plot file was rendered from: a report whose data did not change
+# re-renders nothing (10 plots of a 1,000-run fleet cost ~4 s in vl-convert).
+PLOTS_STAMP = ".plots-stamp.json"
+
+
 def save(spec: dict[str, Any], folder: Path, name: str) -> list[Path]:
-    """``name.svg`` and ``name.png`` of the spec, atomically."""
+    """``name.svg`` and ``name.png`` of the spec, atomically; kept as they are when
+    they were rendered from the same spec by the same vl-convert."""
     import vl_convert
 
+    svg_path, png_path = folder / f"{name}.svg", folder / f"{name}.png"
+    key = hashlib.sha256(
+        json.dumps(
+            [spec, metadata.version("vl-convert-python"), PNG_SCALE], sort_keys=True, default=str
+        ).encode()
+    ).hexdigest()
+    stamps = _plot_stamps(folder)
+    if stamps.get(name) == key and svg_path.is_file() and png_path.is_file():
+        return [png_path, svg_path]
     version = vl_version(spec)
     svg = str(vl_convert.vegalite_to_svg(spec, vl_version=version))
     png = bytes(vl_convert.svg_to_png(svg, scale=PNG_SCALE))  # one Vega evaluation, not two
     folder.mkdir(parents=True, exist_ok=True)
-    svg_path, png_path = folder / f"{name}.svg", folder / f"{name}.png"
     atomic_write_text(svg_path, svg)
     tmp = png_path.with_suffix(".png.tmp")
     tmp.write_bytes(png)
     tmp.replace(png_path)
+    stamps[name] = key
+    atomic_write_text(folder / PLOTS_STAMP, json.dumps(stamps, sort_keys=True) + "\n")
     return [png_path, svg_path]
+
+
+def _plot_stamps(folder: Path) -> dict[str, str]:
+    try:
+        stamps = json.loads((folder / PLOTS_STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return stamps if isinstance(stamps, dict) else {}
 
 
 def script_json(value: Any) -> str:

@@ -128,9 +128,12 @@ def comparison(sources: Sources, f: Filters, wait: float = WAIT_S) -> View:
         record["folder"] = summary["folder"]
         record["label"] = label(record)
     plots: list[tuple[str, Any]] = []
-    for task in dict.fromkeys(r["task"] for r in records):
+    # While runs are still being summarised: the table and rankings of those ready, no
+    # charts (seconds to build for 1,000 runs, again for every partial document).
+    for task in dict.fromkeys(r["task"] for r in records) if not partial else ():
         plots += [(f"{task}-{name}", define(records, task)) for name, define in charts.TASK_CHARTS]
-    plots += [(name, define(records)) for name, define in charts.BATCH_CHARTS]
+    if not partial:
+        plots += [(name, define(records)) for name, define in charts.BATCH_CHARTS]
     return {
         **partial,  # first: a client sees it without reading the rows
         "rows": [{k: v for k, v in r.items() if k != "distributions"} for r in records],

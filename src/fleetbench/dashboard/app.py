@@ -42,7 +42,7 @@ from fleetbench.dashboard import filters, views
 from fleetbench.dashboard.sources import Sources
 
 COOKIE = "fleetbench_token"
-PARTIAL_S = 5.0  # a partial document (still pending) is rebuilt at most this often
+PARTIAL_S = 5.0  # a partial document (still pending) is reused at most this long
 # Views computed at start-up, unfiltered: those that aggregate every sample.
 PREFETCH = ("overview", "over-time", "failures")
 HEADER = "x-fleetbench-token"
@@ -169,17 +169,22 @@ def create_app(
 
     def document(name: str, f: filters.Filters, version: str) -> str:
         """The view's JSON: cached for the stores' version; one still being computed
-        (the comparison's partial summaries) for ``PARTIAL_S`` at most, so that polling
-        pages do not rebuild it again and again while the workers summarise."""
+        (the comparison's partial summaries) for three times as long as it took to
+        build, ``PARTIAL_S`` at most, so that polling pages do not rebuild it again and
+        again while the workers summarise."""
         key = (name, f, version)
-        body = cache.get(key) or partial.get(key, PARTIAL_S)
+        body = cache.get(key) or partial.get(key)
         if body is None:
+            start = time.monotonic()
             doc = views.VIEWS[name](sources, f) | {"view": name, "version": version}
             rows = doc["rows"]
             if len(rows) > views.TABLE_MAX:  # the page's table; the CSV holds every row
                 doc |= {"rows": rows[: views.TABLE_MAX], "rows_total": len(rows)}
             body = json.dumps(_finite(doc), default=str, allow_nan=False)
-            (partial if "pending" in doc else cache).put(key, body)
+            if "pending" not in doc:
+                cache.put(key, body)
+            else:  # a cheap one (nothing ready yet) is rebuilt at once, a costly one not
+                partial.put(key, body, min(PARTIAL_S, 3 * (time.monotonic() - start)))
         return body
 
     def prefetch() -> None:
@@ -241,18 +246,19 @@ class _Cache:
         self._items: OrderedDict[Any, tuple[float, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Any, max_age: float | None = None) -> str | None:
-        """The document, unless older than ``max_age`` seconds (None: any age)."""
+    def get(self, key: Any) -> str | None:
+        """The document, unless it expired."""
         with self._lock:
             found = self._items.get(key)
-            if found is None or (max_age is not None and time.monotonic() - found[0] > max_age):
+            if found is None or time.monotonic() > found[0]:
                 return None
             self._items.move_to_end(key)
             return found[1]
 
-    def put(self, key: Any, value: str) -> None:
+    def put(self, key: Any, value: str, ttl: float = float("inf")) -> None:
+        """Keep ``value`` for ``ttl`` seconds (default: until evicted)."""
         with self._lock:
-            self._items[key] = (time.monotonic(), value)
+            self._items[key] = (time.monotonic() + ttl, value)
             self._items.move_to_end(key)
             while len(self._items) > self.SIZE:
                 self._items.popitem(last=False)

@@ -357,3 +357,18 @@ def test_comparison_shows_the_runs_ready_while_others_are_summarised(folder: Pat
         assert "pending" not in again and again["charts"]
     finally:
         sources.close()
+
+
+def test_a_summary_that_fails_is_reported_not_retried_forever(folder: Path, tmp_path: Path) -> None:
+    from fleetbench.dashboard.summaries import Summaries, Worker
+    from fleetbench.errors import StoreError
+
+    worker = Worker()
+    store = Store.read_only(folder / "fleetbench.db")
+    try:  # the worker reads a store that is not there
+        summaries = Summaries(tmp_path / "gone" / "fleetbench.db", worker)
+        with pytest.raises(StoreError, match="cannot open results store"):
+            summaries.get(store, store.runs(), wait=120.0)
+    finally:
+        store.close()
+        worker.close()

@@ -94,6 +94,7 @@ class Summaries:
         self._lock = threading.Lock()
         self._queued: set[str] = set()  # runs a job is summarising now
         self._done = threading.Condition(self._lock)  # notified as each job returns
+        self._error: BaseException | None = None  # a job's, for the request waiting
 
     def _store(self, results: list[tuple[str, Key, Summary]]) -> None:
         with self._lock:
@@ -102,9 +103,10 @@ class Summaries:
                 self._queued.discard(run_id)
             self._done.notify_all()
 
-    def _failed(self, run_ids: list[str], _error: BaseException) -> None:
-        with self._lock:  # the next request asks again (and its error shows then)
+    def _failed(self, run_ids: list[str], error: BaseException) -> None:
+        with self._lock:  # the waiting request raises it; the next one tries again
             self._queued.difference_update(run_ids)
+            self._error = error
             self._done.notify_all()
 
     def _stale(self, keys: dict[str, Key]) -> list[str]:
@@ -132,7 +134,10 @@ class Summaries:
         keys = {str(r["run_id"]): _key(r, counts) for r in runs}
         deadline = time.monotonic() + wait
         with self._lock:
+            self._error = None
             while True:
+                if self._error is not None:
+                    raise self._error
                 stale = self._stale(keys)
                 if not stale:
                     return [self._cache[i][1] for i in keys], ""

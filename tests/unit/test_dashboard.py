@@ -301,3 +301,74 @@ def test_own_chart_specs_are_valid_vega_lite(client: TestClient) -> None:
         (chart,) = client.get(f"/api/view/{view}").json()["charts"]
         assert chart["spec"]["$schema"] == alt.SCHEMA_URL
         alt.Chart.from_dict(chart["spec"])  # raises on a spec the schema rejects
+
+
+def test_aggregates_read_indexes_only(folder: Path) -> None:
+    """The views over every sample read the covering indexes of migration 013, never the
+    sample rows with their prompts and outputs (and never parse their JSON)."""
+    from fleetbench.dashboard import queries
+    from fleetbench.dashboard.filters import Filters
+
+    store = Store.read_only(folder / "fleetbench.db")
+    seen: list[str] = []
+
+    class Planned:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def execute(self, sql: str, params: Any = ()) -> Any:
+            plan = [r[3] for r in self.conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+            seen.extend(p for p in plan if " s " in f"{p} " or "samples" in p)
+            return self.conn.execute(sql, params)
+
+    conn, store.conn = store.conn, Planned(store.conn)  # type: ignore[assignment]
+    try:
+        for f in (Filters(), Filters(models=("alpha",)), Filters(categories=("math",))):
+            for query in (queries.overview_runs, queries.rounds, queries.failures, queries.retries):
+                query(store, f)  # type: ignore[operator]
+    finally:
+        store.conn = conn
+        store.close()
+    reads = [p for p in seen if p.startswith(("SCAN s", "SEARCH s"))]
+    assert reads and all("COVERING INDEX" in p for p in reads), reads
+
+
+def test_comparison_shows_the_runs_ready_while_others_are_summarised(folder: Path) -> None:
+    """A run that changed since its summary: the view shows every run (that one as it
+    was), says what is being summarised, and leaves the charts for the complete view."""
+    pytest.importorskip("altair")
+    from fleetbench.dashboard import views
+    from fleetbench.dashboard.filters import Filters
+
+    sources = Sources([folder])
+    try:
+        full = views.comparison(sources, Filters(), wait=600.0)
+        assert "pending" not in full and full["charts"] and len(full["rows"]) == 3
+        writer = Store.in_dir(folder)
+        run = "gamma__custom__greedy"
+        writer.add_samples([_sample(run, 1, 1, 3)])
+        writer.close()
+        partial = views.comparison(sources, Filters(), wait=0.0)
+        assert partial["pending"] == "summarising runs: 2 of 3 ready"
+        assert next(iter(partial)) == "pending"  # first, for a client reading the start
+        assert sorted(r["model_name"] for r in partial["rows"]) == ["alpha", "beta", "gamma"]
+        assert partial["charts"] == []
+        again = views.comparison(sources, Filters(), wait=600.0)
+        assert "pending" not in again and again["charts"]
+    finally:
+        sources.close()
+
+
+def test_a_summary_that_fails_is_reported_not_retried_forever(folder: Path, tmp_path: Path) -> None:
+    from fleetbench.dashboard.summaries import Summaries, Worker
+    from fleetbench.errors import StoreError
+
+    worker = Worker()
+    store = Store.read_only(folder / "fleetbench.db")
+    try:  # the worker reads a store that is not there
+        summaries = Summaries(tmp_path / "gone" / "fleetbench.db", worker)
+        with pytest.raises(StoreError, match="cannot open results store"):
+            summaries.get(store, store.runs(), wait=120.0)
+    finally:
+        store.close()
+        worker.close()

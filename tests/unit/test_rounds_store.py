@@ -71,7 +71,7 @@ def test_migration_of_a_store_without_rounds(tmp_path: Path) -> None:
     ]
     assert (rows[0]["retries"], rows[0]["sent_at"], rows[0]["cost_usd"]) == (2, 1.0, 0.25)
     columns = {r[1] for r in store.conn.execute("PRAGMA table_info(samples)")}
-    assert columns == {*SAMPLE_FIELDS, "created_at"}
+    assert columns == {*SAMPLE_FIELDS, "created_at", "category"}
     pk = [
         r[1]
         for r in sorted(store.conn.execute("PRAGMA table_info(samples)"), key=lambda r: r[5])

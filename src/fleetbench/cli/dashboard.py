@@ -7,6 +7,7 @@ import importlib.util
 import ipaddress
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -45,14 +46,14 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _warm(sources: Sources, served: threading.Event) -> None:
-    """The Vega bundle, categories and run summaries ahead of the first requests; a
-    failure here is the first request's to report, not the thread's."""
+def _warm(sources: Sources, served: threading.Event, prefetch: Callable[[], None]) -> None:
+    """The Vega bundle, the run summaries and the views over every sample ahead of the
+    first requests; a failure here is the first request's to report, not the thread's."""
     with contextlib.suppress(Exception):
         from fleetbench.dashboard.app import vega_bundle
 
         vega_bundle()
-        sources.warm(served)
+        sources.warm(served, prefetch)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -118,7 +119,7 @@ def dashboard(
     hosts = ["*"] if wildcard else sorted({host, "127.0.0.1", "localhost", "::1"})
     served = threading.Event()
     app = create_app(sources, token, hosts, served)
-    threading.Thread(target=_warm, args=(sources, served), daemon=True).start()
+    threading.Thread(target=_warm, args=(sources, served, app.prefetch), daemon=True).start()
     sock = _bind(host, port)
     import uvicorn
 

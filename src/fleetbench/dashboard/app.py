@@ -17,10 +17,12 @@ the key: ``backends.apikeys``).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
@@ -40,7 +42,9 @@ from fleetbench.dashboard import filters, views
 from fleetbench.dashboard.sources import Sources
 
 COOKIE = "fleetbench_token"
-TABLE_MAX = 1000  # rows of a view's table sent to the page
+PARTIAL_S = 5.0  # a partial document (still pending) is reused at most this long
+# Views computed at start-up, unfiltered: those that aggregate every sample.
+PREFETCH = ("overview", "over-time", "failures")
 HEADER = "x-fleetbench-token"
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -62,6 +66,7 @@ class TokenGate:
 
     def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app, self.token = app, token
+        self.prefetch: Callable[[], None] = lambda: None  # set by ``create_app``
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -131,7 +136,7 @@ def create_app(
 ) -> Any:
     """The dashboard over ``sources``; ``hosts``: the Host names it answers to;
     ``served`` is set once a view was served (the start-up warm-up waits for it)."""
-    cache = _Cache()
+    cache, partial = _Cache(), _Cache()
 
     def index(request: Request) -> Response:
         return Response(_static("index.html"), media_type="text/html")
@@ -162,6 +167,32 @@ def create_app(
             query.setdefault(key, []).append(value)
         return filters.parse(query, sources.known())
 
+    def document(name: str, f: filters.Filters, version: str) -> str:
+        """The view's JSON: cached for the stores' version; one still being computed
+        (the comparison's partial summaries) for three times as long as it took to
+        build, ``PARTIAL_S`` at most, so that polling pages do not rebuild it again and
+        again while the workers summarise."""
+        key = (name, f, version)
+        body = cache.get(key) or partial.get(key)
+        if body is None:
+            start = time.monotonic()
+            doc = views.VIEWS[name](sources, f) | {"view": name, "version": version}
+            rows = doc["rows"]
+            if len(rows) > views.TABLE_MAX:  # the page's table; the CSV holds every row
+                doc |= {"rows": rows[: views.TABLE_MAX], "rows_total": len(rows)}
+            body = json.dumps(_finite(doc), default=str, allow_nan=False)
+            if "pending" not in doc:
+                cache.put(key, body)
+            else:  # a cheap one (nothing ready yet) is rebuilt at once, a costly one not
+                partial.put(key, body, min(PARTIAL_S, 3 * (time.monotonic() - start)))
+        return body
+
+    def prefetch() -> None:
+        """The unfiltered views' documents, ahead of their first request (start-up)."""
+        for name in PREFETCH:
+            with contextlib.suppress(Exception):  # a failure is the request's to report
+                document(name, filters.Filters(), sources.version())
+
     def view(request: Request) -> Response:
         name = request.path_params["name"]
         as_csv = name.endswith(".csv")
@@ -179,16 +210,7 @@ def create_app(
                     media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": disposition},
                 )
-            key = (name, f, version)
-            body = cache.get(key)
-            if body is None:
-                document = views.VIEWS[name](sources, f) | {"view": name, "version": version}
-                rows = document["rows"]
-                if len(rows) > TABLE_MAX:  # the page's table; the CSV holds every row
-                    document |= {"rows": rows[:TABLE_MAX], "rows_total": len(rows)}
-                body = json.dumps(_finite(document), default=str, allow_nan=False)
-                if "pending" not in document:
-                    cache.put(key, body)
+            body = document(name, f, version)
         except filters.FilterError as exc:
             return _error(400, str(exc))
         except sqlite3.OperationalError as exc:  # busy past the timeout, a damaged file
@@ -209,7 +231,9 @@ def create_app(
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
     )
     app.mount("/static", StaticFiles(packages=[("fleetbench.dashboard", "static")]))
-    return TokenGate(app, token)
+    gate = TokenGate(app, token)
+    gate.prefetch = prefetch
+    return gate
 
 
 class _Cache:
@@ -219,19 +243,23 @@ class _Cache:
     SIZE = 48
 
     def __init__(self) -> None:
-        self._items: OrderedDict[Any, str] = OrderedDict()
+        self._items: OrderedDict[Any, tuple[float, str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: Any) -> str | None:
+        """The document, unless it expired."""
         with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
+            found = self._items.get(key)
+            if found is None or time.monotonic() > found[0]:
+                return None
+            self._items.move_to_end(key)
+            return found[1]
 
-    def put(self, key: Any, value: str) -> None:
+    def put(self, key: Any, value: str, ttl: float = float("inf")) -> None:
+        """Keep ``value`` for ``ttl`` seconds (default: until evicted)."""
         with self._lock:
-            self._items[key] = value
+            self._items[key] = (time.monotonic() + ttl, value)
+            self._items.move_to_end(key)
             while len(self._items) > self.SIZE:
                 self._items.popitem(last=False)
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-# The category a task's prompt or question file gave a sample (``report.categories``).
-CATEGORY_SQL = "json_extract(s.input_json, '$.category')"
+# The category a task's prompt or question file gave a sample, as the store keeps it
+# beside the sample's input (migration 013, indexed).
+CATEGORY_SQL = "s.category"
 PAGE_SIZE = 50
 MAX_QUERY = 200  # characters of a sample search
 
@@ -73,7 +74,9 @@ class Filters:
         parts: list[str] = []
         params: list[Any] = []
         if self.categories:
-            parts.append(f"{CATEGORY_SQL} IN ({', '.join('?' * len(self.categories))})")
+            # ``+``: not a search of the category index, whose every match is a row read
+            # (a category most samples share: all of them); a filter on the scanned index.
+            parts.append(f"+{CATEGORY_SQL} IN ({', '.join('?' * len(self.categories))})")
             params += self.categories
         for sql, value in (
             ("s.round >= ?", self.round_from),
@@ -89,6 +92,15 @@ class Filters:
     def all_sql(self) -> tuple[str, list[Any]]:
         runs, run_params = self.runs_sql()
         samples, sample_params = self.samples_sql()
+        return runs + samples, run_params + sample_params
+
+    def samples_only_sql(self) -> tuple[str, list[Any]]:
+        """``all_sql`` for a query on the samples alone (alias ``s``, no join): the
+        run filters as ``s.run_id IN (the matching runs)``, a range of the index."""
+        runs, run_params = self.runs_sql()
+        samples, sample_params = self.samples_sql()
+        if runs:
+            runs = f" AND s.run_id IN (SELECT r.run_id FROM runs r WHERE 1 = 1 {runs})"
         return runs + samples, run_params + sample_params
 
     def on_samples(self) -> bool:

@@ -58,64 +58,92 @@ def overview_runs(store: Store, f: Filters) -> list[dict[str, Any]]:
     return rows
 
 
-_ROUND_FIGURES = (
-    "COUNT(*) AS samples, SUM(s.error IS NULL) AS succeeded, "
-    "AVG(CASE WHEN s.error IS NULL THEN s.latency_s END) AS latency_s, "
-    "AVG(CASE WHEN s.error IS NULL THEN s.ttft_s END) AS ttft_s, "
+# Per run, round and category: counts, sums, first and last times, which add up over
+# groups (a mean is a sum over a count). One pass reads them along the
+# ``samples_figures`` index (in its order: no sort, no sample row) into ``p``, used
+# twice and so computed once (SQLite materialises a common table expression named
+# twice); ``p`` is then regrouped per run and round and per category and round.
+_PARTIALS = (
+    "COUNT(*) AS n, SUM(s.error IS NULL) AS ok, "
+    "SUM(CASE WHEN s.error IS NULL THEN s.latency_s END) AS latency_sum, "
+    "COUNT(CASE WHEN s.error IS NULL THEN s.latency_s END) AS latency_n, "
+    "SUM(CASE WHEN s.error IS NULL THEN s.ttft_s END) AS ttft_sum, "
+    "COUNT(CASE WHEN s.error IS NULL THEN s.ttft_s END) AS ttft_n, "
     "SUM(CASE WHEN s.error IS NULL THEN s.completion_tokens END) AS tokens, "
     "MIN(s.sent_at) AS first_sent, MAX(s.received_at) AS last_received, "
     "MIN(s.created_at) AS first_stored, SUM(s.energy_wh) AS energy_wh"
 )
+# A group's figures, in this order (``ROUND_COLUMNS``): latency, TTFT and completion
+# tokens are those of the successful samples.
+ROUND_COLUMNS = ("key", "round", "samples", "succeeded", "latency_s", "ttft_s", "tokens",
+                 "first_sent", "last_received", "first_stored", "energy_wh")  # fmt: skip
+_FIGURES = (
+    "SUM(n), SUM(ok), SUM(latency_sum) / SUM(latency_n), SUM(ttft_sum) / SUM(ttft_n), "
+    "SUM(tokens), MIN(first_sent), MAX(last_received), MIN(first_stored), SUM(energy_wh)"
+)
+Figures = tuple[Any, ...]
 
 
-def rounds(store: Store, f: Filters) -> list[dict[str, Any]]:
-    """Per run and round: sample count, successes, mean latency and TTFT of the
-    successful samples, completion tokens, the round's time window and energy."""
-    where, params = f.all_sql()
-    return _dicts(
-        store,
-        "SELECT s.run_id, r.model_name, r.settings_label, r.task, r.backend, "
-        f"r.planned_samples, s.round, {_ROUND_FIGURES} {_JOIN} {where} "
-        "GROUP BY s.run_id, s.round ORDER BY s.run_id, s.round",
+def rounds(
+    store: Store, f: Filters
+) -> tuple[dict[str, dict[str, Any]], list[Figures], list[Figures]]:
+    """The runs (names and planned samples by id); per run and round, then per category
+    and round, the figures (``ROUND_COLUMNS``, the key being the run id or the
+    category): sample count, successes, mean latency and TTFT of the successful
+    samples, completion tokens, the round's time window and energy. Plain tuples: a
+    million samples make 100,000 run-rounds, and the view shows a few of them."""
+    where, params = f.samples_only_sql()
+    runs = {r["run_id"]: dict(r) for r in store.conn.execute(
+        "SELECT run_id, model_name, settings_label, task, backend, planned_samples FROM runs"
+    )}  # fmt: skip
+    rows = store.conn.execute(
+        f"WITH p AS (SELECT s.run_id, s.round, s.category, {_PARTIALS} FROM samples s "
+        f"WHERE 1 = 1 {where} GROUP BY s.run_id, s.round, s.category) "
+        f"SELECT * FROM (SELECT 0, run_id, round, {_FIGURES} FROM p GROUP BY run_id, round) "
+        f"UNION ALL SELECT * FROM (SELECT 1, category, round, {_FIGURES} FROM p "
+        "WHERE category IS NOT NULL GROUP BY category, round) ORDER BY 1, 2, 3",
         params,
     )
-
-
-def category_rounds(store: Store, f: Filters) -> list[dict[str, Any]]:
-    """The same figures per category and round, over every matching run."""
-    where, params = f.all_sql()
-    return _dicts(
-        store,
-        f"SELECT {CATEGORY_SQL} AS category, s.round, {_ROUND_FIGURES} {_JOIN} {where} "
-        f"AND {CATEGORY_SQL} IS NOT NULL GROUP BY category, s.round ORDER BY category, s.round",
-        params,
-    )
+    rows.row_factory = None  # tuples, not sqlite3.Row
+    by_run: list[Figures] = []
+    by_category: list[Figures] = []
+    for row in rows:
+        (by_category if row[0] else by_run).append(row[1:])
+    return runs, by_run, by_category
 
 
 def failures(store: Store, f: Filters) -> list[dict[str, Any]]:
     """Failed samples grouped by reason (the stored error, which the runner scrubs of
-    secrets), provider and model, with the retries they spent."""
-    where, params = f.all_sql()
+    secrets), provider and model, with the retries they spent: grouped per run from
+    the ``samples_failed`` index first, the run's provider read once per run."""
+    where, params = f.samples_only_sql()
     return _dicts(
         store,
-        f"SELECT substr(s.error, 1, 200) AS reason, {PROVIDER_SQL} AS provider, "
-        "r.model_name, r.task, COUNT(*) AS failures, SUM(s.retries) AS retries, "
-        "MIN(s.created_at) AS first_at, MAX(s.created_at) AS last_at "
-        f"{_JOIN} AND s.error IS NOT NULL {where} "
-        "GROUP BY reason, provider, r.model_name, r.task ORDER BY failures DESC, reason",
+        f"SELECT g.reason, {PROVIDER_SQL} AS provider, r.model_name, r.task, "
+        "SUM(g.n) AS failures, SUM(g.spent) AS retries, "
+        "MIN(g.first_at) AS first_at, MAX(g.last_at) AS last_at FROM "
+        "(SELECT s.run_id, substr(s.error, 1, 200) AS reason, COUNT(*) AS n, "
+        "SUM(s.retries) AS spent, MIN(s.created_at) AS first_at, MAX(s.created_at) AS last_at "
+        f"FROM samples s WHERE s.error IS NOT NULL {where} GROUP BY s.run_id, reason) g "
+        "JOIN runs r ON r.run_id = g.run_id "
+        "GROUP BY g.reason, provider, r.model_name, r.task ORDER BY failures DESC, g.reason",
         params,
     )
 
 
 def retries(store: Store, f: Filters) -> list[dict[str, Any]]:
-    """Per provider and model: requests, failures and retries (successes retried too)."""
-    where, params = f.all_sql()
+    """Per provider and model: requests, failures and retries (successes retried too),
+    summed per run along the ``samples_figures`` index first."""
+    where, params = f.samples_only_sql()
     return _dicts(
         store,
-        f"SELECT {PROVIDER_SQL} AS provider, r.model_name, COUNT(*) AS samples, "
-        "SUM(s.error IS NOT NULL) AS failed, SUM(s.retries) AS retries, "
-        "SUM(s.retries > 0) AS retried_samples "
-        f"{_JOIN} {where} GROUP BY provider, r.model_name ORDER BY retries DESC, provider",
+        f"SELECT {PROVIDER_SQL} AS provider, r.model_name, SUM(g.n) AS samples, "
+        "SUM(g.nf) AS failed, SUM(g.spent) AS retries, SUM(g.nr) AS retried_samples FROM "
+        "(SELECT s.run_id, COUNT(*) AS n, SUM(s.error IS NOT NULL) AS nf, "
+        "SUM(s.retries) AS spent, SUM(s.retries > 0) AS nr "
+        f"FROM samples s WHERE 1 = 1 {where} GROUP BY s.run_id) g "
+        "JOIN runs r ON r.run_id = g.run_id "
+        "GROUP BY provider, r.model_name ORDER BY retries DESC, provider",
         params,
     )
 

@@ -5,10 +5,9 @@ lock around SQLite; ``Store.read_only`` opens with ``mode=ro`` and a short busy 
 so the dashboard can neither write to a folder nor hold up the batch writing to it (WAL:
 readers and the writer do not wait for each other).
 
-Two things are kept between requests, both keyed so that they can never go stale:
-the categories seen so far (read incrementally, from the samples stored since) and each
-run's summary (``dashboard.summaries``: computed in a worker process, recomputed only
-when the run's row or its sample count changed).
+Each run's summary is kept between requests (``dashboard.summaries``: computed in
+worker processes, recomputed only when the run's row or its sample count changed).
+The categories are read afresh each time: a seek per category along their index.
 """
 
 from __future__ import annotations
@@ -16,16 +15,23 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fleetbench.dashboard.filters import CATEGORY_SQL, Known
+from fleetbench.dashboard.filters import Known
 from fleetbench.dashboard.summaries import Summaries, Worker
 from fleetbench.errors import ConfigError
 from fleetbench.store import DB_NAME, Store
 from fleetbench.store.migrations import MIGRATIONS
+
+# The distinct categories: the smallest, then the smallest above each one found.
+_CATEGORIES = (
+    "WITH RECURSIVE c(v) AS (SELECT MIN(category) FROM samples UNION ALL "
+    "SELECT (SELECT MIN(category) FROM samples WHERE category > c.v) FROM c "
+    "WHERE c.v IS NOT NULL) SELECT v FROM c WHERE v IS NOT NULL"
+)
 
 
 class Source:
@@ -34,10 +40,6 @@ class Source:
     def __init__(self, folder: Path, name: str, worker: Worker) -> None:
         self.folder, self.name = folder, name
         self.path = folder / DB_NAME
-        self._lock = threading.Lock()
-        self._scanning = threading.Lock()
-        self._categories: set[str] = set()
-        self._category_rowid = 0
         self._summaries = Summaries(self.path, worker)
 
     @contextmanager
@@ -80,25 +82,18 @@ class Source:
         return [samples or 0, *runs, *attempts]
 
     def categories(self, store: Store) -> set[str]:
-        """Every category a stored sample has: the first call scans every sample (about
-        a second per million), later ones only the samples stored since."""
-        with self._scanning:
-            with self._lock:
-                start = self._category_rowid
-            last = store.conn.execute("SELECT MAX(rowid) FROM samples").fetchone()[0] or 0
-            rows = store.conn.execute(
-                f"SELECT DISTINCT {CATEGORY_SQL} FROM samples s WHERE s.rowid > ? "
-                f"AND s.rowid <= ? AND {CATEGORY_SQL} IS NOT NULL",
-                (start, last),
-            ).fetchall()
-            with self._lock:
-                self._categories |= {str(r[0]) for r in rows}
-                self._category_rowid = max(self._category_rowid, last)
-                return set(self._categories)
+        """Every category a stored sample has: one seek per category along the
+        ``samples_category`` index (a skip scan), however many samples there are."""
+        rows = store.conn.execute(_CATEGORIES).fetchall()
+        return {str(r[0]) for r in rows}
 
-    def summaries(self, store: Store, runs: list[sqlite3.Row], wait: float) -> list[Any]:
-        """Every given run's summary (``dashboard.summaries``), tagged with the folder."""
-        return [s | {"folder": self.name} for s in self._summaries.get(store, runs, wait)]
+    def summaries(
+        self, store: Store, runs: list[sqlite3.Row], wait: float
+    ) -> tuple[list[Any], str]:
+        """The given runs' summaries ready within ``wait`` (``dashboard.summaries``),
+        tagged with the folder, and what is still being summarised ("" when nothing)."""
+        ready, pending = self._summaries.get(store, runs, wait)
+        return [s | {"folder": self.name} for s in ready], pending
 
 
 class Sources:
@@ -119,16 +114,19 @@ class Sources:
         for source in self.items:
             source.check()
 
-    def warm(self, served: threading.Event, patience: float = 10.0) -> None:
-        """Compute what the first requests would otherwise wait for, in a background
-        thread at start-up: the categories (a scan of every sample) at once; every
-        run's summary (the comparison, in the worker process, whose start-up would
-        compete with the first page for the CPU) once the first view was ``served``
-        or after ``patience`` seconds. A request that comes first shares the work."""
+    def warm(
+        self, served: threading.Event, prefetch: Callable[[], None], patience: float = 10.0
+    ) -> None:
+        """Work ahead of the first requests, in a background thread at start-up, once
+        the first view was ``served`` (or after ``patience`` seconds: it would compete
+        with the first page for the CPU): queue every run's summary (the comparison) for
+        the worker processes, ``prefetch`` the views that aggregate every sample, then
+        wait for the summaries. A request that comes first shares the work."""
+        served.wait(patience)
         for source in self.items:
             with source.store() as store:
-                source.categories(store)
-        served.wait(patience)
+                source.summaries(store, store.runs(), wait=0.0)
+        prefetch()
         with contextlib.suppress(ImportError):  # the report's charts, ahead of their views
             import altair  # noqa: F401
 

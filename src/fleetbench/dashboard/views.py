@@ -17,12 +17,13 @@ from typing import Any
 from fleetbench.dashboard import queries
 from fleetbench.dashboard.filters import PAGE_SIZE, Filters
 from fleetbench.dashboard.sources import Sources
-from fleetbench.dashboard.summaries import WAIT_S, Pending
+from fleetbench.dashboard.summaries import WAIT_S
 from fleetbench.report.rankings import label
 from fleetbench.store import Store
 
 View = dict[str, Any]
 MAX_SERIES = 12  # lines per over-time chart
+TABLE_MAX = 1000  # rows of a view's table sent to the page (its CSV holds them all)
 OVER_TIME_COLUMNS = ("folder", "group", "label", "round", "started", "samples", "latency_s",
                      "ttft_s", "throughput", "success_rate", "energy_wh")  # fmt: skip
 Columns = list[tuple[str, str]]
@@ -105,18 +106,21 @@ def comparison(sources: Sources, f: Filters, wait: float = WAIT_S) -> View:
     from fleetbench.report.page import TABLE_COLUMNS
     from fleetbench.report.rankings import task_rankings
 
-    summaries, runs = [], []
+    summaries, runs, pending = [], [], []
     where, params = f.runs_sql()
     for source in sources.items:
         with source.store() as store:
             rows = store.conn.execute(
                 f"SELECT * FROM runs r WHERE 1 = 1 {where} ORDER BY r.seq", params
             ).fetchall()
-            try:
-                summaries += source.summaries(store, rows, wait)
-            except Pending as pending:
-                return {"rows": [], "columns": [], "charts": [], "pending": str(pending)}
-            runs += rows
+            ready, waiting = source.summaries(store, rows, wait)
+            summaries += ready
+            by_id = {r["run_id"]: r for r in rows}  # the runs summarised so far
+            runs += [by_id[s["run_id"]] for s in ready] if waiting else rows
+            pending += [waiting] if waiting else []
+    partial = {"pending": "; ".join(pending)} if pending else {}
+    if not summaries:
+        return {"rows": [], "columns": [], "charts": [], **partial}
     mark_knees(summaries)
     rankings = task_rankings(summaries)
     records = records_of.records(summaries, runs, rankings)
@@ -124,10 +128,14 @@ def comparison(sources: Sources, f: Filters, wait: float = WAIT_S) -> View:
         record["folder"] = summary["folder"]
         record["label"] = label(record)
     plots: list[tuple[str, Any]] = []
-    for task in dict.fromkeys(r["task"] for r in records):
+    # While runs are still being summarised: the table and rankings of those ready, no
+    # charts (seconds to build for 1,000 runs, again for every partial document).
+    for task in dict.fromkeys(r["task"] for r in records) if not partial else ():
         plots += [(f"{task}-{name}", define(records, task)) for name, define in charts.TASK_CHARTS]
-    plots += [(name, define(records)) for name, define in charts.BATCH_CHARTS]
+    if not partial:
+        plots += [(name, define(records)) for name, define in charts.BATCH_CHARTS]
     return {
+        **partial,  # first: a client sees it without reading the rows
         "rows": [{k: v for k, v in r.items() if k != "distributions"} for r in records],
         "columns": [("folder", "folder"), *TABLE_COLUMNS],
         "csv_columns": ["folder", *records_of.columns(records)],
@@ -141,19 +149,21 @@ def comparison(sources: Sources, f: Filters, wait: float = WAIT_S) -> View:
     }
 
 
-def _round_row(r: dict[str, Any], group: str, name: str) -> dict[str, Any]:
+def _round_row(item: Series, group: str) -> dict[str, Any]:
+    folder, name, planned, figures = item
+    r = dict(zip(queries.ROUND_COLUMNS, figures, strict=True))
     window = (
         r["last_received"] - r["first_sent"]
         if r["first_sent"] is not None and r["last_received"] is not None
         else None
     )
-    planned = int(r.get("planned_samples") or 0) or r["samples"]  # a category: its samples
+    planned = planned or r["samples"]  # a category: its samples
     return {
-        "folder": r["folder"],
+        "folder": folder,
         "group": group,
         "label": name,
         "round": r["round"],
-        "started": _iso(r["first_sent"] if r["first_sent"] is not None else r["first_stored"]),
+        "started": _iso(_started(figures)),
         "samples": r["samples"],
         "latency_s": r["latency_s"],
         "ttft_s": r["ttft_s"],
@@ -163,34 +173,60 @@ def _round_row(r: dict[str, Any], group: str, name: str) -> dict[str, Any]:
     }
 
 
-def _latest_series(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-    """The chart's rows: the MAX_SERIES series measured most recently (a chart of 1,000
-    lines says nothing and takes seconds to draw); the table and CSV keep every row."""
-    latest: dict[str, str] = {}
-    for r in rows:
-        latest[r["label"]] = max(latest.get(r["label"], ""), r["started"] or "")
+# One over-time row before it becomes a dict: folder, series label, planned samples per
+# round (0: a category), figures (``queries.ROUND_COLUMNS``).
+Series = tuple[str, str, int, tuple[Any, ...]]
+_FIRST_SENT = queries.ROUND_COLUMNS.index("first_sent")
+_FIRST_STORED = queries.ROUND_COLUMNS.index("first_stored")
+
+
+def _started(figures: tuple[Any, ...]) -> float | None:
+    sent = figures[_FIRST_SENT]
+    return float(sent) if sent is not None else figures[_FIRST_STORED]
+
+
+def _latest_series(items: list[Series]) -> tuple[set[str], str]:
+    """The labels the charts draw: the MAX_SERIES series measured most recently (a chart
+    of 1,000 lines says nothing and takes seconds to draw); the table and CSV keep every
+    row."""
+    latest: dict[str, float] = {}
+    for _, name, _, figures in items:
+        latest[name] = max(latest.get(name, float("-inf")), _started(figures) or float("-inf"))
     if len(latest) <= MAX_SERIES:
-        return rows, ""
-    keep = set(sorted(latest, key=lambda k: latest[k], reverse=True)[:MAX_SERIES])
+        return set(latest), ""
+    keep = set(sorted(latest, key=latest.__getitem__, reverse=True)[:MAX_SERIES])
     note = (
         f"the charts show the {MAX_SERIES} most recently measured of {len(latest)} series; "
         "filter by model or task to see others"
     )
-    return [r for r in rows if r["label"] in keep], note
+    return keep, note
 
 
-def over_time(sources: Sources, f: Filters) -> View:
-    """Per run (model, settings, task) and round, then per category and round."""
+def over_time(sources: Sources, f: Filters, limit: int | None = TABLE_MAX) -> View:
+    """Per run (model, settings, task) and round, then per category and round. Rows
+    become dicts only where shown: the table's first ``limit`` (None: all, the CSV) and
+    the charts' series; ``rows_total`` counts them all."""
     from fleetbench.report import charts
 
-    rows = [_round_row(r, "model", f"{label(r)} · {r['task']}")
-            for r in _each(sources, queries.rounds, f)]  # fmt: skip
-    per_category = [_round_row(r, "category", str(r["category"]))
-                    for r in _each(sources, queries.category_rounds, f)]  # fmt: skip
-    shown, note = _latest_series(rows)
-    shown_categories, category_note = _latest_series(per_category)
+    models: list[Series] = []
+    categories: list[Series] = []
+    for source in sources.items:
+        with source.store() as store:
+            runs, by_run, by_category = queries.rounds(store, f)
+        names = {i: f"{label(r)} · {r['task']}" for i, r in runs.items()}
+        models += [(source.name, names[t[0]], int(runs[t[0]]["planned_samples"] or 0), t)
+                   for t in by_run if t[0] in runs]  # fmt: skip
+        categories += [(source.name, str(t[0]), 0, t) for t in by_category]
+    every = [*(("model", m) for m in models), *(("category", c) for c in categories)]
+    table = every if limit is None else every[:limit]
+    drawn, note = _latest_series(models)
+    drawn_categories, category_note = _latest_series(categories)
+    shown = [_round_row(m, "model") for m in models if m[1] in drawn]
+    shown_categories = [_round_row(c, "category") for c in categories if c[1] in drawn_categories]
+    total = {"rows_total": len(every)} if len(table) < len(every) else {}
     return {
-        "rows": rows + per_category,
+        "rows": [_round_row(item, group) for group, item in table],
+        **total,
         "columns": _cols(*OVER_TIME_COLUMNS),
         "note": "; ".join(filter(None, (note, category_note))),
         "charts": _specs(
@@ -306,7 +342,10 @@ def csv_lines(name: str, sources: Sources, f: Filters) -> Iterator[str]:
         rows, _ = _sample_rows(sources, f, None)
         header = [k for k, _ in SAMPLE_SHOWN]
     else:  # the comparison's CSV waits for every summary, however long it takes
-        view = comparison(sources, f, 3600.0) if name == "comparison" else VIEWS[name](sources, f)
+        if name == "comparison":
+            view = comparison(sources, f, 3600.0)
+        else:
+            view = over_time(sources, f, None) if name == "over-time" else VIEWS[name](sources, f)
         rows = view["rows"]
         header = view.get("csv_columns") or [k for k, _ in view["columns"]]
     from fleetbench.report.master import format_cell

@@ -1,5 +1,6 @@
 """Per-category figures of a run: its samples grouped by the category their prompt or
-question file gave them (``category_field``), aggregated in SQL.
+question file gave them (``category_field``; the store keeps it in the ``category``
+column), aggregated in SQL.
 
 ``summary.json``'s ``by_category``: for each category the samples stored, how many
 succeeded and their share, the mean latency and TTFT of the successful ones, and the
@@ -12,7 +13,7 @@ from typing import Any
 
 from fleetbench.store import Store
 
-_CATEGORY = "json_extract(input_json, '$.category')"
+_CATEGORY = "samples.category"  # the store's copy of input_json's (migration 013)
 
 
 def by_category(store: Store, run_id: str, below: int) -> dict[str, dict[str, Any]]:

@@ -266,4 +266,27 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE samples ADD COLUMN server_timing_json TEXT
         """,
     ),
+    (
+        # The category a task's prompt or question file gave a sample (``input_json``'s
+        # ``category``), stored beside it so that the dashboard groups and filters by it
+        # without parsing every sample's JSON. The store fills it on insert (derived from
+        # ``input_json``, never given by a writer); stored samples are backfilled here.
+        # Indexes for the dashboard, whose aggregates then read no sample row (with its
+        # prompt and output): ``samples_figures`` holds every column the over-time,
+        # overview and retries figures read, keyed by run and round; ``samples_failed``
+        # the failed samples only (the failures view); ``samples_category`` lists the
+        # categories by seeks and serves the category filter.
+        "013_sample_category",
+        """
+        ALTER TABLE samples ADD COLUMN category TEXT;
+        UPDATE samples SET category = json_extract(input_json, '$.category')
+            WHERE input_json LIKE '%"category"%' AND json_valid(input_json);
+        CREATE INDEX samples_figures ON samples (run_id, round, category, error, latency_s,
+            ttft_s, completion_tokens, prompt_tokens, sent_at, received_at, created_at,
+            energy_wh, cost_usd, retries);
+        CREATE INDEX samples_failed ON samples (run_id, error, round, category, created_at,
+            retries) WHERE error IS NOT NULL;
+        CREATE INDEX samples_category ON samples (category)
+        """,
+    ),
 ]

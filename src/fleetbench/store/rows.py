@@ -1,7 +1,8 @@
 """The shape of one stored sample, defined once.
 
-``SampleRow`` has one field per column of the ``samples`` table (``created_at`` aside:
-the store stamps it). The worker and ensembles build it, the store writes it, exports
+``SampleRow`` has one field per column of the ``samples`` table (``created_at`` and
+``category`` aside: the store stamps the one and derives the other from ``input_json``,
+``store.sqlite._DERIVED``). The worker and ensembles build it, the store writes it, exports
 read it back, and ``tests/unit/test_store.py`` checks it against the migrated schema.
 Adding a per-sample column therefore touches a migration and this class, nothing else:
 give the new field a default so that every writer that does not know it yet still works

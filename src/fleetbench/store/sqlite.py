@@ -49,6 +49,15 @@ PENDING, RUNNING, COMPLETED, COMPLETED_WITH_ERRORS, FAILED, INTERRUPTED = (
 
 # Every column a sample row names, plus the time the store stamps on it.
 _SAMPLE_COLUMNS = (*SAMPLE_FIELDS, "created_at")
+# Columns the store derives from a row (no writer states them): the category its input
+# names (migration 013; NULL when it names none or is not a JSON object).
+_DERIVED = {
+    "category": "CASE WHEN json_valid(:input_json) THEN json_extract(:input_json, '$.category') END"
+}
+_INSERT_SAMPLE = (
+    f"INSERT OR IGNORE INTO samples ({', '.join((*_SAMPLE_COLUMNS, *_DERIVED))}) "
+    f"VALUES ({', '.join([*(':' + c for c in _SAMPLE_COLUMNS), *_DERIVED.values()])})"
+)
 
 
 def _now() -> float:
@@ -425,11 +434,7 @@ class Store:
         """
         now = _now()
         with self.transaction() as db:
-            cur = db.execute(
-                f"INSERT OR IGNORE INTO samples ({', '.join(_SAMPLE_COLUMNS)}) "
-                f"VALUES ({', '.join(':' + c for c in _SAMPLE_COLUMNS)})",
-                {**row.values(), "created_at": now},
-            )
+            cur = db.execute(_INSERT_SAMPLE, {**row.values(), "created_at": now})
             db.execute(
                 "UPDATE attempts SET last_seen_at = ? WHERE run_id = ? AND attempt = ?",
                 (now, row.run_id, row.attempt),
@@ -442,9 +447,7 @@ class Store:
         now = _now()
         with self.transaction() as db:
             cur = db.executemany(
-                f"INSERT OR IGNORE INTO samples ({', '.join(_SAMPLE_COLUMNS)}) "
-                f"VALUES ({', '.join(':' + c for c in _SAMPLE_COLUMNS)})",
-                ({**row.values(), "created_at": now} for row in rows),
+                _INSERT_SAMPLE, ({**row.values(), "created_at": now} for row in rows)
             )
         return int(cur.rowcount)
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 import sqlite3
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,7 +49,11 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     """The q-th percentile (0..100) by linear interpolation between closest ranks."""
     if not values:
         return None
-    xs = sorted(values)
+    return _ranked(sorted(values), q)
+
+
+def _ranked(xs: Sequence[float], q: float) -> float:
+    """``percentile`` of values already sorted."""
     pos = (len(xs) - 1) * q / 100.0
     lo = math.floor(pos)
     hi = min(lo + 1, len(xs) - 1)
@@ -59,14 +62,16 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def distribution(values: Sequence[float]) -> dict[str, Any]:
     """count, mean, std and the percentiles of some values; None where there are none."""
-    out: dict[str, Any] = {
-        "count": len(values),
-        "mean": statistics.fmean(values) if values else None,
-        "std": statistics.pstdev(values) if values else None,
+    if not values:
+        return {"count": 0, "mean": None, "std": None, **{f"p{q}": None for q in PERCENTILES}}
+    # One sort for every percentile, and float sums: statistics.pstdev's exact
+    # fractions were a fifth of summarising a run of 1,000 samples.
+    xs = sorted(values)
+    mean = math.fsum(xs) / len(xs)
+    std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / len(xs))
+    return {"count": len(xs), "mean": mean, "std": std} | {
+        f"p{q}": _ranked(xs, q) for q in PERCENTILES
     }
-    for q in PERCENTILES:
-        out[f"p{q}"] = percentile(values, q)
-    return out
 
 
 def generation_seconds(samples: list[sqlite3.Row]) -> float | None:

@@ -1,31 +1,39 @@
 """Do fleetbench's serving figures agree with an independent client's?
 
 Starts one real ``python -m llama_cpp.server`` (the embedded SmolLM2 GGUF, 127.0.0.1,
-``--interrupt_requests false``) and measures the same requests (same prompts, same
-request body, same concurrency, greedy so the replies are the same) with
+``--interrupt_requests false``) and runs fleetbench on it: the whole CLI, ``fleetbench
+run`` of a plan with one ``openai`` model (preset ``llamacpp-server``) on a ``textgen``
+prompts file; its figures are what it stored (per-sample TTFT, inter-token latency,
+latency) and what it exported (``throughput_tokens_per_second``,
+``requests_per_second`` from the master CSV). The independent side times requests
+itself, with httpx: TTFT = first content chunk - request start, inter-token = (last
+content chunk - first) ÷ (content chunks - 1), latency = end of stream - start;
+throughput = completion tokens ÷ (first request start -> last reply end), the tokens
+counted by a vocab-only ``llama_cpp.Llama`` on the reply texts. Two modes:
 
-* fleetbench: the whole CLI, ``fleetbench run`` of a plan with one ``openai`` model
-  (preset ``llamacpp-server``) on a ``textgen`` prompts file; its figures are what it
-  stored (per-sample TTFT, inter-token latency, latency) and what it exported
-  (``throughput_tokens_per_second``, ``requests_per_second`` from the master CSV);
-* bare: an asyncio ``httpx.AsyncClient`` with N lanes that streams each reply and
-  timestamps it itself: TTFT = first content chunk - request start, inter-token =
-  (last content chunk - first) ÷ (content chunks - 1), latency = end of stream - start;
-  throughput = completion tokens ÷ (first request start -> last reply end), the tokens
-  counted by a vocab-only ``llama_cpp.Llama`` on the reply texts (the server's stream
-  has no ``usage``; fleetbench counts with the embedded model's GGUF, which it knows
-  from the model id; ``--local-tokenizer`` names it as ``tokenizer_path``;
-  ``--server-tokenize`` gives another model id, so fleetbench knows no GGUF and asks the
-  server's ``/extras/tokenize``, which it does after each run's last reply).
+* ``proxy`` (default): the same requests. Fleetbench's base_url points at a loopback
+  pass-through proxy (``timing_proxy``) whose upstream side is a bare
+  ``httpx.AsyncClient.stream``; it relays each request byte for byte, flushes each
+  chunk downstream as it arrives, and times each chat request from its arrival. A
+  server stall or drift hits both sides, so the paired differences are fleetbench's own
+  measurement error (plus the proxy hop: its relay time per chunk is printed).
+  Requests are paired by their messages (distinct prompts), the last of any retries.
+* ``sequential``: the same prompts again from a bare asyncio client with N lanes, the
+  sides one after the other; repeats alternate which goes first so drift hits both
+  alike. On a shared host the server's own drift between the sides dominates.
 
-Repeats alternate the order of the two sides (fleetbench first, then bare first, ...)
-so drift hits both alike; one unmeasured warm-up request goes first. Printed: p50, p90
-and p99 of each figure per side (pooled over the repeats), the difference of the
-medians, the median of the per-request differences (request i of repeat k on both
-sides), and the throughput ratio. Targets: medians within 5 ms, throughput within 2 %.
+Token counts: the server's stream has no ``usage``; fleetbench counts with the
+embedded model's GGUF, which it knows from the model id; ``--local-tokenizer`` names it
+as ``tokenizer_path``; ``--server-tokenize`` gives another model id, so fleetbench knows
+no GGUF and asks the server's ``/extras/tokenize`` after each run's last reply (in proxy
+mode those calls pass through the proxy untimed). One unmeasured warm-up request goes
+first. Printed: p50, p90 and p99 of each figure per side (pooled over the repeats), the
+difference of the medians, the median of the per-request differences, and the
+throughput ratio. Targets: medians within 5 ms, throughput within 2 %.
 
-Usage: python benchmarks/serving_agreement.py [--prompts N] [--max-tokens N]
-       [--concurrency N] [--repeats N] [--local-tokenizer | --server-tokenize]
+Usage: python benchmarks/serving_agreement.py [--mode proxy|sequential] [--prompts N]
+       [--max-tokens N] [--concurrency N] [--repeats N] [--pairs]
+       [--local-tokenizer | --server-tokenize]
 Exits 0 when both sides ran: the result is a measurement, not a test.
 """
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,6 +152,66 @@ def test_load_info_and_token_counter(
     finally:
         backend.close()
     backend.close()  # idempotent
+
+
+def test_local_counts_run_off_the_http_loop(
+    llama_server: LlamaServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The GGUF counts a reply while the next request is being sent: on the loop they
+    would sit between that request's start stamp and its send, inflating its TTFT and
+    latency (measured through the serving-agreement proxy: +2..15 ms on a busy host)."""
+    backend = make_backend(llama_server, tmp_path)
+    backend.load()
+    try:
+        local = backend._local
+        assert local is not None
+        threads: list[str] = []
+        count = local.count
+
+        def spy(text: str) -> int:
+            threads.append(threading.current_thread().name)
+            return count(text)
+
+        local.count = spy  # type: ignore[method-assign]
+        short = GREEDY.model_copy(update={"max_tokens": 4})
+        results = list(backend.generate(requests(short, PROMPTS[:3])))
+    finally:
+        backend.close()
+    assert all(r.ok and r.token_source == "tokenizer" and r.completion_tokens for r in results)
+    assert len(threads) == 2 * 3  # the reply and the rendered prompt, per result
+    assert "fleetbench-http" not in threads and threading.main_thread().name not in threads
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_request_starts_when_it_goes_out(
+    llama_server: LlamaServer,  # noqa: F811
+    tmp_path: Path,
+    stream: bool,
+) -> None:
+    """Time the client spends before the request's first network step (here a slow
+    request hook; in a run, the worker recording the previous result) is not the
+    server's: TTFT and latency start when the request goes out."""
+    backend = make_backend(llama_server, tmp_path, stream=stream)
+    backend.load()
+    hook_done: list[float] = []
+
+    async def slow_hook(request: httpx.Request) -> None:
+        if request.url.path.endswith("/chat/completions"):
+            await asyncio.sleep(0.3)
+            hook_done.append(time.time())
+
+    try:
+        assert backend._client is not None
+        backend._client.event_hooks["request"].append(slow_hook)
+        short = GREEDY.model_copy(update={"max_tokens": 4})
+        (result,) = list(backend.generate(requests(short, ["Say hi."])))
+    finally:
+        backend.close()
+    assert result.ok and result.sent_at is not None and result.received_at is not None
+    (done,) = hook_done
+    assert result.sent_at >= done - 0.01  # stamped after the hook (0.3 s), not before it
+    assert result.latency_s == pytest.approx(result.received_at - result.sent_at, abs=1e-3)
 
 
 def test_server_tokenize_without_a_local_tokenizer(

@@ -95,7 +95,7 @@ def sends_template_kwargs(spec: BodySpec) -> bool:
 class Reply:
     """One completed reply, streamed or not. Times are ``perf_counter`` seconds."""
 
-    start: float
+    start: float  # when the request goes out: the HTTP backend stamps its first network step
     content: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     first_token: float | None = None

@@ -156,3 +156,29 @@ def test_the_next_report_reuses_each_unchanged_runs_summary(
     assert sorted(summarised) == ["r2", "r4", "r5"]
     by_id = {s["run_id"]: s for s in again}
     assert by_id["r2"]["rounds"] == 2 and by_id["r2"]["total_prompts"] == 4
+
+
+def test_the_dashboard_reads_the_cached_summaries(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard's comparison workers read each run's cached summary (made by the
+    last batch or report) instead of summarising its samples again."""
+    from fleetbench.dashboard import summaries
+    from fleetbench.report import aggregate
+
+    exported = {s["run_id"]: s for s in export_results(store, tmp_path, [])}
+    summarised: list[str] = []
+    real = aggregate.summarize_run
+
+    def counting(s: Store, row: sqlite3.Row) -> dict[str, Any]:
+        summarised.append(row["run_id"])
+        return real(s, row)
+
+    monkeypatch.setattr(aggregate, "summarize_run", counting)
+    a = store.start_attempt("r3", "b1", {}, [2])  # r3 changed since: summarised
+    store.add_samples([sample(j, a, run_id="r3", round=2) for j in range(2)])
+    store.finish_attempt("r3", a, COMPLETED, None)
+    got = {i: s for i, _, s in summaries.summarize(str(store.path), ["r1", "r3"])}
+    assert summarised == ["r3"] and got["r3"]["rounds"] == 2
+    assert got["r1"]["total_prompts"] == exported["r1"]["total_prompts"]
+    assert got["r1"]["energy_wh"] == exported["r1"]["energy_wh"]

@@ -7,8 +7,10 @@ take it back once per row, would wait behind it (a 1 s query took a minute). So 
 summaries are computed in spawned worker processes, each over its own read-only
 connection, ``CHUNK`` runs per job; the server keeps them, keyed by the run's row and
 sample count (a summary is recomputed only when either changed: a new sample, a status
-change). A request waits at most ``WAIT_S`` for fresh ones, then gets those ready so far
-and a note of the rest: the comparison fills in job by job instead of all at the end.
+change); a run's summary cached in its folder by the last batch or report
+(``report.exports.cached_summary``) is read instead of made. A request waits at most
+``WAIT_S`` for fresh ones, then gets those ready so far and a note of the rest: the
+comparison fills in job by job instead of all at the end.
 """
 
 from __future__ import annotations
@@ -47,11 +49,14 @@ def _key(row: sqlite3.Row, counts: dict[str, int]) -> Key:
 def summarize(path: str, run_ids: list[str]) -> list[tuple[str, Key, Summary]]:
     """In a worker: each run's (id, key, summary), read as the store is now."""
     from fleetbench.report.aggregate import summarize_run
+    from fleetbench.report.exports import cached_summary
 
     store = Store.read_only(Path(path))
+    output = Path(path).parent  # the results folder: each run's cached summary
     try:
         counts = _counts(store, run_ids)
-        return [(r["run_id"], _key(r, counts), summarize_run(store, r))
+        return [(r["run_id"], _key(r, counts),
+                 cached_summary(store, output, r) or summarize_run(store, r))
                 for r in store.runs(run_ids)]  # fmt: skip
     finally:
         store.close()

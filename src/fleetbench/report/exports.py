@@ -283,14 +283,9 @@ class ResultsExporter:
         cache makes a report after a batch (which summarised the runs it changed)
         read only the runs' rows. Stars and knees are not cached: they compare runs."""
         path = run_dir(self.output, row["run_id"]) / SUMMARY_CACHE
-        made_from = {"row": list(row), "samples": samples_stamp(self.store, row)}
-        if not fresh:
-            try:
-                cached = json.loads(path.read_text(encoding="utf-8"))
-                if cached.get("made_from") == made_from:
-                    return dict(cached["summary"])
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                pass  # missing, torn or foreign: summarise again
+        made_from = _made_from(self.store, row)
+        if not fresh and (cached := _read_cache(path, made_from)) is not None:
+            return cached
         summary = summarize_run(self.store, row)
         # Through JSON, so a cached summary and a fresh one are the same values.
         text = json.dumps({"made_from": made_from, "summary": summary}, default=str)
@@ -298,6 +293,28 @@ class ResultsExporter:
             with contextlib.suppress(OSError):  # a cache that cannot be written costs time
                 atomic_write_text(path, text + "\n")
         return dict(json.loads(text)["summary"])
+
+
+def cached_summary(store: Store, output: Path, row: sqlite3.Row) -> dict[str, Any] | None:
+    """The run's summary cached in its folder, if it was made from the run as stored
+    now (read only: the dashboard's comparison)."""
+    if row["status"] == RUNNING:
+        return None
+    return _read_cache(run_dir(output, row["run_id"]) / SUMMARY_CACHE, _made_from(store, row))
+
+
+def _made_from(store: Store, row: sqlite3.Row) -> dict[str, Any]:
+    return {"row": list(row), "samples": samples_stamp(store, row)}
+
+
+def _read_cache(path: Path, made_from: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached.get("made_from") == made_from:
+            return dict(cached["summary"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # missing, torn or foreign: summarise again
+    return None
 
 
 def export_results(

@@ -98,6 +98,7 @@ _RUNS_CTE = (
     "(SELECT value FROM json_each(config_json, '$.model.tags') ORDER BY key)), '') "
     "AS model_categories FROM runs) "
 )
+_RUN_COLUMNS = ("model", "provider", "backend", "task", "settings_label", "model_categories")
 _NUMERIC = "('integer', 'real', 'true', 'false')"
 # The first row of the typed query (Arrow reader): one value of each column's type.
 _SENTINEL = {"int": "0", "float": "0.0", "bool": "0", "str": "''"}
@@ -113,8 +114,10 @@ def _query(scores: list[str], since: float | None, typed: bool) -> tuple[str, tu
 
     ``typed``: for the Arrow reader, which takes each column's type from the values of
     its first batch (a column that is NULL there would be read as integers and a later
-    real would fail): a first row of typed placeholders, ordered first by an ``_order``
-    of -inf, that the reader drops; its last column is ``_order``."""
+    real would fail): a first row of typed placeholders, sorted first (an order key of
+    -inf, the last column), that the reader drops. It leaves out the run's columns
+    (``_RUN_COLUMNS``), which ``_with_runs`` joins in Arrow."""
+    names = [*RECORD_COLUMNS, *scores]
     exprs = [
         *_SELECT.values(),
         *(
@@ -128,16 +131,16 @@ def _query(scores: list[str], since: float | None, typed: bool) -> tuple[str, tu
     if since is not None:
         where = "WHERE COALESCE(s.received_at, s.created_at) >= ? "
         params.append(since)
-    names = [*RECORD_COLUMNS, *scores]
-    body = "FROM samples AS s LEFT JOIN r ON r.run_id = s.run_id " + where
     if not typed:
         columns = ", ".join(f"{e} AS {_ident(n)}" for e, n in zip(exprs, names, strict=True))
+        body = f"FROM samples AS s LEFT JOIN r ON r.run_id = s.run_id {where}"
         return f"{_RUNS_CTE}SELECT {columns} {body}ORDER BY s.created_at", tuple(params)
-    first = ", ".join(f"{_SENTINEL[_kind(n)]} AS {_ident(n)}" for n in names)
-    rest = ", ".join(exprs)
+    kept = [(e, n) for e, n in zip(exprs, names, strict=True) if n not in _RUN_COLUMNS]
+    first = ", ".join(f"{_SENTINEL[_kind(n)]} AS {_ident(n)}" for _, n in kept)
+    rest = ", ".join(e for e, _ in kept)
     sql = (
-        f"{_RUNS_CTE}SELECT {first}, -9e999 AS _order "
-        f"UNION ALL SELECT {rest}, s.created_at {body}ORDER BY _order"
+        f"SELECT {first}, -9e999 AS _fleetbench_order "
+        f"UNION ALL SELECT {rest}, s.created_at FROM samples AS s {where}ORDER BY _fleetbench_order"
     )
     return sql, tuple(params)
 
@@ -240,7 +243,7 @@ def _parquet(store: Store, path: Path, since: float | None) -> int:
                 # Arrow batches: cast each column (0/1 to bool; ints a REAL column held
                 # are already doubles); tuples: build each column from Python values.
                 arrays = (
-                    [batch.column(i).cast(t) for i, t in enumerate(types)]
+                    [batch.column(c).cast(t) for c, t in zip(columns, types, strict=True)]
                     if isinstance(batch, pa.RecordBatch)
                     else [
                         pa.array(col, type=pa.int8()).cast(t)
@@ -275,17 +278,34 @@ def _arrow_batches(store: Store, since: float | None) -> Iterator[tuple[list[str
         cur.execute("PRAGMA busy_timeout=60000")
         cur.execute(_SCORE_KEYS, _NUMERIC_JSON)
         scores = _score_names(r[0] for r in cur.fetchall())
+        # The runs in one batch (types are inferred from all of them), as text.
+        cur.execute("SELECT count(*) FROM runs")
+        (count,) = cur.fetchone() or (0,)
+        cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(count + 1)})
+        cur.execute(f"{_RUNS_CTE}SELECT run_id, {', '.join(_RUN_COLUMNS)} FROM r")
+        runs = cur.fetch_arrow_table()
         sql, params = _query(scores, since, typed=True)
         cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(ARROW_BATCH)})
         cur.execute(sql, params)
-        yield [*RECORD_COLUMNS, *scores], _drop_first(cur.fetch_record_batch())
+        yield [*RECORD_COLUMNS, *scores], _with_runs(cur.fetch_record_batch(), runs)
 
 
-def _drop_first(reader: Any) -> Iterator[Any]:
-    """The typed query's batches without its placeholder row (``_query``)."""
+def _with_runs(reader: Any, runs: Any) -> Iterator[Any]:
+    """The typed query's batches without its placeholder row (``_query``), each with
+    its run's columns looked up by ``run_id`` (a LEFT JOIN: unknown runs are null)."""
+    import pyarrow as pa  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    import pyarrow.compute as pc  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+    ids = runs.column("run_id").combine_chunks().cast(pa.string())
+    values = [runs.column(c).combine_chunks().cast(pa.string()) for c in _RUN_COLUMNS]
     first = True
     for batch in reader:
         if first:
             batch, first = batch.slice(1), False
-        if batch.num_rows:
-            yield batch
+        if not batch.num_rows:
+            continue
+        index = pc.index_in(batch.column("run_id"), value_set=ids)
+        yield pa.RecordBatch.from_arrays(
+            [*batch.columns, *(v.take(index) for v in values)],
+            names=[*batch.schema.names, *_RUN_COLUMNS],
+        )

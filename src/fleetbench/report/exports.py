@@ -48,19 +48,21 @@ EMISSIONS_KEYS = (
 )  # fmt: skip
 
 
-def sample_record(row: SampleRow) -> dict[str, Any]:
+def sample_record(row: SampleRow | sqlite3.Row) -> dict[str, Any]:
     """One line of ``results.jsonl``: every stored column in ``SampleRow`` order, with
     the stored input unpacked (``prompt``, ``messages``) and the scores decoded."""
-    inputs = json.loads(row.input_json)
+    get = row.__getitem__ if isinstance(row, sqlite3.Row) else row.__getattribute__
+    inputs = json.loads(get("input_json"))
     record: dict[str, Any] = {}
-    for name, value in row.values().items():
+    for name in SAMPLE_FIELDS:
         if name == "input_json":
             record["prompt"] = inputs.get("prompt")
             record["messages"] = inputs.get("messages")
         elif name == "scores_json":
+            value = get(name)
             record["scores"] = json.loads(value) if value else None
         else:
-            record[name] = value
+            record[name] = get(name)
     if "ensemble" in inputs:  # which member(s) supplied the answer (runner/ensemble.py)
         record["ensemble"] = inputs["ensemble"]
     return record
@@ -181,8 +183,9 @@ def _sizes_match(folder: Path, written: dict[str, Any], names: Iterable[str]) ->
 def _write_sample_files(store: Store, run: sqlite3.Row, folder: Path) -> list[str]:
     """``results.jsonl``, ``samples.csv`` and the task's files; the names written."""
     samples = store.samples(run["run_id"], below=int(run["planned_samples"]))
-    records = [sample_record(SampleRow.from_db(s)) for s in samples]
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    records = [sample_record(s) for s in samples]  # a million samples: no SampleRow each
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    lines = "".join(encode(r) + "\n" for r in records)
     atomic_write_text(folder / RESULTS_FILE, lines)  # every round, each record names its own
     atomic_write_text(folder / SAMPLES_CSV, samples_csv(records))
     last = max((r["round"] for r in records), default=1)
@@ -219,7 +222,16 @@ def samples_csv(records: list[dict[str, Any]]) -> str:
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, dict | list):
+    """``format_cell``, with nested values as JSON; by exact type, the common ones
+    first: it runs for every column of every sample."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if value is None:
+        return ""
+    if kind is float:
+        return f"{value:.6g}"
+    if kind is dict or kind is list:
         return json.dumps(value, ensure_ascii=False)
     return format_cell(value)
 

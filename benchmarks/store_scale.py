@@ -6,8 +6,9 @@ round, ``add_samples`` one transaction per run-round, finish_attempt), with synt
 latencies, tokens, energy, scores and a 2 % failure rate. Then times, each in its own
 subprocess, ``fleetbench report -o DIR`` (twice: first on runs never summarised, then
 again as after a batch, each run's summary and files cached in its folder) and
-``fleetbench export samples -o DIR --format parquet``: wall time and peak RSS (``ru_maxrss`` of that child, via
-``os.wait4``). Targets (issue 11): < 10 s each, peak RSS < 1 GB.
+``fleetbench export samples -o DIR --format parquet``: wall time and peak RSS
+(``ru_maxrss`` of that child, via ``os.wait4``). Targets (issue 11): < 10 s each, peak
+RSS < 1 GB.
 
 Usage: python benchmarks/store_scale.py [--runs 1000] [--rounds 100] [--samples 10]
        [--keep DIR] [--skip-report]

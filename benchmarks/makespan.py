@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,7 +65,7 @@ def write_plan(folder: Path, scale: float) -> Path:
 
 
 def timed_run(plan: Path, out: Path, *flags: str, src: str | None = None) -> tuple[float, ...]:
-    """Wall time of the command, then its start-up and end (see the docstring)."""
+    """Wall time of the command, then where its overhead went (see the docstring)."""
     env = dict(os.environ)
     path = src if src is not None else env.get("PYTHONPATH")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), path]))
@@ -78,11 +79,30 @@ def timed_run(plan: Path, out: Path, *flags: str, src: str | None = None) -> tup
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"run failed ({' '.join(flags)}):\n{proc.stdout}\n{proc.stderr}")
-    with sqlite3.connect(out / "fleetbench.db") as db:
-        first, last = db.execute(
-            "SELECT MIN(started_at), MAX(finished_at) FROM attempts"
-        ).fetchone()
-    return wall, first - began, began + wall - last
+    return (wall, *overheads(out / "fleetbench.db", began, began + wall))
+
+
+def overheads(db: Path, began: float, ended: float) -> tuple[float, float, float, float]:
+    """``start`` (command start to the first attempt), ``end`` (the last attempt's end
+    to the command's exit), and per run the median ``run`` overhead (attempt start to
+    its first request plus last reply to attempt end: fork, worker set-up, store) and
+    ``gap`` (a slot's previous attempt end to its next attempt start)."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT a.slot, a.started_at, a.finished_at, MIN(s.sent_at), MAX(s.received_at) "
+            "FROM attempts a JOIN samples s USING (run_id) GROUP BY a.run_id, a.attempt "
+            "ORDER BY a.started_at"
+        ).fetchall()
+    first = min(r[1] for r in rows)
+    last = max(r[2] for r in rows)
+    run = statistics.median((r[3] - r[1]) + (r[2] - r[4]) for r in rows)
+    ends: dict[str, float] = {}
+    gaps: list[float] = []
+    for slot, started, finished, _, _ in rows:
+        if slot in ends:
+            gaps.append(started - ends[slot])
+        ends[slot] = finished
+    return first - began, ended - last, run, statistics.median(gaps) if gaps else 0.0
 
 
 def main() -> None:
@@ -95,7 +115,10 @@ def main() -> None:
     work = [w * args.scale for w in WORK_S]
     total, longest = sum(work), max(work)
     print(f"{len(work)} runs, work {total:.1f} s in all, longest {longest:.1f} s")
-    print(f"{'K':>3} {'makespan s':>11} {'bound s':>8} {'ratio':>6} {'start s':>8} {'end s':>6}")
+    print(
+        f"{'K':>3} {'makespan s':>11} {'bound s':>8} {'ratio':>6} {'start s':>8} {'end s':>6} "
+        f"{'run s':>6} {'gap s':>6}"
+    )
     walls: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -107,13 +130,14 @@ def main() -> None:
             )
             for label, src in runs:
                 out = folder / f"out-k{k}{'-against' if src else ''}"
-                wall, begin, end = timed_run(plan, out, "--parallel", str(k), src=src)
+                wall, begin, end, run, gap = timed_run(plan, out, "--parallel", str(k), src=src)
                 if src is None:
                     walls[k] = wall
                 row = f"{k:>3} {wall:>11.2f} {bound:>8.2f} {wall / bound:>6.3f}"
-                print(f"{row} {begin:>8.2f} {end:>6.2f}{label}", flush=True)
+                row += f" {begin:>8.2f} {end:>6.2f} {run:>6.3f} {gap:>6.3f}"
+                print(f"{row}{label}", flush=True)
         if not args.no_ray and args.workers:
-            ray_wall, _, _ = timed_run(
+            ray_wall, *_ = timed_run(
                 plan, folder / "out-ray", "--executor", "ray", "--ray-address", "local"
             )
             cpus = os.cpu_count() or 1

@@ -13,13 +13,12 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fleetbench.catalog import ModelFilter
 from fleetbench.errors import ConfigError
 from fleetbench.meters import host_info
-from fleetbench.report.exports import ResultsExporter, run_dir
-from fleetbench.report.page import write_report
+from fleetbench.report.master import run_dir
 from fleetbench.report.render import report_available, warm_up
 from fleetbench.runner.batches import batch_info, default_name, write_batch_dir
 from fleetbench.runner.executors import Executor, make_executor
@@ -29,6 +28,9 @@ from fleetbench.runner.plan import ExecutorSettings, LoadedPlan, RunSpec
 from fleetbench.store import COMPLETED, DB_NAME, FAILED, INTERRUPTED, Store
 from fleetbench.store.lock import OutputLock
 from fleetbench.tasks import get_task_class
+
+if TYPE_CHECKING:
+    from fleetbench.report.exports import ResultsExporter
 
 RUN = "run"
 RESUME = "resume"
@@ -239,7 +241,7 @@ def _run_locked(
             for r in todo
         ]
 
-        exporter = ResultsExporter(store, options.output)
+        exports = _Exports(store, options.output)
 
         def finished(outcome: RunOutcome) -> None:
             if outcome.status == COMPLETED:  # every sample stored: judge them
@@ -249,7 +251,7 @@ def _run_locked(
                 outcome = outcome.model_copy(
                     update={"status": settled.status, "error": settled.error}
                 )
-            exporter.export([outcome.run_id])
+            exports.export([outcome.run_id])
             observer.run_finished(by_id[outcome.run_id], outcome)
 
         observer.batch_started(runs)
@@ -272,8 +274,10 @@ def _run_locked(
             raise
         finally:
             store.finish_batch(batch_id, status)
-            exported = exporter.export([])
+            exported = exports.export([])
         if report_available():  # the HTML report of the whole store (fleetbench[report])
+            from fleetbench.report.page import write_report
+
             write_report(store, options.output, exported)
         if options.batch_dir:
             write_batch_dir(options.output, batch_info(store, batch_id), exported)
@@ -281,6 +285,22 @@ def _run_locked(
         return [by_id_summary[r.run_id] for r in selected]
     finally:
         store.close()
+
+
+class _Exports:
+    """The batch's ``ResultsExporter``, made at the first export: its modules load after
+    the first runs have started, not before (benchmarks/makespan.py)."""
+
+    def __init__(self, store: Store, output: Path) -> None:
+        self.store, self.output = store, output
+        self._exporter: ResultsExporter | None = None
+
+    def export(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        if self._exporter is None:
+            from fleetbench.report.exports import ResultsExporter
+
+            self._exporter = ResultsExporter(self.store, self.output)
+        return self._exporter.export(run_ids)
 
 
 def _parallel(settings: ExecutorSettings | None) -> bool:

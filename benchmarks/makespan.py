@@ -111,6 +111,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="the Ks")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray comparison")
     parser.add_argument("--against", metavar="SRC", help="another fleetbench's src folder")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="batches per K (and checkout): then medians"
+    )
     args = parser.parse_args()
     work = [w * args.scale for w in WORK_S]
     total, longest = sum(work), max(work)
@@ -128,14 +131,19 @@ def main() -> None:
             runs = (
                 [("", None)] if args.against is None else [(" (against)", args.against), ("", None)]
             )
-            for label, src in runs:
-                out = folder / f"out-k{k}{'-against' if src else ''}"
-                wall, begin, end, run, gap = timed_run(plan, out, "--parallel", str(k), src=src)
-                if src is None:
-                    walls[k] = wall
-                row = f"{k:>3} {wall:>11.2f} {bound:>8.2f} {wall / bound:>6.3f}"
-                row += f" {begin:>8.2f} {end:>6.2f} {run:>6.3f} {gap:>6.3f}"
-                print(f"{row}{label}", flush=True)
+            rows: dict[str, list[tuple[float, ...]]] = {label: [] for label, _ in runs}
+            for i in range(args.repeat):
+                for label, src in runs:
+                    out = folder / f"out-k{k}-{i}{'-against' if src else ''}"
+                    figures = timed_run(plan, out, "--parallel", str(k), src=src)
+                    rows[label].append(figures)
+                    print(_row(k, bound, figures, label), flush=True)
+            for label, figures in rows.items():
+                median = tuple(statistics.median(f[j] for f in figures) for j in range(5))
+                if args.repeat > 1:
+                    print(_row(k, bound, median, f"{label} median of {args.repeat}"), flush=True)
+                if not label:
+                    walls[k] = median[0]
         if not args.no_ray and args.workers:
             ray_wall, *_ = timed_run(
                 plan, folder / "out-ray", "--executor", "ray", "--ray-address", "local"
@@ -147,6 +155,12 @@ def main() -> None:
                 f"ray (local instance, {cpus} CPUs, start-up included): {ray_wall:.2f} s; "
                 f"local executor at K={k}: {walls[k]:.2f} s; ratio {ray_wall / walls[k]:.3f}"
             )
+
+
+def _row(k: int, bound: float, figures: tuple[float, ...], label: str) -> str:
+    wall, begin, end, run, gap = figures
+    row = f"{k:>3} {wall:>11.2f} {bound:>8.2f} {wall / bound:>6.3f}"
+    return f"{row} {begin:>8.2f} {end:>6.2f} {run:>6.3f} {gap:>6.3f}{label}"
 
 
 if __name__ == "__main__":

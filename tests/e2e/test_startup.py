@@ -60,8 +60,12 @@ def test_run_imports_only_what_a_batch_needs_before_its_first_run() -> None:
 def test_zygote_preload_imports_no_heavy_library_and_starts_no_thread() -> None:
     modules = _imported(
         "import json, os, sys\n"
+        "import importlib\n"
         "from fleetbench.runner import worker\n"
+        "from fleetbench.tasks import TASKS\n"
         "for _ in worker.preload(): pass\n"
+        "for target in TASKS.builtin.values():\n"  # any of them, asked for by a batch
+        "    importlib.import_module(target.partition(':')[0])\n"
         "assert len(os.listdir('/proc/self/task')) == 1, os.listdir('/proc/self/task')\n"
         "print(json.dumps(sorted(sys.modules)))"
     )

@@ -9,7 +9,6 @@ on stdout; logs and native library output go to the run's ``run.log``.
 from __future__ import annotations
 
 import ctypes
-import importlib
 import json
 import logging
 import os
@@ -384,18 +383,15 @@ def _json_or_none(value: Any) -> str | None:
 
 def preload() -> Iterator[None]:
     """What the zygote (runner/zygote.py) does once for all the workers it forks, each
-    of which would otherwise redo it (~40 ms a run): read the installed plugins' entry
-    points (every installed distribution's metadata), look up this CPU in the per-core
-    power table, and import the built-in tasks' modules (the standard library and
-    pydantic only: no thread, no native library). One step at a time: the zygote takes
-    them while no worker is waiting to be forked, so the first ones are not delayed."""
+    of which would otherwise redo it (~25 ms a run): read the installed plugins' entry
+    points (every installed distribution's metadata) and look up this CPU in the
+    per-core power table. One step at a time: the zygote takes them while no worker is
+    waiting to be forked, so the first ones are not delayed. (The batch's built-in task
+    modules follow, asked for with the forks: runner/process.py.)"""
     TASKS.names()
     BACKENDS.names()
     yield
     watts_per_core(cpu_model(), None, 0.0)
-    for target in TASKS.builtin.values():
-        yield
-        importlib.import_module(target.partition(":")[0])
 
 
 def main(argv: list[str], parent_pid: int | None = None) -> int:

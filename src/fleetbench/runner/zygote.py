@@ -42,7 +42,7 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 # What the zygote imports before its first fork: the worker and what it needs to read a
@@ -93,12 +93,21 @@ class Zygote:
         self._reader = threading.Thread(target=self._read, name="zygote-reader", daemon=True)
         self._reader.start()
 
-    def spawn(self, module: str, argv: list[str], env: dict[str, str], stderr: int) -> ZygoteChild:
+    def spawn(
+        self,
+        module: str,
+        argv: list[str],
+        env: dict[str, str],
+        stderr: int,
+        then_import: Sequence[str] = (),
+    ) -> ZygoteChild:
         """Fork a child that runs ``module.main(argv, parent_pid=...)`` with its stdout on
-        a new pipe (the child's ``stdout``); raises ``ZygoteGone`` when the zygote cannot."""
+        a new pipe (the child's ``stdout``); raises ``ZygoteGone`` when the zygote cannot.
+        ``then_import``: modules the zygote imports once it is idle, for the next children
+        (only ones that start no thread and load no native library)."""
         read_end, write_end = os.pipe()
         try:
-            pid = self._fork(module, argv, env, write_end, stderr)
+            pid = self._fork(module, argv, env, write_end, stderr, list(then_import))
         except BaseException:
             os.close(read_end)
             raise
@@ -107,14 +116,27 @@ class Zygote:
         return ZygoteChild(self, pid, open(read_end, "rb"))
 
     def _fork(
-        self, module: str, argv: list[str], env: dict[str, str], stdout: int, stderr: int
+        self,
+        module: str,
+        argv: list[str],
+        env: dict[str, str],
+        stdout: int,
+        stderr: int,
+        then_import: list[str],
     ) -> int:
         with self._cond:
             if self._gone:
                 raise ZygoteGone("the zygote has exited")
             self._next_id += 1
             rid = self._next_id
-        request = {"id": rid, "module": module, "argv": argv, "env": env, "cwd": os.getcwd()}
+        request = {
+            "id": rid,
+            "module": module,
+            "argv": argv,
+            "env": env,
+            "cwd": os.getcwd(),
+            "then_import": then_import,
+        }
         try:
             with self._send_lock:
                 socket.send_fds(self._sock, [json.dumps(request).encode()], [stdout, stderr])
@@ -240,8 +262,13 @@ def _serve(sock: socket.socket, idle: Iterator[object]) -> None:
     selector.register(sock, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
     pending: Iterator[object] | None = idle
+    later: list[str] = []  # modules the batch asked for with its forks
     while True:
-        ready = selector.select(timeout=0 if pending is not None else None)
+        ready = selector.select(timeout=0 if pending is not None or later else None)
+        if not ready and later:
+            with contextlib.suppress(Exception):  # a failure only costs each worker the import
+                importlib.import_module(later.pop(0))
+            continue
         if not ready and pending is not None:
             try:
                 more = next(pending, _DONE) is not _DONE
@@ -257,7 +284,9 @@ def _serve(sock: socket.socket, idle: Iterator[object]) -> None:
                     return
                 if not data:
                     return  # the batch closed its end, or died
-                _fork(json.loads(data), fds, my_pid, sock, (wake_r, wake_w))
+                request = json.loads(data)
+                _fork(request, fds, my_pid, sock, (wake_r, wake_w))
+                later += [m for m in request.get("then_import", []) if m not in sys.modules]
             else:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_r, 4096)

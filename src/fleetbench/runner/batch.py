@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -243,7 +244,22 @@ def _run_locked(
 
         exports = _Exports(store, options.output)
 
+        settings = options.executor or loaded.plan.executor
+        # A parallel batch warms the report up while its runs execute (a sequential one
+        # keeps the CPU to its run), once its first runs are up: the warm-up's imports
+        # hold this process's GIL, which the first runs' supervisors need to start them.
+        warm = _AfterFirstWave(warm_up if report_available() and _parallel(settings) else None)
+
+        def started(job: RunJob) -> None:
+            warm.run_started(job.spec.run_id)
+            observer.run_started(by_id[job.spec.run_id], job.slot)
+
+        def relay(run_id: str, event: Event) -> None:
+            warm.run_up(run_id)
+            observer.run_event(run_id, event)
+
         def finished(outcome: RunOutcome) -> None:
+            warm.run_up(outcome.run_id)
             if outcome.status == COMPLETED:  # every sample stored: judge them
                 settled = settle_stored(
                     store, outcome.run_id, by_id[outcome.run_id].planned, options.max_failed_share
@@ -255,17 +271,10 @@ def _run_locked(
             observer.run_finished(by_id[outcome.run_id], outcome)
 
         observer.batch_started(runs)
-        settings = options.executor or loaded.plan.executor
-        if report_available() and _parallel(settings):
-            warm_up()  # while the runs execute; a sequential batch keeps the CPU to its run
         status = FAILED
         try:
             (executor or make_executor(settings)).execute(
-                jobs,
-                store,
-                on_start=lambda job: observer.run_started(by_id[job.spec.run_id], job.slot),
-                on_event=observer.run_event,
-                on_outcome=finished,
+                jobs, store, on_start=started, on_event=relay, on_outcome=finished
             )
             status = COMPLETED
         except KeyboardInterrupt:
@@ -285,6 +294,27 @@ def _run_locked(
         return [by_id_summary[r.run_id] for r in selected]
     finally:
         store.close()
+
+
+class _AfterFirstWave:
+    """Calls ``action`` (if any) once, when every run started so far has been heard
+    from (an event of its worker, or its outcome)."""
+
+    def __init__(self, action: Callable[[], None] | None) -> None:
+        self.action = action
+        self._started: set[str] = set()
+
+    def run_started(self, run_id: str) -> None:
+        if self.action is not None:
+            self._started.add(run_id)
+
+    def run_up(self, run_id: str) -> None:
+        if self.action is None:
+            return
+        self._started.discard(run_id)
+        if not self._started:
+            action, self.action = self.action, None
+            action()
 
 
 class _Exports:

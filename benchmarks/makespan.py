@@ -7,21 +7,26 @@ the measured wall time against the lower bound max(longest run, total work / K),
 process start-up included. Then the same batch on a local Ray instance.
 
     .venv/bin/python benchmarks/makespan.py [--scale 1.0] [--workers 1 2 4] [--no-ray]
-        [--against OTHER/src]
+        [--against OTHER/src] [--repeat N]
 
 Target: makespan / lower bound <= 1.10 at K = 4. Beside the wall time it prints where
 the rest went: ``start`` (command start until the first run starts: interpreter, imports,
-plan, store) and ``end`` (the last run's end until the command exits: exports, report).
+plan, store), ``end`` (the last run's end until the command exits: exports, report),
+``run`` (median per run: attempt start to its first request plus last reply to attempt
+end: fork, worker set-up, store) and ``gap`` (median time a slot waits between runs).
 On a shared machine the ratio is noisy: ``--against`` runs the same batch with another
-checkout's fleetbench right before each row (same minute, same load) for comparison.
+checkout's fleetbench right before each row (same minute, same load) for comparison;
+``--repeat N`` runs each N times and adds medians.
 
-Measured (2 cores, quiet: load 0.0; K = 4; ``--against`` the checkout before the zygote):
-scale 1: 1.492 -> 1.237 (13.05 -> 10.82 s; start 0.82 -> 0.55 s, end 1.35 -> 0.74 s);
-scale 3: 1.178 -> 1.123 (30.93 -> 29.47 s). The schedule itself cannot beat 1.029 (runs
-of 8,6,5,4,3,3,2,2,1,1 on 4 slots: 9 against 8.75); the rest is the command's own
-start-up (interpreter and imports, ~0.6 s), the zygote's one import of the worker before
-the first wave, and the report after the last run (~0.7 s). Under load (six jobs on two
-cores) the ratio is 1.3-1.9 either way. Target not yet met at either scale.
+Measured (2 cores shared with other jobs, load 0.7-1.6; K = 4; ``--against`` the checkout
+before the lazy CLI, prestarted zygote and faster report): scale 1: 1.317 -> 1.199
+(medians of 3; 11.52 -> 10.49 s; end 0.87 -> 0.49 s); scale 3: 1.134 -> 1.094 (medians of
+2; 29.77 -> 28.72 s); K = 1: 1.237 -> 1.082 (the sequential executor forks from the
+zygote too: run 0.56 -> 0.04 s). The schedule itself cannot beat 1.029 (runs of
+8,6,5,4,3,3,2,2,1,1 on 4 slots: 9 against 8.75); the rest is the command's own start-up
+(interpreter and imports, ~0.45 s; this machine sets PYTHONDONTWRITEBYTECODE, ~0.1 s of
+it), the report after the last run (~0.25 s) and ~0.04 s per run. Target met at scale 3,
+not yet at scale 1. Under load (3-5 on two cores) the ratio at scale 1 is 1.2-1.4.
 """
 
 from __future__ import annotations

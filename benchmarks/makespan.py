@@ -7,21 +7,26 @@ the measured wall time against the lower bound max(longest run, total work / K),
 process start-up included. Then the same batch on a local Ray instance.
 
     .venv/bin/python benchmarks/makespan.py [--scale 1.0] [--workers 1 2 4] [--no-ray]
-        [--against OTHER/src]
+        [--against OTHER/src] [--repeat N]
 
 Target: makespan / lower bound <= 1.10 at K = 4. Beside the wall time it prints where
 the rest went: ``start`` (command start until the first run starts: interpreter, imports,
-plan, store) and ``end`` (the last run's end until the command exits: exports, report).
+plan, store), ``end`` (the last run's end until the command exits: exports, report),
+``run`` (median per run: attempt start to its first request plus last reply to attempt
+end: fork, worker set-up, store) and ``gap`` (median time a slot waits between runs).
 On a shared machine the ratio is noisy: ``--against`` runs the same batch with another
-checkout's fleetbench right before each row (same minute, same load) for comparison.
+checkout's fleetbench right before each row (same minute, same load) for comparison;
+``--repeat N`` runs each N times and adds medians.
 
-Measured (2 cores, quiet: load 0.0; K = 4; ``--against`` the checkout before the zygote):
-scale 1: 1.492 -> 1.237 (13.05 -> 10.82 s; start 0.82 -> 0.55 s, end 1.35 -> 0.74 s);
-scale 3: 1.178 -> 1.123 (30.93 -> 29.47 s). The schedule itself cannot beat 1.029 (runs
-of 8,6,5,4,3,3,2,2,1,1 on 4 slots: 9 against 8.75); the rest is the command's own
-start-up (interpreter and imports, ~0.6 s), the zygote's one import of the worker before
-the first wave, and the report after the last run (~0.7 s). Under load (six jobs on two
-cores) the ratio is 1.3-1.9 either way. Target not yet met at either scale.
+Measured (2 cores shared with other jobs, load 0.7-1.6; K = 4; ``--against`` the checkout
+before the lazy CLI, prestarted zygote and faster report): scale 1: 1.317 -> 1.199
+(medians of 3; 11.52 -> 10.49 s; end 0.87 -> 0.49 s); scale 3: 1.134 -> 1.094 (medians of
+2; 29.77 -> 28.72 s); K = 1: 1.237 -> 1.082 (the sequential executor forks from the
+zygote too: run 0.56 -> 0.04 s). The schedule itself cannot beat 1.029 (runs of
+8,6,5,4,3,3,2,2,1,1 on 4 slots: 9 against 8.75); the rest is the command's own start-up
+(interpreter and imports, ~0.45 s; this machine sets PYTHONDONTWRITEBYTECODE, ~0.1 s of
+it), the report after the last run (~0.25 s) and ~0.04 s per run. Target met at scale 3,
+not yet at scale 1. Under load (3-5 on two cores) the ratio at scale 1 is 1.2-1.4.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import argparse
 import json
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,7 +70,7 @@ def write_plan(folder: Path, scale: float) -> Path:
 
 
 def timed_run(plan: Path, out: Path, *flags: str, src: str | None = None) -> tuple[float, ...]:
-    """Wall time of the command, then its start-up and end (see the docstring)."""
+    """Wall time of the command, then where its overhead went (see the docstring)."""
     env = dict(os.environ)
     path = src if src is not None else env.get("PYTHONPATH")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), path]))
@@ -78,11 +84,30 @@ def timed_run(plan: Path, out: Path, *flags: str, src: str | None = None) -> tup
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"run failed ({' '.join(flags)}):\n{proc.stdout}\n{proc.stderr}")
-    with sqlite3.connect(out / "fleetbench.db") as db:
-        first, last = db.execute(
-            "SELECT MIN(started_at), MAX(finished_at) FROM attempts"
-        ).fetchone()
-    return wall, first - began, began + wall - last
+    return (wall, *overheads(out / "fleetbench.db", began, began + wall))
+
+
+def overheads(db: Path, began: float, ended: float) -> tuple[float, float, float, float]:
+    """``start`` (command start to the first attempt), ``end`` (the last attempt's end
+    to the command's exit), and per run the median ``run`` overhead (attempt start to
+    its first request plus last reply to attempt end: fork, worker set-up, store) and
+    ``gap`` (a slot's previous attempt end to its next attempt start)."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT a.slot, a.started_at, a.finished_at, MIN(s.sent_at), MAX(s.received_at) "
+            "FROM attempts a JOIN samples s USING (run_id) GROUP BY a.run_id, a.attempt "
+            "ORDER BY a.started_at"
+        ).fetchall()
+    first = min(r[1] for r in rows)
+    last = max(r[2] for r in rows)
+    run = statistics.median((r[3] - r[1]) + (r[2] - r[4]) for r in rows)
+    ends: dict[str, float] = {}
+    gaps: list[float] = []
+    for slot, started, finished, _, _ in rows:
+        if slot in ends:
+            gaps.append(started - ends[slot])
+        ends[slot] = finished
+    return first - began, ended - last, run, statistics.median(gaps) if gaps else 0.0
 
 
 def main() -> None:
@@ -91,11 +116,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="the Ks")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray comparison")
     parser.add_argument("--against", metavar="SRC", help="another fleetbench's src folder")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="batches per K (and checkout): then medians"
+    )
     args = parser.parse_args()
     work = [w * args.scale for w in WORK_S]
     total, longest = sum(work), max(work)
     print(f"{len(work)} runs, work {total:.1f} s in all, longest {longest:.1f} s")
-    print(f"{'K':>3} {'makespan s':>11} {'bound s':>8} {'ratio':>6} {'start s':>8} {'end s':>6}")
+    print(
+        f"{'K':>3} {'makespan s':>11} {'bound s':>8} {'ratio':>6} {'start s':>8} {'end s':>6} "
+        f"{'run s':>6} {'gap s':>6}"
+    )
     walls: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -105,15 +136,21 @@ def main() -> None:
             runs = (
                 [("", None)] if args.against is None else [(" (against)", args.against), ("", None)]
             )
-            for label, src in runs:
-                out = folder / f"out-k{k}{'-against' if src else ''}"
-                wall, begin, end = timed_run(plan, out, "--parallel", str(k), src=src)
-                if src is None:
-                    walls[k] = wall
-                row = f"{k:>3} {wall:>11.2f} {bound:>8.2f} {wall / bound:>6.3f}"
-                print(f"{row} {begin:>8.2f} {end:>6.2f}{label}", flush=True)
+            rows: dict[str, list[tuple[float, ...]]] = {label: [] for label, _ in runs}
+            for i in range(args.repeat):
+                for label, src in runs:
+                    out = folder / f"out-k{k}-{i}{'-against' if src else ''}"
+                    figures = timed_run(plan, out, "--parallel", str(k), src=src)
+                    rows[label].append(figures)
+                    print(_row(k, bound, figures, label), flush=True)
+            for label, figures in rows.items():
+                median = tuple(statistics.median(f[j] for f in figures) for j in range(5))
+                if args.repeat > 1:
+                    print(_row(k, bound, median, f"{label} median of {args.repeat}"), flush=True)
+                if not label:
+                    walls[k] = median[0]
         if not args.no_ray and args.workers:
-            ray_wall, _, _ = timed_run(
+            ray_wall, *_ = timed_run(
                 plan, folder / "out-ray", "--executor", "ray", "--ray-address", "local"
             )
             cpus = os.cpu_count() or 1
@@ -123,6 +160,12 @@ def main() -> None:
                 f"ray (local instance, {cpus} CPUs, start-up included): {ray_wall:.2f} s; "
                 f"local executor at K={k}: {walls[k]:.2f} s; ratio {ray_wall / walls[k]:.3f}"
             )
+
+
+def _row(k: int, bound: float, figures: tuple[float, ...], label: str) -> str:
+    wall, begin, end, run, gap = figures
+    row = f"{k:>3} {wall:>11.2f} {bound:>8.2f} {wall / bound:>6.3f}"
+    return f"{row} {begin:>8.2f} {end:>6.2f} {run:>6.3f} {gap:>6.3f}{label}"
 
 
 if __name__ == "__main__":

@@ -138,3 +138,25 @@ class GpuEchoBackend:
 
     def close(self) -> None:
         pass
+
+
+class ParentBackend:
+    """Answers every request with its worker's parent pid: which process forked it."""
+
+    name: ClassVar[str] = "parent"
+    Options: ClassVar[type[BaseModel]] = FaultOptions
+
+    def __init__(self, options: FaultOptions, context: BackendContext) -> None:
+        pass
+
+    def load(self) -> LoadInfo:
+        return LoadInfo(load_time_s=0.0)
+
+    def generate(self, requests: Iterable[GenerationRequest]) -> Iterator[GenerationResult]:
+        for r in requests:
+            yield GenerationResult(
+                index=r.index, text=str(os.getppid()), prompt_tokens=1, completion_tokens=1
+            )
+
+    def close(self) -> None:
+        pass

@@ -34,6 +34,8 @@ def main(argv, parent_pid):
         }, sys.stdout)
         print("to the log", file=sys.stderr)
         return 0
+    if mode == "has":
+        return 0 if argv[2] in sys.modules else 5
     if mode == "exit":
         return int(argv[2])
     if mode == "kill":
@@ -116,6 +118,23 @@ def test_children_die_with_the_zygote(zygote: Zygote, tmp_path: Path) -> None:
     assert not _alive(child.pid)  # PR_SET_PDEATHSIG on the zygote
     with pytest.raises(ZygoteGone):
         _spawn(zygote, tmp_path, "exit", "0")
+
+
+def test_modules_asked_for_are_imported_for_the_next_children(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    log = tmp_path / "child.log"
+    with open(log, "ab") as err:
+        first = zygote.spawn(
+            "zchild", ["zchild", "has", "colorsys"], {}, err.fileno(), ["colorsys"]
+        )
+        assert first.wait(timeout=30) == 5  # forked before the import
+        for _ in range(100):  # the zygote imports it once no fork is waiting
+            child = zygote.spawn("zchild", ["zchild", "has", "colorsys"], {}, err.fileno())
+            if child.wait(timeout=30) == 0:
+                break
+        else:
+            raise AssertionError("the zygote never imported colorsys")
 
 
 def _alive(pid: int) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,20 +16,9 @@ from rich.console import Console
 from fleetbench.catalog import ModelFilter
 from fleetbench.catalog.filters import name_list
 from fleetbench.cli.progress import ProgressObserver
-from fleetbench.cli.tables import (
-    plan_table,
-    ranking_lines,
-    report_line,
-    stars_notes,
-    summary_notes,
-    summary_table,
-)
 from fleetbench.errors import ConfigError
 from fleetbench.report import MASTER_FILE
-from fleetbench.report.page import INDEX, REPORT_DIR
 from fleetbench.report.render import report_available
-from fleetbench.report.upload import UploadResult, check_url
-from fleetbench.report.upload import upload as upload_to
 from fleetbench.runner import (
     FILTERED,
     SKIP,
@@ -46,6 +35,9 @@ from fleetbench.runner.executors import Estimate, Placed, Work, preview
 from fleetbench.runner.plan import ExecutorSettings, plan_from_data
 from fleetbench.store import DB_NAME, Store
 from fleetbench.store.lock import check_output
+
+if TYPE_CHECKING:
+    from fleetbench.report.upload import UploadResult
 
 DEFAULT_OUTPUT = Path("fleetbench-results")
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
@@ -382,6 +374,8 @@ def run(
     check_output(options.output)
     upload_url = upload or loaded.plan.upload
     if upload_url:
+        from fleetbench.report.upload import check_url
+
         check_url(upload_url)
     runs = plan_batch(loaded, options)
     if save_plan is not None and plan_data is not None:  # valid: it planned
@@ -397,6 +391,8 @@ def run(
         listed = ", ".join(names[:8]) + (f", … ({len(names)} in all)" if len(names) > 8 else "")
         raise ConfigError(f"the filters match no model of {loaded.source}; models: {listed}")
     if dry_run:
+        from fleetbench.cli.tables import plan_table
+
         console.print(plan_table(runs, schedule_preview(runs, options)))
         console.print(f"output: {options.output}  (dry run: nothing loaded or written)")
         return
@@ -411,7 +407,19 @@ def run(
     except KeyboardInterrupt:
         console.print("interrupted: completed samples are stored; run again to resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    # What only the end needs loads at the end, not before the first run starts.
+    from fleetbench.cli.tables import (
+        ranking_lines,
+        report_line,
+        stars_notes,
+        summary_notes,
+        summary_table,
+    )
+    from fleetbench.report.page import INDEX, REPORT_DIR
+
     if upload_url:
+        from fleetbench.report.upload import upload as upload_to
+
         report_upload(console, upload_to(options.output, upload_url), upload_url)
     console.print(summary_table(summaries))
     for note in [*summary_notes(summaries), *stars_notes(summaries), *ranking_lines(summaries)]:

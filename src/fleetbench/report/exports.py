@@ -21,7 +21,7 @@ from fleetbench import __version__
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.report.aggregate import summarize_run
 from fleetbench.report.load import mark_knees
-from fleetbench.report.master import format_cell, write_master_csv
+from fleetbench.report.master import format_cell, run_dir, write_master_csv
 from fleetbench.report.stars import ReferenceRow, assign_stars, rate_runs
 from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
 from fleetbench.store.sqlite import RUNNING, Store
@@ -238,10 +238,6 @@ def _cell(value: Any) -> str:
 
 def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
-
-
-def run_dir(output: Path, run_id: str) -> Path:
-    return output / "runs" / run_id
 
 
 class ResultsExporter:

@@ -15,6 +15,12 @@ from fleetbench.report.server_timing import SERVER_TIMING_COLUMNS
 
 MASTER_FILE = "master_results.csv"
 
+
+def run_dir(output: Path, run_id: str) -> Path:
+    """A run's folder in the results folder (run.log, summary.json, results.jsonl...)."""
+    return output / "runs" / run_id
+
+
 # The first 19 columns follow AI Energy Score's batch runner; ours come after.
 MASTER_COLUMNS: list[str] = [
     "model_name",

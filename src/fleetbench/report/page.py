@@ -9,8 +9,10 @@ chart specs and the data, so it opens from disk with the network off.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,36 +79,27 @@ def write_report(
     records = comparison.records(summaries, runs, rankings)
     comparison.write_comparison(folder, records, rankings)
 
-    plots: list[dict[str, Any]] = []
+    with _Plots(folder / "plots") as plots:
+        tasks = list(dict.fromkeys(r["task"] for r in records))
+        for task in tasks:
+            slug = _slug(task)
+            for name, definition in charts.TASK_CHARTS:
+                plots.add(f"{slug}-{name}", definition(records, task), task)
+            task_runs = [by_id[r["run_id"]] for r in records if r["task"] == task]
+            if task in SAMPLE_METRIC and 0 < len(task_runs) <= MATRIX_MAX_RUNS:
+                matrix = build_matrix(store, task, task_runs)
+                rows = matrix.rows[:MATRIX_MAX_QUESTIONS]
+                matrix = type(matrix)(matrix.task, matrix.header, rows)
+                for name, mdef in charts.MATRIX_CHARTS:
+                    plots.add(f"{slug}-{name}", mdef(matrix), task)
+        for name, bdef in charts.BATCH_CHARTS:
+            plots.add(name, bdef(records), "")
+        over_time, note = round_rows(summaries)
+        plots.add("rounds-over-time", charts.rounds_over_time(over_time, subtitle=note), "")
 
-    def add(name: str, chart: Any, section: str) -> None:
-        if chart is None:
-            return
-        spec = chart.to_dict(validate=False)  # tests validate; here it costs ~60 ms a plot
-        render.save(spec, folder / "plots", name)
-        plots.append({"id": name, "section": section, "spec": spec})
-
-    tasks = list(dict.fromkeys(r["task"] for r in records))
-    for task in tasks:
-        slug = _slug(task)
-        for name, definition in charts.TASK_CHARTS:
-            add(f"{slug}-{name}", definition(records, task), task)
-        task_runs = [by_id[r["run_id"]] for r in records if r["task"] == task]
-        if task in SAMPLE_METRIC and 0 < len(task_runs) <= MATRIX_MAX_RUNS:
-            matrix = build_matrix(store, task, task_runs)
-            matrix = type(matrix)(matrix.task, matrix.header, matrix.rows[:MATRIX_MAX_QUESTIONS])
-            for name, mdef in charts.MATRIX_CHARTS:
-                add(f"{slug}-{name}", mdef(matrix), task)
-    for name, bdef in charts.BATCH_CHARTS:
-        add(name, bdef(records), "")
-    over_time, note = round_rows(summaries)
-    add("rounds-over-time", charts.rounds_over_time(over_time, subtitle=note), "")
-
-    version = render.vl_version(plots[0]["spec"]) if plots else "6.4"
-    page = (
-        _environment()
-        .get_template("index.html.j2")
-        .render(
+        specs = plots.specs
+        version = render.vl_version(specs[0]["spec"]) if specs else "6.4"
+        page = template().render(
             generated=datetime.now(UTC).isoformat(timespec="seconds"),
             batch=batch_cards(records),
             columns=TABLE_COLUMNS,
@@ -116,17 +109,48 @@ def write_report(
             ranking_defs=RANKINGS,
             pareto_axes=PARETO_AXES,
             labels={r["run_id"]: label(r) for r in records},
-            plots=plots,
+            plots=specs,
             details=[_details(store, by_id[r["run_id"]], r) for r in records],
             findings=findings,
             fmt=_fmt,
             script_json=render.script_json,
             vega_js=render.javascript_bundle(version),
         )
-    )
+        plots.wait()
     index = folder / INDEX
     atomic_write_text(index, page)
     return index
+
+
+class _Plots:
+    """The page's plots. Each one's files are rendered on a thread (vl-convert works
+    outside the GIL) while the next plot's spec is built and the page rendered: the
+    report ends every batch, so its time is the batch's (benchmarks/makespan.py)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.specs: list[dict[str, Any]] = []
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="report-plot")
+        self._saved: list[Future[list[Path]]] = []
+
+    def add(self, name: str, chart: Any, section: str) -> None:
+        if chart is None:
+            return
+        spec = chart.to_dict(validate=False)  # tests validate; here it costs ~60 ms a plot
+        self._saved.append(self._pool.submit(render.save, spec, self.folder, name))
+        self.specs.append({"id": name, "section": section, "spec": spec})
+
+    def wait(self) -> None:
+        """Every plot's files are written; the first failure raises, as it would have
+        when rendered in line."""
+        for saved in self._saved:
+            saved.result()
+
+    def __enter__(self) -> _Plots:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 # Past this many multi-round runs the over-time chart shows the fleet (median and
@@ -181,13 +205,22 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(float(epoch), UTC).isoformat()
 
 
+def template() -> jinja2.Template:
+    """The page's template, compiled once per process."""
+    return _environment().get_template("index.html.j2")
+
+
+@functools.cache
 def _environment() -> jinja2.Environment:
+    """One environment per process: it keeps the compiled templates (compiling the
+    page's costs ~0.09 s, which ``render.warm_up`` pays while a batch's runs execute)."""
     import jinja2  # when a page is written, not in every command's start-up
 
     return jinja2.Environment(
         loader=jinja2.PackageLoader("fleetbench.report", "html"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # package files: no stat of the template at every page
     )
 
 

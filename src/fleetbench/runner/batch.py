@@ -11,15 +11,15 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fleetbench.catalog import ModelFilter
 from fleetbench.errors import ConfigError
 from fleetbench.meters import host_info
-from fleetbench.report.exports import ResultsExporter, run_dir
-from fleetbench.report.page import write_report
+from fleetbench.report.master import run_dir
 from fleetbench.report.render import report_available, warm_up
 from fleetbench.runner.batches import batch_info, default_name, write_batch_dir
 from fleetbench.runner.executors import Executor, make_executor
@@ -29,6 +29,9 @@ from fleetbench.runner.plan import ExecutorSettings, LoadedPlan, RunSpec
 from fleetbench.store import COMPLETED, DB_NAME, FAILED, INTERRUPTED, Store
 from fleetbench.store.lock import OutputLock
 from fleetbench.tasks import get_task_class
+
+if TYPE_CHECKING:
+    from fleetbench.report.exports import ResultsExporter
 
 RUN = "run"
 RESUME = "resume"
@@ -239,9 +242,24 @@ def _run_locked(
             for r in todo
         ]
 
-        exporter = ResultsExporter(store, options.output)
+        exports = _Exports(store, options.output)
+
+        settings = options.executor or loaded.plan.executor
+        # A parallel batch warms the report up while its runs execute (a sequential one
+        # keeps the CPU to its run), once its first runs are up: the warm-up's imports
+        # hold this process's GIL, which the first runs' supervisors need to start them.
+        warm = _AfterFirstWave(warm_up if report_available() and _parallel(settings) else None)
+
+        def started(job: RunJob) -> None:
+            warm.run_started(job.spec.run_id)
+            observer.run_started(by_id[job.spec.run_id], job.slot)
+
+        def relay(run_id: str, event: Event) -> None:
+            warm.run_up(run_id)
+            observer.run_event(run_id, event)
 
         def finished(outcome: RunOutcome) -> None:
+            warm.run_up(outcome.run_id)
             if outcome.status == COMPLETED:  # every sample stored: judge them
                 settled = settle_stored(
                     store, outcome.run_id, by_id[outcome.run_id].planned, options.max_failed_share
@@ -249,21 +267,14 @@ def _run_locked(
                 outcome = outcome.model_copy(
                     update={"status": settled.status, "error": settled.error}
                 )
-            exporter.export([outcome.run_id])
+            exports.export([outcome.run_id])
             observer.run_finished(by_id[outcome.run_id], outcome)
 
         observer.batch_started(runs)
-        settings = options.executor or loaded.plan.executor
-        if report_available() and _parallel(settings):
-            warm_up()  # while the runs execute; a sequential batch keeps the CPU to its run
         status = FAILED
         try:
             (executor or make_executor(settings)).execute(
-                jobs,
-                store,
-                on_start=lambda job: observer.run_started(by_id[job.spec.run_id], job.slot),
-                on_event=observer.run_event,
-                on_outcome=finished,
+                jobs, store, on_start=started, on_event=relay, on_outcome=finished
             )
             status = COMPLETED
         except KeyboardInterrupt:
@@ -272,8 +283,10 @@ def _run_locked(
             raise
         finally:
             store.finish_batch(batch_id, status)
-            exported = exporter.export([])
+            exported = exports.export([])
         if report_available():  # the HTML report of the whole store (fleetbench[report])
+            from fleetbench.report.page import write_report
+
             write_report(store, options.output, exported)
         if options.batch_dir:
             write_batch_dir(options.output, batch_info(store, batch_id), exported)
@@ -281,6 +294,43 @@ def _run_locked(
         return [by_id_summary[r.run_id] for r in selected]
     finally:
         store.close()
+
+
+class _AfterFirstWave:
+    """Calls ``action`` (if any) once, when every run started so far has been heard
+    from (an event of its worker, or its outcome)."""
+
+    def __init__(self, action: Callable[[], None] | None) -> None:
+        self.action = action
+        self._started: set[str] = set()
+
+    def run_started(self, run_id: str) -> None:
+        if self.action is not None:
+            self._started.add(run_id)
+
+    def run_up(self, run_id: str) -> None:
+        if self.action is None:
+            return
+        self._started.discard(run_id)
+        if not self._started:
+            action, self.action = self.action, None
+            action()
+
+
+class _Exports:
+    """The batch's ``ResultsExporter``, made at the first export: its modules load after
+    the first runs have started, not before (benchmarks/makespan.py)."""
+
+    def __init__(self, store: Store, output: Path) -> None:
+        self.store, self.output = store, output
+        self._exporter: ResultsExporter | None = None
+
+    def export(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        if self._exporter is None:
+            from fleetbench.report.exports import ResultsExporter
+
+            self._exporter = ResultsExporter(self.store, self.output)
+        return self._exporter.export(run_ids)
 
 
 def _parallel(settings: ExecutorSettings | None) -> bool:

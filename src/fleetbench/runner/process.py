@@ -27,6 +27,7 @@ from fleetbench.runner.heartbeat import Heartbeat
 from fleetbench.runner.job import JOB_FILE, LOG_FILE, Event, RunJob, RunOutcome
 from fleetbench.runner.zygote import Zygote, ZygoteGone
 from fleetbench.store import COMPLETED, FAILED, Store
+from fleetbench.tasks import TASKS
 
 EventSink = Callable[[str, Event], None]
 WORKER = "fleetbench.runner.worker"
@@ -106,16 +107,19 @@ def run_worker(
     job_file = job.run_dir / JOB_FILE
     atomic_write_text(job_file, job.model_dump_json(indent=2))
     with open(job.run_dir / LOG_FILE, "ab") as log:
-        proc = _start(job_file, env, log, zygote)
+        proc = _start(job, job_file, env, log, zygote)
     return _supervise(proc, job, on_event, cancel, beat)
 
 
-def _start(job_file: Path, env: dict[str, str], log: IO[bytes], zygote: Zygote | None) -> Worker:
+def _start(
+    job: RunJob, job_file: Path, env: dict[str, str], log: IO[bytes], zygote: Zygote | None
+) -> Worker:
     """The worker process, forked by the batch's zygote when it has one (milliseconds
     instead of a fresh interpreter's imports), else a new interpreter."""
     if zygote is not None:
         try:
-            return zygote.spawn(WORKER, [WORKER, str(job_file)], env, log.fileno())
+            warm = _builtin_task_module(job)
+            return zygote.spawn(WORKER, [WORKER, str(job_file)], env, log.fileno(), warm)
         except ZygoteGone as exc:
             log.write(f"fleetbench: {exc}; starting the worker without it\n".encode())
             log.flush()
@@ -127,6 +131,13 @@ def _start(job_file: Path, env: dict[str, str], log: IO[bytes], zygote: Zygote |
         env=env,
         start_new_session=True,
     )
+
+
+def _builtin_task_module(job: RunJob) -> list[str]:
+    """The run's task module when it is a built-in one (the standard library and
+    pydantic only), for the zygote to import for the batch's next workers (~15 ms each)."""
+    target = TASKS.builtin.get(job.spec.task.name)
+    return [target.partition(":")[0]] if target else []
 
 
 def worker_env(job: RunJob, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.backends import (
+    BACKENDS,
     IN_PROCESS,
     Backend,
     BackendContext,
@@ -35,13 +36,23 @@ from fleetbench.backends import (
 from fleetbench.catalog.spec import ModelSpec
 from fleetbench.meters import host_info, peak_rss_mb
 from fleetbench.meters.devices import WindowReading
+from fleetbench.meters.estimate import watts_per_core
+from fleetbench.meters.host import cpu_model
 from fleetbench.meters.monitor import EnergyMonitor, Mark, MeterSettings
 from fleetbench.runner.job import RunJob
 from fleetbench.runner.plan import EnergySettings
 from fleetbench.runner.recorder import Recorder, open_recorder
 from fleetbench.scoring.response import split_response
 from fleetbench.store import SampleRow
-from fleetbench.tasks import ChatFn, Interaction, Sample, Task, apply_affixes, get_task_class
+from fleetbench.tasks import (
+    TASKS,
+    ChatFn,
+    Interaction,
+    Sample,
+    Task,
+    apply_affixes,
+    get_task_class,
+)
 
 log = logging.getLogger("fleetbench.worker")
 
@@ -388,6 +399,19 @@ def _reasoning_tokens(
 
 def _json_or_none(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
+
+
+def preload() -> Iterator[None]:
+    """What the zygote (runner/zygote.py) does once for all the workers it forks, each
+    of which would otherwise redo it (~25 ms a run): read the installed plugins' entry
+    points (every installed distribution's metadata) and look up this CPU in the
+    per-core power table. One step at a time: the zygote takes them while no worker is
+    waiting to be forked, so the first ones are not delayed. (The batch's built-in task
+    modules follow, asked for with the forks: runner/process.py.)"""
+    TASKS.names()
+    BACKENDS.names()
+    yield
+    watts_per_core(cpu_model(), None, 0.0)
 
 
 def main(argv: list[str], parent_pid: int | None = None) -> int:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleetbench.meters.nvml import GpuMemory, gpu_memory
+from fleetbench.runner import zygote as zygotes
 from fleetbench.runner.executors.base import EventSink, OutcomeSink, StartSink
 from fleetbench.runner.executors.resources import Demand, ResourcePool, Slot, demand_of
 from fleetbench.runner.executors.schedule import in_start_order
@@ -68,7 +69,7 @@ class LocalExecutor:
         on_event: EventSink,
         on_outcome: OutcomeSink,
     ) -> None:
-        zygote = _zygote()  # imports the worker while the schedule is made
+        zygote = zygotes.take()  # prestarted by `fleetbench run`, else imports meanwhile
         pool = self.pool()
         demands = {j.spec.run_id: demand_of(j.spec) for j in jobs}
         waiting = in_start_order(jobs, store)
@@ -132,15 +133,6 @@ def _placed(job: RunJob, slot: Slot) -> RunJob:
     if slot.cpus is not None:
         update["cpus"] = list(slot.cpus)
     return job.model_copy(update=update)
-
-
-def _zygote() -> Zygote | None:
-    """The batch's warm parent of workers (runner/zygote.py); without one (it could not
-    start) each worker starts a fresh interpreter."""
-    try:
-        return Zygote()
-    except OSError:
-        return None
 
 
 def _attempt(job: RunJob, inbox: Inbox, cancel: threading.Event, zygote: Zygote | None) -> None:

@@ -315,8 +315,11 @@ def test_aggregates_read_indexes_only(folder: Path) -> None:
     class Planned:
         def __init__(self, conn: sqlite3.Connection) -> None:
             self.conn = conn
+            self.in_transaction = False
 
         def execute(self, sql: str, params: Any = ()) -> Any:
+            if sql in ("BEGIN", "COMMIT"):
+                return self.conn.execute(sql)
             plan = [r[3] for r in self.conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
             seen.extend(p for p in plan if " s " in f"{p} " or "samples" in p)
             return self.conn.execute(sql, params)
@@ -330,7 +333,10 @@ def test_aggregates_read_indexes_only(folder: Path) -> None:
         store.conn = conn
         store.close()
     reads = [p for p in seen if p.startswith(("SCAN s", "SEARCH s"))]
-    assert reads and all("COVERING INDEX" in p for p in reads), reads
+    # The over-time partials' change check seeks the highest rowid and, after a change,
+    # reads the rows above the rowid seen (the new ones only): no scan of sample rows.
+    seeks = ("SEARCH samples", "SEARCH samples USING INTEGER PRIMARY KEY (rowid>?)")
+    assert reads and all("COVERING INDEX" in p or p in seeks for p in reads), reads
 
 
 def test_comparison_shows_the_runs_ready_while_others_are_summarised(folder: Path) -> None:
@@ -372,3 +378,59 @@ def test_a_summary_that_fails_is_reported_not_retried_forever(folder: Path, tmp_
     finally:
         store.close()
         worker.close()
+
+
+def _same(got: list[Any], want: list[Any]) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert [pytest.approx(v) if isinstance(v, float) else v for v in g] == list(w)
+
+
+def test_over_time_partials_follow_appends_and_deletions(folder: Path) -> None:
+    """The over-time figures added up from kept per-group partial sums equal one SQL
+    pass over the samples, under every group filter, after new samples (only their
+    groups are read again) and after a run's samples were deleted (read again whole)."""
+    from fleetbench.dashboard import partials, queries
+    from fleetbench.dashboard.filters import Filters
+
+    path = folder / "fleetbench.db"
+    checks = (Filters(), Filters(models=("alpha",)), Filters(categories=("math",)),
+              Filters(round_from=2), Filters(round_to=1), Filters(tasks=("wattbot",)))  # fmt: skip
+
+    def agree() -> None:
+        reader = Store.read_only(path)
+        try:
+            for f in checks:
+                _, by_run, by_category = queries.rounds(reader, f)
+                _, sql_run, sql_category = queries._rounds_sql(reader, f)
+                _same(by_run, sql_run)
+                _same(by_category, sql_category)
+        finally:
+            reader.close()
+
+    partials.forget(path)
+    agree()
+    refreshed: list[str] = []
+    real = partials._tuples
+
+    def counting(store: Store, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        refreshed.append("whole" if not params else "groups")
+        return real(store, sql, params)
+
+    writer = Store(path)
+    try:
+        a = "alpha__custom__greedy"
+        attempt = writer.start_attempt(a, "b1", {}, [3])
+        writer.add_samples([_sample(a, attempt, 3, i) for i in range(6)])
+        writer.finish_attempt(a, attempt, COMPLETED, None)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(partials, "_tuples", counting)
+            agree()
+            assert refreshed == ["groups"]  # one (run, round) read again, nothing else
+            refreshed.clear()
+            writer.delete_results([a])
+            agree()
+            assert refreshed == ["whole"]
+    finally:
+        writer.close()
+        partials.forget(path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fleetbench.dashboard import partials
 from fleetbench.dashboard.filters import CATEGORY_SQL, PAGE_SIZE, Filters
 from fleetbench.store import Store
 from fleetbench.tasks import retrieval_corpus
@@ -85,6 +86,52 @@ Figures = tuple[Any, ...]
 
 
 def rounds(
+    store: Store, f: Filters
+) -> tuple[dict[str, dict[str, Any]], list[Figures], list[Figures]]:
+    """The runs (names and planned samples by id); per run and round, then per category
+    and round, the figures (``ROUND_COLUMNS``, the key being the run id or the
+    category): sample count, successes, mean latency and TTFT of the successful
+    samples, completion tokens, the round's time window and energy. Plain tuples: a
+    million samples make 100,000 run-rounds, and the view shows a few of them.
+
+    Added up from the store's per-group partial sums (``dashboard.partials``: after a
+    change only the groups of new rows are read again), except under a time range,
+    which is not a property of a group (then one pass in SQL)."""
+    if f.since is not None or f.until is not None:
+        return _rounds_sql(store, f)
+    runs = {r["run_id"]: dict(r) for r in store.conn.execute(
+        "SELECT run_id, model_name, settings_label, task, backend, planned_samples FROM runs"
+    )}  # fmt: skip
+    by_runs = bool(f.models or f.tasks or f.backends)
+    wanted = {
+        i
+        for i, r in runs.items()
+        if (not f.models or r["model_name"] in f.models)
+        and (not f.tasks or r["task"] in f.tasks)
+        and (not f.backends or r["backend"] in f.backends)
+    }
+    per_run: list[tuple[Any, ...]] = []
+    per_category: dict[tuple[str, int], list[partials.Partials]] = {}
+    for (run_id, number), categories in partials.groups(store).items():
+        if (
+            (by_runs and run_id not in wanted)
+            or (f.round_from is not None and number < f.round_from)
+            or (f.round_to is not None and number > f.round_to)
+        ):
+            continue
+        parts = [p for c, p in categories.items() if not f.categories or c in f.categories]
+        if not parts:
+            continue
+        per_run.append((run_id, number, *partials.figures(parts)))
+        for category, p in categories.items():
+            if category is not None and (not f.categories or category in f.categories):
+                per_category.setdefault((category, number), []).append(p)
+    by_run = sorted(per_run, key=lambda t: (t[0], t[1]))
+    by_category = [(*k, *partials.figures(v)) for k, v in sorted(per_category.items())]
+    return runs, by_run, by_category
+
+
+def _rounds_sql(
     store: Store, f: Filters
 ) -> tuple[dict[str, dict[str, Any]], list[Figures], list[Figures]]:
     """The runs (names and planned samples by id); per run and round, then per category

@@ -8,9 +8,7 @@ always consistent with it, and written atomically.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -21,15 +19,16 @@ from fleetbench import __version__
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.report.aggregate import summarize_run
 from fleetbench.report.load import mark_knees
-from fleetbench.report.master import format_cell, run_dir, write_master_csv
+from fleetbench.report.master import run_dir, write_master_csv
+from fleetbench.report.samplefiles import (
+    SampleFileWriters,
+    write_sample_files,
+)
 from fleetbench.report.stars import ReferenceRow, assign_stars, rate_runs
-from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
+from fleetbench.store.rows import SAMPLE_FIELDS
 from fleetbench.store.sqlite import RUNNING, Store
-from fleetbench.tasks import run_files
 
-RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
-SAMPLES_CSV = "samples.csv"
 EMISSIONS_FILE = "emissions.json"
 # What the sample files of a run folder were written from (``write_run_files``).
 STAMP_FILE = ".samples-stamp.json"
@@ -48,27 +47,14 @@ EMISSIONS_KEYS = (
 )  # fmt: skip
 
 
-def sample_record(row: SampleRow | sqlite3.Row) -> dict[str, Any]:
-    """One line of ``results.jsonl``: every stored column in ``SampleRow`` order, with
-    the stored input unpacked (``prompt``, ``messages``) and the scores decoded."""
-    get = row.__getitem__ if isinstance(row, sqlite3.Row) else row.__getattribute__
-    inputs = json.loads(get("input_json"))
-    record: dict[str, Any] = {}
-    for name in SAMPLE_FIELDS:
-        if name == "input_json":
-            record["prompt"] = inputs.get("prompt")
-            record["messages"] = inputs.get("messages")
-        elif name == "scores_json":
-            value = get(name)
-            record["scores"] = json.loads(value) if value else None
-        else:
-            record[name] = get(name)
-    if "ensemble" in inputs:  # which member(s) supplied the answer (runner/ensemble.py)
-        record["ensemble"] = inputs["ensemble"]
-    return record
-
-
-def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], folder: Path) -> None:
+def write_run_files(
+    store: Store,
+    run: sqlite3.Row,
+    summary: dict[str, Any],
+    folder: Path,
+    stamp: dict[str, Any] | None = None,
+    sample_files: dict[str, int] | None = None,
+) -> None:
     """Write the run's files into ``folder``; each only when its content changed.
 
     The sample files (``results.jsonl``, ``samples.csv``, the task's files) hold every
@@ -78,15 +64,20 @@ def write_run_files(store: Store, run: sqlite3.Row, summary: dict[str, Any], fol
     ``samples_stamp``), or when one of them is missing or no longer the size written.
     ``summary.json`` and ``emissions.json`` are rebuilt when the run's row or its
     summary changed (a hash of both in ``STAMP_FILE``) or a file is not the size
-    written, and written when their text differs from the file's.
+    written, and written when their text differs from the file's. ``stamp`` is the
+    run's ``samples_stamp`` when the caller has it; ``sample_files`` the names and
+    sizes of sample files another process has just written from that stamp.
     """
-    stamp = samples_stamp(store, run)
+    stamp = samples_stamp(store, run) if stamp is None else stamp
     written = _written(folder)
     files = dict(written.get("files") or {})
-    if not _fresh(folder, stamp, written):
-        names = _write_sample_files(store, run, folder)
+    if sample_files is None and not _fresh(folder, stamp, written):
+        sample_files = write_sample_files(
+            store.conn, run["run_id"], int(run["planned_samples"]), run["task"], folder
+        )
+    if sample_files is not None:
         files = {n: size for n, size in files.items() if n in (SUMMARY_FILE, EMISSIONS_FILE)}
-        files |= {name: (folder / name).stat().st_size for name in names}
+        files |= sample_files
     # summary.json and emissions.json are made from the run's row (its attempts change
     # it), the summary (stars and knees included) and the attempts: unchanged row and
     # summary, unchanged files, so reading 100 rounds' attempts again is not needed.
@@ -180,23 +171,6 @@ def _sizes_match(folder: Path, written: dict[str, Any], names: Iterable[str]) ->
         return False
 
 
-def _write_sample_files(store: Store, run: sqlite3.Row, folder: Path) -> list[str]:
-    """``results.jsonl``, ``samples.csv`` and the task's files; the names written."""
-    samples = store.samples(run["run_id"], below=int(run["planned_samples"]))
-    records = [sample_record(s) for s in samples]  # a million samples: no SampleRow each
-    encode = json.JSONEncoder(ensure_ascii=False).encode
-    lines = "".join(encode(r) + "\n" for r in records)
-    atomic_write_text(folder / RESULTS_FILE, lines)  # every round, each record names its own
-    atomic_write_text(folder / SAMPLES_CSV, samples_csv(records))
-    last = max((r["round"] for r in records), default=1)
-    latest = [r for r in records if r["round"] == last]  # task files: one answer per question
-    names = [RESULTS_FILE, SAMPLES_CSV]
-    for name, text in run_files(run["task"], latest).items():
-        atomic_write_text(folder / name, text)
-        names.append(name)
-    return names
-
-
 def _write_if_changed(path: Path, text: str) -> None:
     try:
         if path.read_text(encoding="utf-8") == text:
@@ -204,36 +178,6 @@ def _write_if_changed(path: Path, text: str) -> None:
     except (OSError, UnicodeDecodeError):
         pass
     atomic_write_text(path, text)
-
-
-def samples_csv(records: list[dict[str, Any]]) -> str:
-    """``results.jsonl`` as a spreadsheet: one row per sample, the same columns; nested
-    values (messages, scores) as JSON text, unknown values empty (never 0)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    renamed = {"input_json": ["prompt", "messages"], "scores_json": ["scores"]}
-    columns = list(dict.fromkeys(k for r in records for k in r)) or [
-        c for name in SAMPLE_FIELDS for c in renamed.get(name, [name])
-    ]
-    writer.writerow(columns)
-    for record in records:
-        writer.writerow([_cell(record.get(c)) for c in columns])
-    return buf.getvalue()
-
-
-def _cell(value: Any) -> str:
-    """``format_cell``, with nested values as JSON; by exact type, the common ones
-    first: it runs for every column of every sample."""
-    kind = type(value)
-    if kind is str:
-        return value  # type: ignore[no-any-return]
-    if value is None:
-        return ""
-    if kind is float:
-        return f"{value:.6g}"
-    if kind is dict or kind is list:
-        return json.dumps(value, ensure_ascii=False)
-    return format_cell(value)
 
 
 def _loads(text: str | None) -> Any:
@@ -256,23 +200,43 @@ class ResultsExporter:
     ) -> None:
         self.store, self.output, self.stars_reference = store, output, stars_reference
         self._cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        self._stamps: dict[str, dict[str, Any]] = {}
 
     def export(self, run_ids: list[str]) -> list[dict[str, Any]]:
         """Rewrite the given runs' files (all runs if empty) and the master CSV; returns
         every run's summary. Stars use the exporter's ``stars_reference`` when given,
         else the reference named by the latest plan."""
         rows = self.store.runs()
-        summaries = [self._summary(row, force=row["run_id"] in run_ids) for row in rows]
-        if self.stars_reference is not None:
-            assign_stars(summaries, self.stars_reference)
-        else:
-            rate_runs(summaries, rows)
-        mark_knees(summaries)
-        for row, summary in zip(rows, summaries, strict=True):
-            if not run_ids or row["run_id"] in run_ids:
-                write_run_files(self.store, row, summary, run_dir(self.output, row["run_id"]))
+        self._stamps = {}
+        targets = [row for row in rows if not run_ids or row["run_id"] in run_ids]
+        stale = []
+        for row in targets:
+            folder, stamp = run_dir(self.output, row["run_id"]), self._stamp(row)
+            if not _fresh(folder, stamp, _written(folder)):
+                stale.append((row, folder, int(stamp["samples"])))
+        # Sample files that must be written go to worker processes, if many, while
+        # this one summarises (see ``SampleFileWriters``).
+        with SampleFileWriters(self.store, stale) as writers:
+            summaries = [self._summary(row, force=row["run_id"] in run_ids) for row in rows]
+            if self.stars_reference is not None:
+                assign_stars(summaries, self.stars_reference)
+            else:
+                rate_runs(summaries, rows)
+            mark_knees(summaries)
+            for row, summary in zip(rows, summaries, strict=True):
+                if not run_ids or row["run_id"] in run_ids:
+                    write_run_files(
+                        self.store, row, summary, run_dir(self.output, row["run_id"]),
+                        self._stamp(row), writers.files(row["run_id"]),
+                    )  # fmt: skip
         write_master_csv(self.output, summaries)
         return summaries
+
+    def _stamp(self, row: sqlite3.Row) -> dict[str, Any]:
+        """The run's ``samples_stamp``, once per export."""
+        if (stamp := self._stamps.get(row["run_id"])) is None:
+            stamp = self._stamps[row["run_id"]] = samples_stamp(self.store, row)
+        return stamp
 
     def _summary(self, row: sqlite3.Row, force: bool) -> dict[str, Any]:
         key = tuple(row)
@@ -291,7 +255,7 @@ class ResultsExporter:
         cache makes a report after a batch (which summarised the runs it changed)
         read only the runs' rows. Stars and knees are not cached: they compare runs."""
         path = run_dir(self.output, row["run_id"]) / SUMMARY_CACHE
-        made_from = _made_from(self.store, row)
+        made_from = {"row": list(row), "samples": self._stamp(row)}
         if not fresh and (cached := _read_cache(path, made_from)) is not None:
             return cached
         summary = summarize_run(self.store, row)

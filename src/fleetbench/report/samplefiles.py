@@ -1,0 +1,225 @@
+"""A run's sample files (``results.jsonl``, ``samples.csv``, the task's files), and
+writing many runs' of them in worker processes.
+
+A report over a store that no batch wrote (a store from another machine, a new
+fleetbench version) writes every stored sample once: about 30 µs of Python each, so a
+million samples took over a minute in one process. The runs are independent, so
+``SampleFileWriters`` spreads them over worker processes, each reading the store
+through its own read-only connection, while the parent summarises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from fleetbench.fsutil import atomic_write_text
+from fleetbench.report.master import format_cell
+from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
+from fleetbench.store.sqlite import Store
+from fleetbench.tasks import run_files
+
+RESULTS_FILE = "results.jsonl"
+SAMPLES_CSV = "samples.csv"
+
+# Below this many samples to write, starting worker processes (about 0.3 s each, an
+# interpreter and fleetbench's imports) costs more than it saves.
+PARALLEL_MIN_SAMPLES = 20_000
+
+_INPUT = SAMPLE_FIELDS.index("input_json")
+_SCORES = SAMPLE_FIELDS.index("scores_json")
+# A record's keys: ``SAMPLE_FIELDS`` with the stored input unpacked and scores decoded.
+RECORD_KEYS: tuple[str, ...] = (
+    *SAMPLE_FIELDS[:_INPUT], "prompt", "messages",
+    *SAMPLE_FIELDS[_INPUT + 1 : _SCORES], "scores", *SAMPLE_FIELDS[_SCORES + 1 :],
+)  # fmt: skip
+
+
+def sample_record(row: SampleRow | sqlite3.Row) -> dict[str, Any]:
+    """One line of ``results.jsonl``: every stored column in ``SampleRow`` order, with
+    the stored input unpacked (``prompt``, ``messages``) and the scores decoded."""
+    get = row.__getitem__ if isinstance(row, sqlite3.Row) else row.__getattribute__
+    return _record(tuple(get(name) for name in SAMPLE_FIELDS))
+
+
+def _record(row: tuple[Any, ...]) -> dict[str, Any]:
+    """``sample_record`` of a row of ``SAMPLE_FIELDS`` values, in order."""
+    inputs = json.loads(row[_INPUT])
+    scores = row[_SCORES]
+    record = dict(
+        zip(
+            RECORD_KEYS,
+            (*row[:_INPUT], inputs.get("prompt"), inputs.get("messages"),
+             *row[_INPUT + 1 : _SCORES], json.loads(scores) if scores else None,
+             *row[_SCORES + 1 :]),
+            strict=True,
+        )
+    )  # fmt: skip
+    if "ensemble" in inputs:  # which member(s) supplied the answer (runner/ensemble.py)
+        record["ensemble"] = inputs["ensemble"]
+    return record
+
+
+def write_sample_files(
+    conn: sqlite3.Connection, run_id: str, planned: int, task: str, folder: Path
+) -> dict[str, int]:
+    """``results.jsonl``, ``samples.csv`` and the task's files; their names and sizes.
+
+    A report over a store that no batch wrote (or after an upgrade) writes every stored
+    sample once, so this is the per-sample cost of such a report: rows are read as plain
+    tuples, each becomes its record in one slice, and the CSV converts only the cells
+    that ``format_cell`` would write differently from ``csv`` itself (floats, JSON)."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    rows = cursor.execute(
+        f"SELECT {', '.join(SAMPLE_FIELDS)} FROM samples WHERE run_id = ? AND sample_index < ? "
+        "ORDER BY round, sample_index",
+        (run_id, planned),
+    ).fetchall()
+    records = [_record(row) for row in rows]
+    del rows
+    atomic_write_text(folder / RESULTS_FILE, "".join([_encode(r) + "\n" for r in records]))
+    atomic_write_text(folder / SAMPLES_CSV, samples_csv(records))
+    last = max((r["round"] for r in records), default=1)
+    latest = [r for r in records if r["round"] == last]  # task files: one answer per question
+    names = [RESULTS_FILE, SAMPLES_CSV]
+    for name, text in run_files(task, latest).items():
+        atomic_write_text(folder / name, text)
+        names.append(name)
+    return {name: (folder / name).stat().st_size for name in names}
+
+
+def samples_csv(records: list[dict[str, Any]]) -> str:
+    """``results.jsonl`` as a spreadsheet: one row per sample, the same columns; nested
+    values (messages, scores) as JSON text, unknown values empty (never 0), floats to 6
+    significant digits (``format_cell``) but the times of day: Unix seconds in full (to
+    6 digits, ``1.79601e+09``, they would say only which 20 minutes)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    columns = list(dict.fromkeys(k for r in records for k in r)) or list(RECORD_KEYS)
+    writer.writerow(columns)
+    width = len(columns)
+    times = [i for i, name in enumerate(columns) if name in _TIMES]
+    for record in records:
+        # A record with every column has them in the columns' order (``_record``).
+        values = list(record.values() if len(record) == width else map(record.get, columns))
+        # ``csv`` writes None as "" and str/int/bool as ``str()``, as ``format_cell``
+        # does: only the other cells (floats, nested values) go through ``_cell``.
+        cells = [v if type(v) in _AS_IS else _cell(v) for v in values]
+        for i in times:
+            if type(values[i]) is float:
+                cells[i] = repr(values[i])
+        writer.writerow(cells)
+    return buf.getvalue()
+
+
+_TIMES = frozenset({"sent_at", "received_at", "intended_send_at", "actual_send_at"})
+
+
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
+# One encoder: ``json.dumps`` with an option builds a new one per call (2 µs a cell).
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _cell(value: Any) -> str:
+    """``format_cell``, with nested values as JSON."""
+    if type(value) is dict or type(value) is list:
+        return _encode(value)
+    return format_cell(value)
+
+
+def _lpt(jobs: list[tuple[sqlite3.Row, Path, int]], workers: int) -> list[list[dict[str, Any]]]:
+    """The jobs dealt to ``workers`` lists, largest first to the least loaded: no
+    worker is left with much more to write than the others."""
+    shares: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for run, folder, samples in sorted(jobs, key=lambda job: -job[2]):
+        k = loads.index(min(loads))
+        loads[k] += samples
+        shares[k].append(
+            {"run_id": run["run_id"], "planned": int(run["planned_samples"]),
+             "task": run["task"], "folder": str(folder)}
+        )  # fmt: skip
+    return shares
+
+
+class SampleFileWriters:
+    """Writes the sample files of the given runs in worker processes, started on entry,
+    when there are at least two runs and ``PARALLEL_MIN_SAMPLES`` samples to write;
+    else ``files`` returns None and the caller writes them itself.
+
+    A worker is a plain ``python -m fleetbench.report.fileworker`` (jobs as JSON on its
+    stdin, one JSON line per run written on its stdout), not a ``multiprocessing``
+    child: spawned children import the parent's ``__main__`` again (a script without
+    a main guard would run again in each), and forked ones inherit the locks of the
+    parent's threads (the import warm-up, a meter) as they were. A run a worker did
+    not write (it failed, or could not start) is left to the caller, which writes it
+    in-process and meets the same error, if it is one, where it can report it."""
+
+    def __init__(
+        self, store: Store, jobs: list[tuple[sqlite3.Row, Path, int]], workers: int | None = None
+    ) -> None:
+        """``jobs``: (run row, folder, samples to write) for each run to write;
+        ``workers``: how many processes at most (default: the usable CPUs)."""
+        self._jobs, self._workers, self._path = jobs, workers, store.path
+        self._procs: list[tuple[subprocess.Popen[bytes], IO[str]]] = []
+        self._files: dict[str, dict[str, int]] | None = None
+
+    def __enter__(self) -> SampleFileWriters:
+        total = sum(n for _, _, n in self._jobs)
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        workers = min(len(self._jobs), self._workers or cpus or 1)
+        if len(self._jobs) < 2 or total < PARALLEL_MIN_SAMPLES or workers < 2:
+            return self
+        for share in _lpt(self._jobs, workers):
+            # Files, not pipes: nothing waits for the other side while the parent
+            # summarises (a full pipe would stop the worker).
+            jobs, out = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+            jobs.write(json.dumps(share))
+            jobs.seek(0)
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "fleetbench.report.fileworker", str(self._path)],
+                    stdin=jobs, stdout=out, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+            except OSError:
+                out.close()
+                continue  # its runs are left to the caller
+            finally:
+                jobs.close()
+            self._procs.append((proc, out))
+        return self
+
+    def files(self, run_id: str) -> dict[str, int] | None:
+        """The names and sizes written for the run; None: not written here."""
+        if self._files is None:
+            self._files = {}
+            for proc, out in self._procs:
+                proc.wait()
+                out.seek(0)
+                for line in out:  # what it wrote, even if it failed later
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        done = json.loads(line)
+                        self._files[str(done["run_id"])] = dict(done["files"])
+        return self._files.get(run_id)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for proc, out in self._procs:  # interrupted (or done): never leave a worker behind
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            out.close()

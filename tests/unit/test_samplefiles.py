@@ -1,0 +1,97 @@
+"""Sample files written by worker processes are the files one process writes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from test_store import RUN, sample
+
+from fleetbench.report import samplefiles
+from fleetbench.report.exports import STAMP_FILE, export_results
+from fleetbench.report.master import run_dir
+from fleetbench.report.samplefiles import SampleFileWriters
+from fleetbench.store import COMPLETED, Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "fleetbench.db")
+    s.begin_batch("b1", "plan", "test", {}, {}, {})
+    for i in range(4):
+        run_id = f"r{i}"
+        s.upsert_run(RUN | {"run_id": run_id, "config": {"energy": {}}}, "b1", 3)
+        for k in (1, 2):
+            a = s.start_attempt(run_id, "b1", {}, [k])
+            for j in range(3):
+                s.add_sample(sample(j, a, run_id=run_id, round=k, latency_s=0.1 * (i + j + 1)))
+            s.finish_attempt(run_id, a, COMPLETED, None)
+    return s
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted((out / "runs").rglob("*"))
+        if p.is_file() and p.name != STAMP_FILE
+    }
+
+
+def test_a_report_through_workers_writes_the_same_files(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = export_results(store, tmp_path / "one", [])
+    started: list[int] = []
+    real_enter = SampleFileWriters.__enter__
+
+    def entering(self: SampleFileWriters) -> SampleFileWriters:
+        entered = real_enter(self)
+        started.append(len(self._procs))
+        return entered
+
+    monkeypatch.setattr(samplefiles, "PARALLEL_MIN_SAMPLES", 0)
+    monkeypatch.setattr(SampleFileWriters, "__enter__", entering)
+    many = export_results(store, tmp_path / "many", [])
+    assert started == [2] or (started == [0] and _one_cpu())  # two workers wrote the files
+    assert many == one
+    assert _files(tmp_path / "many") == _files(tmp_path / "one")
+    # The stamps record what was written: the next report writes nothing again.
+    started.clear()
+    export_results(store, tmp_path / "many", [])
+    assert started == [0]
+
+
+def _one_cpu() -> bool:
+    return len(os.sched_getaffinity(0)) < 2
+
+
+def test_a_run_a_worker_cannot_write_is_left_to_the_caller(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = {row["run_id"]: row for row in store.runs()}
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the run's folder should be")
+    jobs = [(rows["r0"], run_dir(tmp_path, "r0"), 6), (rows["r1"], blocked, 6)]
+    with SampleFileWriters(store, jobs, workers=2) as writers:
+        assert writers.files("r0") is None  # 12 samples: not worth the processes
+    monkeypatch.setattr(samplefiles, "PARALLEL_MIN_SAMPLES", 0)
+    with SampleFileWriters(store, jobs, workers=2) as writers:
+        written = writers.files("r0")
+        assert writers.files("r1") is None  # its error is the caller's to meet
+    assert written is not None
+    folder = run_dir(tmp_path, "r0")
+    assert written == {name: (folder / name).stat().st_size for name in written}
+    assert len((folder / "results.jsonl").read_text().splitlines()) == 6  # both rounds
+
+
+def test_samples_csv_keeps_times_of_day_in_full() -> None:
+    import csv
+    import io
+
+    from fleetbench.report.samplefiles import sample_record, samples_csv
+
+    row = sample(0, sent_at=1796006633.4447193, received_at=1796006633.911862, latency_s=0.46714)
+    (cells,) = csv.DictReader(io.StringIO(samples_csv([sample_record(row)])))
+    assert cells["sent_at"] == "1796006633.4447193" and cells["received_at"] == "1796006633.911862"
+    assert cells["latency_s"] == "0.46714" and cells["cost_usd"] == ""  # unknown: empty, not 0

@@ -20,10 +20,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+
+import loopback
 
 MODEL = "echo"
 KINDS = ("json", "text", "event", "sse")
@@ -50,39 +50,24 @@ class EchoServer:
 
     @property
     def root_url(self) -> str:
-        assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return loopback.root_url(self._httpd)
 
     @property
     def base_url(self) -> str:
         return self.root_url + "/v1"
 
     def __enter__(self) -> EchoServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._httpd = loopback.serve(_handler(self))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        loopback.stop(self._httpd)
+        self._httpd = None
 
 
 def _handler(server: EchoServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(loopback.QuietHandler):
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _reply(self, status: int, body: bytes, kind: str = "application/json") -> None:
-            self.send_response(status)
-            self.send_header("content-type", kind)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
 
         def _secret(self) -> str:
             auth = self.headers.get("authorization", "")
@@ -94,26 +79,26 @@ def _handler(server: EchoServer) -> type[BaseHTTPRequestHandler]:
             refuse = _REFUSE.search(self.path)
             if refuse:
                 error = {"error": {"message": placed(secret, int(refuse.group(1)))}}
-                self._reply(401, json.dumps(error).encode())
+                self.send_json(401, error)
                 return
-            self._reply(200, json.dumps({"data": [{"id": MODEL}]}).encode())
+            self.send_json(200, {"data": [{"id": MODEL}]})
 
         def do_POST(self) -> None:
             secret = self._secret()
-            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            body = self.read_json()
             marker = _MARKER.search(body["messages"][-1]["content"])
             if marker is None:
-                self._reply(400, b'{"error": {"message": "no marker"}}')
+                self.send_body(400, b'{"error": {"message": "no marker"}}')
                 return
             kind, text = marker.group(1), placed(secret, int(marker.group(2)))
             if kind == "json":
-                self._reply(401, json.dumps({"error": {"message": text}}).encode())
+                self.send_json(401, {"error": {"message": text}})
             elif kind == "text":
-                self._reply(500, text.encode(), "text/plain")
+                self.send_body(500, text.encode(), "text/plain")
             elif kind == "event":
-                self._reply(200, f"data: {text}\n\n".encode(), "text/event-stream")
+                self.send_body(200, f"data: {text}\n\n".encode(), "text/event-stream")
             else:
                 event = json.dumps({"error": {"message": text}})
-                self._reply(200, f"data: {event}\n\n".encode(), "text/event-stream")
+                self.send_body(200, f"data: {event}\n\n".encode(), "text/event-stream")
 
     return Handler

@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import llama_cpp
+import loopback
 
 from fleetbench.backends import Message
 from fleetbench.backends.chat_template import ChatTemplate
@@ -113,20 +114,15 @@ class FakeAnthropic:
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return loopback.root_url(self._server)
 
     def start(self) -> FakeAnthropic:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = loopback.serve(_handler(self))
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        loopback.stop(self._server)
+        self._server = None
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
@@ -139,30 +135,17 @@ def _error_body(error_type: str, message: str | None = None) -> dict[str, Any]:
 
 
 def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # keep test output quiet
-            pass
-
-        def _json(self, status: int, data: dict[str, Any], headers: dict[str, str]) -> None:
-            raw = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(raw)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(raw)
-
+    class Handler(loopback.QuietHandler):
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            body = self.read_json()
             fake.requests.append(Seen(dict(self.headers.items()), body, time.monotonic()))
             if self.path.split("?")[0] != "/v1/messages":
-                self._json(404, _error_body("not_found_error"), {})
+                self.send_json(404, _error_body("not_found_error"))
                 return
             fault = fake.faults.pop(0) if fake.faults else None
             if fault is not None and not fault.mid_stream:
                 extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
-                self._json(fault.status, self._error(fault), extra)
+                self.send_json(fault.status, self._error(fault), extra)
                 return
             with fake.generator.lock:
                 if body.get("stream"):
@@ -198,7 +181,7 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
                 stop_sequence=gen.stop_sequence,
             )
             message["usage"]["output_tokens"] = gen.output_tokens
-            self._json(200, message, {})
+            self.send_json(200, message)
 
         def _stream(self, body: dict[str, Any], fault: Fault | None) -> None:
             gen = fake.generator

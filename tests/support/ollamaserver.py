@@ -22,13 +22,13 @@ object is kept in ``finals``.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import loopback
 
 MODELS: list[dict[str, Any]] = [
     {
@@ -139,49 +139,37 @@ class OllamaServer:
 
     @property
     def url(self) -> str:
-        assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return loopback.root_url(self._httpd)
 
     def __enter__(self) -> OllamaServer:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _reply(self, code: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(loopback.QuietHandler):
             def do_GET(self) -> None:
                 server.seen.append(f"GET {self.path}")
                 if self.path == "/api/tags":
                     listed = [{k: v for k, v in m.items() if k != "context_length"}
                               for m in server.models]  # fmt: skip
-                    self._reply(200, {"models": listed})
+                    self.send_json(200, {"models": listed})
                 elif self.path == "/api/version":
-                    self._reply(200, {"version": "0.6.0"})
+                    self.send_json(200, {"version": "0.6.0"})
                 elif self.path.startswith("/v1/"):
                     self._relay(None)
                 else:
-                    self._reply(404, {"error": "not found"})
+                    self.send_json(404, {"error": "not found"})
 
             def do_POST(self) -> None:
                 server.seen.append(f"POST {self.path}")
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 if self.path == "/api/show":
                     wanted = json.loads(body or b"{}").get("model")
                     found = [m for m in server.models if m["name"] == wanted]
                     if not found:
-                        self._reply(404, {"error": f"model '{wanted}' not found"})
+                        self.send_json(404, {"error": f"model '{wanted}' not found"})
                         return
                     m = found[0]
                     family = m["details"]["family"]
-                    self._reply(200, {
+                    self.send_json(200, {
                         "details": m["details"],
                         "model_info": {"general.architecture": family,
                                        f"{family}.context_length": m["context_length"]},
@@ -191,12 +179,12 @@ class OllamaServer:
                 elif self.path.startswith("/v1/"):
                     self._relay(body)
                 else:
-                    self._reply(404, {"error": "not found"})
+                    self.send_json(404, {"error": "not found"})
 
             def _native(self, request: dict[str, Any], started: float) -> None:
                 produced = server.native(self.path, request, started)
                 if isinstance(produced, tuple):
-                    self._reply(*produced)
+                    self.send_json(*produced)
                     return
                 if request.get("stream") is False:  # the final object, the text joined
                     parts = list(produced)
@@ -208,7 +196,7 @@ class OllamaServer:
                     whole = parts[-1]
                     chat = key == "message"
                     whole[key] = {"role": "assistant", "content": text} if chat else text
-                    self._reply(200, whole)
+                    self.send_json(200, whole)
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-ndjson")
@@ -219,7 +207,7 @@ class OllamaServer:
 
             def _relay(self, body: bytes | None) -> None:
                 if server.upstream is None:
-                    self._reply(404, {"error": "no upstream"})
+                    self.send_json(404, {"error": "no upstream"})
                     return
                 url = server.upstream + self.path[len("/v1") :]
                 if body:
@@ -233,20 +221,15 @@ class OllamaServer:
                     headers={"Content-Type": "application/json"},
                     timeout=300,
                 )
-                self.send_response(reply.status_code)
-                self.send_header("Content-Type", reply.headers.get("content-type", "text/plain"))
-                self.send_header("Content-Length", str(len(reply.content)))
-                self.end_headers()
-                self.wfile.write(reply.content)
+                kind = reply.headers.get("content-type", "text/plain")
+                self.send_body(reply.status_code, reply.content, kind)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._httpd = loopback.serve(Handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self._httpd is not None
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        loopback.stop(self._httpd)
 
 
 def _chunk(name: str, chat: bool, piece: str, done: bool) -> dict[str, Any]:

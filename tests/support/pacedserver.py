@@ -21,8 +21,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+import loopback
 
 MODEL = "paced"
 
@@ -57,8 +59,7 @@ class PacedServer:
 
     @property
     def base_url(self) -> str:
-        assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        return loopback.root_url(self._httpd) + "/v1"
 
     def window_s(self) -> float:
         """First request arrived -> last reply ended, as the server saw it."""
@@ -67,19 +68,16 @@ class PacedServer:
     def __enter__(self) -> PacedServer:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(loopback.QuietHandler):
             def do_GET(self) -> None:
                 if self.path.rstrip("/") != "/v1/models":
                     self.send_error(404)
                     return
-                self._json({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+                self.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
 
             def do_POST(self) -> None:
                 record = Served(arrived=time.time())
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.read_body()
                 if self.path != "/v1/chat/completions":
                     self.send_error(404)
                     return
@@ -117,25 +115,13 @@ class PacedServer:
                 self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
                 self.wfile.flush()
 
-            def _json(self, payload: dict[str, Any]) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
         if self.capacity is not None:
             self._slots = threading.Semaphore(self.capacity)
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._httpd = loopback.serve(Handler, _Server)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        loopback.stop(self._httpd)
 
     def _enter(self) -> None:
         with self._lock:

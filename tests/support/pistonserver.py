@@ -15,11 +15,12 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import loopback
 
 RUNTIMES: list[dict[str, Any]] = [
     {"language": "python", "version": "3.12.0", "aliases": ["py", "python3"], "runtime": "cpython"},
@@ -37,8 +38,7 @@ class PistonServer:
 
     @property
     def url(self) -> str:
-        assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return loopback.root_url(self._httpd)
 
     def execute(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         lang, version = body.get("language"), body.get("version")
@@ -74,47 +74,33 @@ class PistonServer:
     def __enter__(self) -> PistonServer:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _reply(self, code: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(loopback.QuietHandler):
             def do_GET(self) -> None:
                 server.seen.append(f"GET {self.path}")
                 if self.path == "/api/v2/runtimes":
-                    self._reply(200, server.runtimes)
+                    self.send_json(200, server.runtimes)
                 else:
-                    self._reply(404, {"message": "Not found"})
+                    self.send_json(404, {"message": "Not found"})
 
             def do_POST(self) -> None:
                 server.seen.append(f"POST {self.path}")
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                raw = self.read_body()
                 if self.path != "/api/v2/execute":
-                    self._reply(404, {"message": "Not found"})
+                    self.send_json(404, {"message": "Not found"})
                     return
                 if server.fail_execute:
-                    self._reply(500, {"message": "internal error: isolate failed"})
+                    self.send_json(500, {"message": "internal error: isolate failed"})
                     return
                 try:
                     body = json.loads(raw)
                 except ValueError:
-                    self._reply(400, {"message": "invalid JSON body"})
+                    self.send_json(400, {"message": "invalid JSON body"})
                     return
                 server.bodies.append(body)
-                self._reply(*server.execute(body))
+                self.send_json(*server.execute(body))
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._httpd = loopback.serve(Handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        loopback.stop(self._httpd)

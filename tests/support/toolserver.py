@@ -16,10 +16,11 @@ position). ``requests`` holds every chat body received; ``authorization`` the he
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import loopback
 
 Reply = list[tuple[str, str]] | str
 
@@ -33,20 +34,15 @@ class ToolServer:
 
     @property
     def base_url(self) -> str:
-        assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        return loopback.root_url(self._httpd) + "/v1"
 
     def __enter__(self) -> ToolServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._httpd = loopback.serve(_handler(self))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        loopback.stop(self._httpd)
+        self._httpd = None
 
     def reply_for(self, body: dict[str, Any]) -> Reply:
         script = self.scripts.get(body["model"], [])
@@ -65,25 +61,14 @@ def _calls(reply: Reply, turn: int) -> list[dict[str, Any]]:
 
 
 def _handler(server: ToolServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(loopback.QuietHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _send(self, status: int, body: bytes, kind: str = "application/json") -> None:
-            self.send_response(status)
-            self.send_header("content-type", kind)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
         def do_GET(self) -> None:
-            models = [{"id": name} for name in server.scripts]
-            self._send(200, json.dumps({"data": models}).encode())
+            self.send_json(200, {"data": [{"id": name} for name in server.scripts]})
 
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            body = self.read_json()
             server.requests.append(body)
             server.authorization.append(self.headers.get("authorization", ""))
             reply = server.reply_for(body)
@@ -103,7 +88,7 @@ def _handler(server: ToolServer) -> type[BaseHTTPRequestHandler]:
                 choice = {"index": 0, "message": message, "finish_reason": finish}
                 out = {"id": "x", "object": "chat.completion", "model": body["model"],
                        "choices": [choice], "usage": usage}  # fmt: skip
-                self._send(200, json.dumps(out).encode())
+                self.send_json(200, out)
                 return
             chunks: list[dict[str, Any]] = [{"role": "assistant", "content": content}]
             for call in calls:
@@ -121,6 +106,6 @@ def _handler(server: ToolServer) -> type[BaseHTTPRequestHandler]:
             events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
                            "usage": usage})  # fmt: skip
             data = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
-            self._send(200, data.encode(), "text/event-stream")
+            self.send_body(200, data.encode(), "text/event-stream")
 
     return Handler

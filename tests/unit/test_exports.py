@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -14,6 +15,20 @@ from fleetbench.report import exports
 from fleetbench.report.exports import ResultsExporter, export_results
 from fleetbench.report.master import MASTER_FILE
 from fleetbench.store import COMPLETED, Store
+
+
+def _count_summaries(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> list[str]:
+    """Wrap ``module.summarize_run`` so that each run it summarises is listed (in the
+    list returned), then summarised as before."""
+    summarised: list[str] = []
+    real = module.summarize_run
+
+    def counting(s: Store, row: sqlite3.Row) -> dict[str, Any]:
+        summarised.append(row["run_id"])
+        return real(s, row)
+
+    monkeypatch.setattr(module, "summarize_run", counting)
+    return summarised
 
 
 @pytest.fixture
@@ -33,14 +48,7 @@ def store(tmp_path: Path) -> Store:
 def test_only_the_named_or_changed_runs_are_summarised_again(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    summarised: list[str] = []
-    real = exports.summarize_run
-
-    def counting(s: Store, row: sqlite3.Row) -> dict[str, Any]:
-        summarised.append(row["run_id"])
-        return real(s, row)
-
-    monkeypatch.setattr(exports, "summarize_run", counting)
+    summarised = _count_summaries(monkeypatch, exports)
     out = tmp_path / "out"
     exporter = ResultsExporter(store, out)
     first = exporter.export([])
@@ -62,7 +70,7 @@ def test_only_the_named_or_changed_runs_are_summarised_again(
 
     # Same files as an export from scratch.
     cached_csv = (out / MASTER_FILE).read_text()
-    monkeypatch.setattr(exports, "summarize_run", real)
+    monkeypatch.undo()  # the real summarize_run again
     export_results(store, out, [])
     assert (out / MASTER_FILE).read_text() == cached_csv
 
@@ -128,14 +136,7 @@ def test_the_next_report_reuses_each_unchanged_runs_summary(
     """A new exporter (the next ``fleetbench report``) reads an unchanged run's summary
     from its folder's cache instead of summarising its samples again; a run whose
     samples or row changed, or whose cache is torn, is summarised again."""
-    summarised: list[str] = []
-    real = exports.summarize_run
-
-    def counting(s: Store, row: sqlite3.Row) -> dict[str, Any]:
-        summarised.append(row["run_id"])
-        return real(s, row)
-
-    monkeypatch.setattr(exports, "summarize_run", counting)
+    summarised = _count_summaries(monkeypatch, exports)
     out = tmp_path / "out"
     first = export_results(store, out, [])
     assert len(summarised) == 6 and (out / "runs/r0" / exports.SUMMARY_CACHE).is_file()
@@ -167,14 +168,7 @@ def test_the_dashboard_reads_the_cached_summaries(
     from fleetbench.report import aggregate
 
     exported = {s["run_id"]: s for s in export_results(store, tmp_path, [])}
-    summarised: list[str] = []
-    real = aggregate.summarize_run
-
-    def counting(s: Store, row: sqlite3.Row) -> dict[str, Any]:
-        summarised.append(row["run_id"])
-        return real(s, row)
-
-    monkeypatch.setattr(aggregate, "summarize_run", counting)
+    summarised = _count_summaries(monkeypatch, aggregate)
     a = store.start_attempt("r3", "b1", {}, [2])  # r3 changed since: summarised
     store.add_samples([sample(j, a, run_id="r3", round=2) for j in range(2)])
     store.finish_attempt("r3", a, COMPLETED, None)

@@ -85,6 +85,13 @@ _FIGURES = (
 Figures = tuple[Any, ...]
 
 
+def _runs(store: Store) -> dict[str, dict[str, Any]]:
+    """Every run's names and planned samples, by run id."""
+    return {r["run_id"]: dict(r) for r in store.conn.execute(
+        "SELECT run_id, model_name, settings_label, task, backend, planned_samples FROM runs"
+    )}  # fmt: skip
+
+
 def rounds(
     store: Store, f: Filters
 ) -> tuple[dict[str, dict[str, Any]], list[Figures], list[Figures]]:
@@ -99,9 +106,7 @@ def rounds(
     which is not a property of a group (then one pass in SQL)."""
     if f.since is not None or f.until is not None:
         return _rounds_sql(store, f)
-    runs = {r["run_id"]: dict(r) for r in store.conn.execute(
-        "SELECT run_id, model_name, settings_label, task, backend, planned_samples FROM runs"
-    )}  # fmt: skip
+    runs = _runs(store)
     by_runs = bool(f.models or f.tasks or f.backends)
     wanted = {
         i
@@ -134,15 +139,9 @@ def rounds(
 def _rounds_sql(
     store: Store, f: Filters
 ) -> tuple[dict[str, dict[str, Any]], list[Figures], list[Figures]]:
-    """The runs (names and planned samples by id); per run and round, then per category
-    and round, the figures (``ROUND_COLUMNS``, the key being the run id or the
-    category): sample count, successes, mean latency and TTFT of the successful
-    samples, completion tokens, the round's time window and energy. Plain tuples: a
-    million samples make 100,000 run-rounds, and the view shows a few of them."""
+    """``rounds`` under a time range: the same figures in one pass in SQL."""
     where, params = f.samples_only_sql()
-    runs = {r["run_id"]: dict(r) for r in store.conn.execute(
-        "SELECT run_id, model_name, settings_label, task, backend, planned_samples FROM runs"
-    )}  # fmt: skip
+    runs = _runs(store)
     rows = store.conn.execute(
         f"WITH p AS (SELECT s.run_id, s.round, s.category, {_PARTIALS} FROM samples s "
         f"WHERE 1 = 1 {where} GROUP BY s.run_id, s.round, s.category) "

@@ -4,15 +4,18 @@ Builds a store of RUNS runs x ROUNDS rounds x SAMPLES samples (default 1,000 x 1
 10) through the real store API (``Store``: begin_batch, upsert_run, start_attempt per
 round, ``add_samples`` one transaction per run-round, finish_attempt), with synthetic
 latencies, tokens, energy, scores and a 2 % failure rate. Then times, each in its own
-subprocess, ``fleetbench report -o DIR`` (twice: first on runs never summarised, then
-again as after a batch, each run's summary and files cached in its folder) and
+subprocess, ``fleetbench report -o DIR`` (first on runs never summarised; again as
+after a batch, each run's summary and files cached in its folder; then after one more
+round added to every run, as after a schedule's tick the report did not see: each
+run's new samples appended to its files, every run summarised again) and
 ``fleetbench export samples -o DIR --format parquet``: wall time and peak RSS
 (``ru_maxrss`` of that child, via ``os.wait4``). Targets (issue 11): < 10 s each, peak
 RSS < 1 GB.
 
 Usage: python benchmarks/store_scale.py [--runs 1000] [--rounds 100] [--samples 10]
        [--keep DIR] [--skip-report]
-Exits 0 when both commands succeeded: the figures are a measurement, not a test.
+A kept store grows by one round at each invocation. Exits 0 when the commands
+succeeded: the figures are a measurement, not a test.
 """
 
 from __future__ import annotations
@@ -50,28 +53,47 @@ def build(out: Path, runs: int, rounds: int, samples: int) -> None:
         )  # fmt: skip
         base = 0.2 + rng.random()
         for k in range(1, rounds + 1):
-            attempt = store.start_attempt(run_id, "bench", {}, [k])
-            t = t0 + (k - 1) * 3060.0
-            rows = []
-            for i in range(samples):
-                latency = base * (0.8 + 0.4 * rng.random())
-                failed = rng.random() < 0.02
-                rows.append(SampleRow(
-                    run_id=run_id, round=k, sample_index=i, sample_id=f"q{i}",
-                    input_json=json.dumps({"prompt": f"question {i}?", "category": "retail"}),
-                    output_text="" if failed else f"answer {i}", answer_text=f"answer {i}",
-                    prompt_tokens=20, completion_tokens=None if failed else 32,
-                    latency_s=latency, ttft_s=latency / 5, sent_at=t, received_at=t + latency,
-                    finish_reason="stop", cpu_seconds=None, energy_wh=latency * 1e-3,
-                    energy_method="estimate", cost_usd=2e-5,
-                    scores_json=None if failed else json.dumps({"correct": int(rng.random() < .7)}),
-                    error="HTTP 503" if failed else None, attempt=attempt,
-                ))  # fmt: skip
-                t += latency
-            store.add_samples(rows)
-            store.finish_attempt(run_id, attempt, COMPLETED, None)
+            add_round(store, run_id, k, samples, t0 + (k - 1) * 3060.0, base, rng)
         store.set_run_status(run_id, COMPLETED)
     store.finish_batch("bench", COMPLETED)
+    store.close()
+
+
+def add_round(
+    store: Store, run_id: str, k: int, samples: int, t: float, base: float, rng: random.Random
+) -> None:
+    """Round ``k`` of the run: one attempt, ``samples`` synthetic samples from ``t`` on."""
+    attempt = store.start_attempt(run_id, "bench", {}, [k])
+    rows = []
+    for i in range(samples):
+        latency = base * (0.8 + 0.4 * rng.random())
+        failed = rng.random() < 0.02
+        rows.append(SampleRow(
+            run_id=run_id, round=k, sample_index=i, sample_id=f"q{i}",
+            input_json=json.dumps({"prompt": f"question {i}?", "category": "retail"}),
+            output_text="" if failed else f"answer {i}", answer_text=f"answer {i}",
+            prompt_tokens=20, completion_tokens=None if failed else 32,
+            latency_s=latency, ttft_s=latency / 5, sent_at=t, received_at=t + latency,
+            finish_reason="stop", cpu_seconds=None, energy_wh=latency * 1e-3,
+            energy_method="estimate", cost_usd=2e-5,
+            scores_json=None if failed else json.dumps({"correct": int(rng.random() < .7)}),
+            error="HTTP 503" if failed else None, attempt=attempt,
+        ))  # fmt: skip
+        t += latency
+    store.add_samples(rows)
+    store.finish_attempt(run_id, attempt, COMPLETED, None)
+
+
+def one_more_round(out: Path, samples: int) -> None:
+    """A schedule's next tick, through the store API: one round more for every run."""
+    store = Store.in_dir(out)
+    rng = random.Random(12)
+    k = int(store.conn.execute("SELECT MAX(round) FROM samples").fetchone()[0]) + 1
+    store.begin_batch(f"bench-round-{k}", "store_scale", "bench", {}, {}, {})
+    for run in store.runs():
+        add_round(store, run["run_id"], k, samples, time.time(), 0.2 + rng.random(), rng)
+        store.set_run_status(run["run_id"], COMPLETED)
+    store.finish_batch(f"bench-round-{k}", COMPLETED)
     store.close()
 
 
@@ -128,10 +150,16 @@ def main() -> None:
             # The store was written through the store API, not by batches: no run has
             # its files or summary yet, as after upgrading from a fleetbench without
             # them. Then again, as after a schedule's round (whose batch wrote them).
-            ("report, first (every run summarised, its files written)", report),
-            ("report, again (as after a batch or a schedule's round)", report),
+            ("report, first (every run summarised, its files written)", report, None),
+            ("report, again (as after a batch or a schedule's round)", report, None),
+            # A tick the report did not see: every run has a new round to append and
+            # must be summarised again (a batch would have done both as it went).
+            ("report after one more round (appended, every run summarised)", report,
+             lambda: one_more_round(out, args.samples)),
         ]  # fmt: skip
-        for name, command in [*commands, ("export samples --format parquet", export)]:
+        for name, command, before in [*commands, ("export samples --format parquet", export, None)]:
+            if before is not None:
+                before()
             wall, peak, last = timed(command)
             print(f"fleetbench {name}: {wall:.1f} s wall, peak RSS {peak:.0f} MB "
                   f"(targets < 10 s, < 1 GB) — {last}")  # fmt: skip

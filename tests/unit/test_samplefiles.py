@@ -95,3 +95,41 @@ def test_samples_csv_keeps_times_of_day_in_full() -> None:
     (cells,) = csv.DictReader(io.StringIO(samples_csv([sample_record(row)])))
     assert cells["sent_at"] == "1796006633.4447193" and cells["received_at"] == "1796006633.911862"
     assert cells["latency_s"] == "0.46714" and cells["cost_usd"] == ""  # unknown: empty, not 0
+
+
+def _add_round(store: Store, run_id: str, k: int, indices: range = range(3)) -> None:
+    a = store.start_attempt(run_id, "b1", {}, [k])
+    for j in indices:
+        store.add_sample(sample(j, a, run_id=run_id, round=k, latency_s=0.5 + j))
+    store.finish_attempt(run_id, a, COMPLETED, None)
+
+
+def test_a_new_round_is_appended_and_anything_else_rewritten(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    export_results(store, out, [])
+    rewritten: list[str] = []
+    real = samplefiles.write_sample_files
+
+    def counting(conn: object, run_id: str, *args: object) -> dict[str, int]:
+        rewritten.append(run_id)
+        return real(conn, run_id, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(samplefiles, "write_sample_files", counting)
+    _add_round(store, "r0", 3)  # a schedule's tick: appended
+    store.conn.execute("DELETE FROM samples WHERE run_id = 'r1' AND round = 1 AND sample_index = 0")
+    _add_round(store, "r1", 1, range(1))  # re-measured: rewritten
+    _add_round(store, "r1", 3)
+    _add_round(store, "r2", 3, range(2))  # a round under way, then finished: rewritten
+    export_results(store, out, [])
+    _add_round(store, "r2", 3, range(2, 3))
+    export_results(store, out, [])
+    assert rewritten == ["r1", "r2"]  # r0's new round and r2's start were appended
+    assert _files(out) == _files(_fresh_export(store, tmp_path / "fresh"))
+    assert len((out / "runs/r0/results.jsonl").read_text().splitlines()) == 9
+
+
+def _fresh_export(store: Store, out: Path) -> Path:
+    export_results(store, out, [])
+    return out

@@ -21,8 +21,10 @@ from fleetbench.report.aggregate import summarize_run
 from fleetbench.report.load import mark_knees
 from fleetbench.report.master import run_dir, write_master_csv
 from fleetbench.report.samplefiles import (
+    STAMP_FILE,
     SampleFileWriters,
-    write_sample_files,
+    read_stamp,
+    update_sample_files,
 )
 from fleetbench.report.stars import ReferenceRow, assign_stars, rate_runs
 from fleetbench.store.rows import SAMPLE_FIELDS
@@ -30,8 +32,6 @@ from fleetbench.store.sqlite import RUNNING, Store
 
 SUMMARY_FILE = "summary.json"
 EMISSIONS_FILE = "emissions.json"
-# What the sample files of a run folder were written from (``write_run_files``).
-STAMP_FILE = ".samples-stamp.json"
 # The run's summary as ``summarize_run`` made it, with what it was made from
 # (``ResultsExporter``): the next process reuses it while neither changed.
 SUMMARY_CACHE = ".summary-cache.json"
@@ -69,10 +69,10 @@ def write_run_files(
     sizes of sample files another process has just written from that stamp.
     """
     stamp = samples_stamp(store, run) if stamp is None else stamp
-    written = _written(folder)
+    written = read_stamp(folder)
     files = dict(written.get("files") or {})
     if sample_files is None and not _fresh(folder, stamp, written):
-        sample_files = write_sample_files(
+        sample_files = update_sample_files(
             store.conn, run["run_id"], int(run["planned_samples"]), run["task"], folder
         )
     if sample_files is not None:
@@ -127,8 +127,8 @@ def samples_stamp(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     count (how many, the highest rowid and the latest ``created_at``: samples are only
     ever inserted or deleted, and a re-inserted one is newer), the task (its files),
     and the format (the sample columns and this fleetbench's version)."""
-    count, rowid, created = store.conn.execute(
-        "SELECT COUNT(*), MAX(rowid), MAX(created_at) FROM samples "
+    count, rowid, created, last_round = store.conn.execute(
+        "SELECT COUNT(*), MAX(rowid), MAX(created_at), MAX(round) FROM samples "
         "WHERE run_id = ? AND sample_index < ?",
         (run["run_id"], int(run["planned_samples"])),
     ).fetchone()
@@ -139,18 +139,10 @@ def samples_stamp(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "samples": count,
         "max_rowid": rowid,
         "max_created_at": created,
+        "last_round": last_round,
         "fields": list(SAMPLE_FIELDS),
         "version": __version__,
     }
-
-
-def _written(folder: Path) -> dict[str, Any]:
-    """What ``STAMP_FILE`` says the folder's files were written from ({} if unknown)."""
-    try:
-        written = json.loads((folder / STAMP_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return written if isinstance(written, dict) else {}
 
 
 def _fresh(folder: Path, stamp: dict[str, Any], written: dict[str, Any]) -> bool:
@@ -159,6 +151,16 @@ def _fresh(folder: Path, stamp: dict[str, Any], written: dict[str, Any]) -> bool
     made_from = {k: v for k, v in written.items() if k not in ("files", "document")}
     names = [n for n in (written.get("files") or {}) if n not in (SUMMARY_FILE, EMISSIONS_FILE)]
     return made_from == stamp and bool(names) and _sizes_match(folder, written, names)
+
+
+def _to_write(stamp: dict[str, Any], written: dict[str, Any]) -> int:
+    """About how many samples bringing the files from ``written`` to ``stamp`` writes:
+    the new ones when only rounds were added (``append_rounds``), else all."""
+    added = int(stamp["samples"]) - int(written.get("samples") or 0)
+    rounds = stamp.get("last_round"), written.get("last_round")
+    if isinstance(rounds[1], int) and isinstance(rounds[0], int) and rounds[0] > rounds[1]:
+        return max(added, 0)
+    return int(stamp["samples"])
 
 
 def _sizes_match(folder: Path, written: dict[str, Any], names: Iterable[str]) -> bool:
@@ -212,8 +214,8 @@ class ResultsExporter:
         stale = []
         for row in targets:
             folder, stamp = run_dir(self.output, row["run_id"]), self._stamp(row)
-            if not _fresh(folder, stamp, _written(folder)):
-                stale.append((row, folder, int(stamp["samples"])))
+            if not _fresh(folder, stamp, written := read_stamp(folder)):
+                stale.append((row, folder, _to_write(stamp, written)))
         # Sample files that must be written go to worker processes, if many, while
         # this one summarises (see ``SampleFileWriters``).
         with SampleFileWriters(self.store, stale) as writers:

@@ -1,6 +1,6 @@
 """A worker of ``SampleFileWriters``: ``python -m fleetbench.report.fileworker DB``
 reads its jobs (a JSON list of run id, planned samples, task and folder) from stdin,
-writes each run's sample files from the store opened read-only, and prints one JSON
+brings each run's sample files up to date from the store opened read-only, and prints one JSON
 line per run written (its files' names and sizes) as it goes."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from fleetbench.report.samplefiles import write_sample_files
+from fleetbench.report.samplefiles import update_sample_files
 from fleetbench.store.sqlite import Store
 
 
@@ -18,7 +18,7 @@ def main(database: str) -> int:
     store = Store.read_only(Path(database), timeout=60.0)
     try:
         for job in jobs:
-            files = write_sample_files(
+            files = update_sample_files(
                 store.conn, job["run_id"], int(job["planned"]), job["task"], Path(job["folder"])
             )
             print(json.dumps({"run_id": job["run_id"], "files": files}), flush=True)

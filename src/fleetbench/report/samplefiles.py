@@ -23,7 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from fleetbench.fsutil import atomic_write_text
+from fleetbench import __version__
+from fleetbench.fsutil import atomic_append_text, atomic_write_text
 from fleetbench.report.master import format_cell
 from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
 from fleetbench.store.sqlite import Store
@@ -31,6 +32,8 @@ from fleetbench.tasks import run_files
 
 RESULTS_FILE = "results.jsonl"
 SAMPLES_CSV = "samples.csv"
+# What the sample files of a run folder were written from (``exports.write_run_files``).
+STAMP_FILE = ".samples-stamp.json"
 
 # Below this many samples to write, starting worker processes (about 0.3 s each, an
 # interpreter and fleetbench's imports) costs more than it saves.
@@ -70,6 +73,97 @@ def _record(row: tuple[Any, ...]) -> dict[str, Any]:
     return record
 
 
+def read_stamp(folder: Path) -> dict[str, Any]:
+    """What ``STAMP_FILE`` says the folder's files were written from ({} if unknown)."""
+    try:
+        written = json.loads((folder / STAMP_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return written if isinstance(written, dict) else {}
+
+
+def update_sample_files(
+    conn: sqlite3.Connection, run_id: str, planned: int, task: str, folder: Path
+) -> dict[str, int]:
+    """The run's sample files brought up to date: new rounds appended when that is all
+    that changed since they were written (``append_rounds``), else written afresh."""
+    appended = append_rounds(conn, run_id, planned, task, folder, read_stamp(folder))
+    return appended or write_sample_files(conn, run_id, planned, task, folder)
+
+
+def append_rounds(
+    conn: sqlite3.Connection, run_id: str, planned: int, task: str, folder: Path,
+    written: dict[str, Any],
+) -> dict[str, int] | None:  # fmt: skip
+    """Append the samples stored since the files were written (``written``: their
+    stamp) to ``results.jsonl`` and ``samples.csv``, and write the task's files from the
+    latest round; their names and sizes. None, writing nothing, unless those samples
+    all belong to rounds after the last one written, the samples written are all still
+    stored (same count and latest ``created_at`` up to the highest rowid written:
+    samples are only inserted or deleted, and a re-inserted one is newer) and the files
+    are the ones written (same format, same sizes).
+
+    A schedule adds one round per tick: rewriting every round's samples of every run
+    after each made a round cost the whole store (a minute at a million samples)."""
+    files = written.get("files") or {}
+    old = (written.get("samples"), written.get("max_created_at"))
+    rowid, last_round = written.get("max_rowid"), written.get("last_round")
+    same_format = (written.get("run_id"), written.get("task"), written.get("planned_samples"),
+                   written.get("fields"), written.get("version")) == (
+                   run_id, task, planned, list(SAMPLE_FIELDS), __version__)  # fmt: skip
+    if not (same_format and isinstance(rowid, int) and isinstance(last_round, int)):
+        return None
+    try:
+        if any((folder / n).stat().st_size != files.get(n) for n in (RESULTS_FILE, SAMPLES_CSV)):
+            return None
+        with (folder / SAMPLES_CSV).open(encoding="utf-8", newline="") as f:
+            columns = next(csv.reader(f))
+    except (OSError, StopIteration, csv.Error, UnicodeDecodeError):
+        return None
+    kept = conn.execute(
+        "SELECT COUNT(*), MAX(created_at) FROM samples "
+        "WHERE run_id = ? AND sample_index < ? AND rowid <= ?",
+        (run_id, planned, rowid),
+    ).fetchone()
+    if tuple(kept) != old:
+        return None
+    records = _records(conn, run_id, planned, "AND rowid > ?", (rowid,))
+    known = set(columns)
+    if not records or records[0]["round"] <= last_round or any(r.keys() - known for r in records):
+        return None
+    atomic_append_text(folder / RESULTS_FILE, "".join([_encode(r) + "\n" for r in records]))
+    atomic_append_text(folder / SAMPLES_CSV, samples_csv(records, columns, header=False))
+    return _write_task_files(task, records, folder, [RESULTS_FILE, SAMPLES_CSV])
+
+
+def _records(
+    conn: sqlite3.Connection, run_id: str, planned: int, where: str = "", args: tuple[Any, ...] = ()
+) -> list[dict[str, Any]]:
+    """The run's stored samples below ``planned`` (and ``where``) as records, in order
+    of round and index; rows read as plain tuples, each made its record in one slice."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    rows = cursor.execute(
+        f"SELECT {', '.join(SAMPLE_FIELDS)} FROM samples WHERE run_id = ? AND sample_index < ? "
+        f"{where} ORDER BY round, sample_index",
+        (run_id, planned, *args),
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
+def _write_task_files(
+    task: str, records: list[dict[str, Any]], folder: Path, names: list[str]
+) -> dict[str, int]:
+    """The task's files from the latest round of ``records`` (one answer per question);
+    the names and sizes of those and of ``names``."""
+    last = max((r["round"] for r in records), default=1)
+    latest = [r for r in records if r["round"] == last]
+    for name, text in run_files(task, latest).items():
+        atomic_write_text(folder / name, text)
+        names.append(name)
+    return {name: (folder / name).stat().st_size for name in names}
+
+
 def write_sample_files(
     conn: sqlite3.Connection, run_id: str, planned: int, task: str, folder: Path
 ) -> dict[str, int]:
@@ -79,35 +173,25 @@ def write_sample_files(
     sample once, so this is the per-sample cost of such a report: rows are read as plain
     tuples, each becomes its record in one slice, and the CSV converts only the cells
     that ``format_cell`` would write differently from ``csv`` itself (floats, JSON)."""
-    cursor = conn.cursor()
-    cursor.row_factory = None
-    rows = cursor.execute(
-        f"SELECT {', '.join(SAMPLE_FIELDS)} FROM samples WHERE run_id = ? AND sample_index < ? "
-        "ORDER BY round, sample_index",
-        (run_id, planned),
-    ).fetchall()
-    records = [_record(row) for row in rows]
-    del rows
+    records = _records(conn, run_id, planned)
     atomic_write_text(folder / RESULTS_FILE, "".join([_encode(r) + "\n" for r in records]))
     atomic_write_text(folder / SAMPLES_CSV, samples_csv(records))
-    last = max((r["round"] for r in records), default=1)
-    latest = [r for r in records if r["round"] == last]  # task files: one answer per question
-    names = [RESULTS_FILE, SAMPLES_CSV]
-    for name, text in run_files(task, latest).items():
-        atomic_write_text(folder / name, text)
-        names.append(name)
-    return {name: (folder / name).stat().st_size for name in names}
+    return _write_task_files(task, records, folder, [RESULTS_FILE, SAMPLES_CSV])
 
 
-def samples_csv(records: list[dict[str, Any]]) -> str:
+def samples_csv(
+    records: list[dict[str, Any]], columns: list[str] | None = None, header: bool = True
+) -> str:
     """``results.jsonl`` as a spreadsheet: one row per sample, the same columns; nested
     values (messages, scores) as JSON text, unknown values empty (never 0), floats to 6
     significant digits (``format_cell``) but the times of day: Unix seconds in full (to
     6 digits, ``1.79601e+09``, they would say only which 20 minutes)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    columns = list(dict.fromkeys(k for r in records for k in r)) or list(RECORD_KEYS)
-    writer.writerow(columns)
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in records for k in r)) or list(RECORD_KEYS)
+    if header:
+        writer.writerow(columns)
     width = len(columns)
     times = [i for i, name in enumerate(columns) if name in _TIMES]
     for record in records:

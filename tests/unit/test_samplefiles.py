@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_store import RUN, sample
 
-from fleetbench.report import samplefiles
+from fleetbench.report import exports, samplefiles
 from fleetbench.report.exports import STAMP_FILE, export_results
 from fleetbench.report.master import run_dir
-from fleetbench.report.samplefiles import SampleFileWriters
+from fleetbench.report.samplefiles import FolderJob, FolderWorkers
 from fleetbench.store import COMPLETED, Store
 
 
@@ -43,17 +45,26 @@ def test_a_report_through_workers_writes_the_same_files(
 ) -> None:
     one = export_results(store, tmp_path / "one", [])
     started: list[int] = []
-    real_enter = SampleFileWriters.__enter__
+    real_enter = FolderWorkers.__enter__
 
-    def entering(self: SampleFileWriters) -> SampleFileWriters:
+    def entering(self: FolderWorkers) -> FolderWorkers:
         entered = real_enter(self)
-        started.append(len(self._procs))
+        started.append(self.started)
         return entered
 
+    here: list[str] = []  # runs summarised in this process
+    real_summarize = exports.summarize_run
+
+    def summarize(s: Store, row: sqlite3.Row) -> dict[str, Any]:
+        here.append(row["run_id"])
+        return real_summarize(s, row)
+
     monkeypatch.setattr(samplefiles, "PARALLEL_MIN_SAMPLES", 0)
-    monkeypatch.setattr(SampleFileWriters, "__enter__", entering)
+    monkeypatch.setattr(FolderWorkers, "__enter__", entering)
+    monkeypatch.setattr(exports, "summarize_run", summarize)
     many = export_results(store, tmp_path / "many", [])
-    assert started == [2] or (started == [0] and _one_cpu())  # two workers wrote the files
+    if not _one_cpu():  # two workers wrote the files and summarised the runs
+        assert started == [2] and here == []
     assert many == one
     assert _files(tmp_path / "many") == _files(tmp_path / "one")
     # The stamps record what was written: the next report writes nothing again.
@@ -72,11 +83,14 @@ def test_a_run_a_worker_cannot_write_is_left_to_the_caller(
     rows = {row["run_id"]: row for row in store.runs()}
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the run's folder should be")
-    jobs = [(rows["r0"], run_dir(tmp_path, "r0"), 6), (rows["r1"], blocked, 6)]
-    with SampleFileWriters(store, jobs, workers=2) as writers:
+    jobs = [
+        FolderJob(rows["r0"], run_dir(tmp_path, "r0"), True, False, 6),
+        FolderJob(rows["r1"], blocked, True, False, 6),
+    ]
+    with FolderWorkers(store, jobs, workers=2) as writers:
         assert writers.files("r0") is None  # 12 samples: not worth the processes
     monkeypatch.setattr(samplefiles, "PARALLEL_MIN_SAMPLES", 0)
-    with SampleFileWriters(store, jobs, workers=2) as writers:
+    with FolderWorkers(store, jobs, workers=2) as writers:
         written = writers.files("r0")
         assert writers.files("r1") is None  # its error is the caller's to meet
     assert written is not None

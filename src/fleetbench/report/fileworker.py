@@ -1,7 +1,8 @@
-"""A worker of ``SampleFileWriters``: ``python -m fleetbench.report.fileworker DB``
-reads its jobs (a JSON list of run id, planned samples, task and folder) from stdin,
-brings each run's sample files up to date from the store opened read-only, and prints one JSON
-line per run written (its files' names and sizes) as it goes."""
+"""A worker of ``FolderWorkers``: ``python -m fleetbench.report.fileworker DB``
+reads its jobs (a JSON list: run id, planned samples, task, folder, and whether to
+bring its sample files up to date and to summarise it) from stdin, does them from the
+store opened read-only, and prints one JSON line per run done as it goes (the sample
+files' names and sizes, when written)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from fleetbench.report.exports import write_summary_cache
 from fleetbench.report.samplefiles import update_sample_files
 from fleetbench.store.sqlite import Store
 
@@ -17,10 +19,15 @@ def main(database: str) -> int:
     jobs = json.loads(sys.stdin.read())
     store = Store.read_only(Path(database), timeout=60.0)
     try:
+        rows = {row["run_id"]: row for row in store.runs()}
         for job in jobs:
-            files = update_sample_files(
-                store.conn, job["run_id"], int(job["planned"]), job["task"], Path(job["folder"])
-            )
+            folder, files = Path(job["folder"]), None
+            if job["files"]:
+                files = update_sample_files(
+                    store.conn, job["run_id"], int(job["planned"]), job["task"], folder
+                )
+            if job["summary"]:
+                write_summary_cache(store, rows[job["run_id"]], folder)
             print(json.dumps({"run_id": job["run_id"], "files": files}), flush=True)
     finally:
         store.close()

@@ -4,8 +4,9 @@ writing many runs' of them in worker processes.
 A report over a store that no batch wrote (a store from another machine, a new
 fleetbench version) writes every stored sample once: about 30 µs of Python each, so a
 million samples took over a minute in one process. The runs are independent, so
-``SampleFileWriters`` spreads them over worker processes, each reading the store
-through its own read-only connection, while the parent summarises.
+``FolderWorkers`` spreads them over worker processes, each reading the store through
+its own read-only connection, and summarising the runs whose summaries must be made
+again too (``exports.write_summary_cache``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -224,52 +226,63 @@ def _cell(value: Any) -> str:
     return format_cell(value)
 
 
-def _lpt(jobs: list[tuple[sqlite3.Row, Path, int]], workers: int) -> list[list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class FolderJob:
+    """What a worker brings up to date for one run: its sample files, its summary
+    cache (``exports.write_summary_cache``), or both; ``work``: about how many samples'
+    worth (a summary costs a third of writing a sample's lines)."""
+
+    run: sqlite3.Row
+    folder: Path
+    files: bool
+    summary: bool
+    work: int
+
+
+def _lpt(jobs: list[FolderJob], workers: int) -> list[list[dict[str, Any]]]:
     """The jobs dealt to ``workers`` lists, largest first to the least loaded: no
-    worker is left with much more to write than the others."""
+    worker is left with much more to do than the others."""
     shares: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
     loads = [0] * workers
-    for run, folder, samples in sorted(jobs, key=lambda job: -job[2]):
+    for job in sorted(jobs, key=lambda job: -job.work):
         k = loads.index(min(loads))
-        loads[k] += samples
+        loads[k] += job.work
         shares[k].append(
-            {"run_id": run["run_id"], "planned": int(run["planned_samples"]),
-             "task": run["task"], "folder": str(folder)}
+            {"run_id": job.run["run_id"], "planned": int(job.run["planned_samples"]),
+             "task": job.run["task"], "folder": str(job.folder), "files": job.files,
+             "summary": job.summary}
         )  # fmt: skip
     return shares
 
 
-class SampleFileWriters:
-    """Writes the sample files of the given runs in worker processes, started on entry,
-    when there are at least two runs and ``PARALLEL_MIN_SAMPLES`` samples to write;
-    else ``files`` returns None and the caller writes them itself.
+class FolderWorkers:
+    """Brings the given runs' folders up to date in worker processes, started on entry,
+    when there are at least two runs and ``PARALLEL_MIN_SAMPLES`` samples' worth of work;
+    else ``files`` returns None and the caller does it all itself.
 
     A worker is a plain ``python -m fleetbench.report.fileworker`` (jobs as JSON on its
-    stdin, one JSON line per run written on its stdout), not a ``multiprocessing``
-    child: spawned children import the parent's ``__main__`` again (a script without
-    a main guard would run again in each), and forked ones inherit the locks of the
-    parent's threads (the import warm-up, a meter) as they were. A run a worker did
-    not write (it failed, or could not start) is left to the caller, which writes it
-    in-process and meets the same error, if it is one, where it can report it."""
+    stdin, one JSON line per run done on its stdout), not a ``multiprocessing`` child:
+    spawned children import the parent's ``__main__`` again (a script without a main
+    guard would run again in each), and forked ones inherit the locks of the parent's
+    threads (the import warm-up, a meter) as they were. What a worker did not do (it
+    failed, or could not start) is left to the caller, which does it in-process and
+    meets the same error, if it is one, where it can report it."""
 
-    def __init__(
-        self, store: Store, jobs: list[tuple[sqlite3.Row, Path, int]], workers: int | None = None
-    ) -> None:
-        """``jobs``: (run row, folder, samples to write) for each run to write;
-        ``workers``: how many processes at most (default: the usable CPUs)."""
+    def __init__(self, store: Store, jobs: list[FolderJob], workers: int | None = None) -> None:
+        """``workers``: how many processes at most (default: the usable CPUs)."""
         self._jobs, self._workers, self._path = jobs, workers, store.path
         self._procs: list[tuple[subprocess.Popen[bytes], IO[str]]] = []
         self._files: dict[str, dict[str, int]] | None = None
 
-    def __enter__(self) -> SampleFileWriters:
-        total = sum(n for _, _, n in self._jobs)
+    def __enter__(self) -> FolderWorkers:
+        total = sum(job.work for job in self._jobs)
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         workers = min(len(self._jobs), self._workers or cpus or 1)
         if len(self._jobs) < 2 or total < PARALLEL_MIN_SAMPLES or workers < 2:
             return self
         for share in _lpt(self._jobs, workers):
             # Files, not pipes: nothing waits for the other side while the parent
-            # summarises (a full pipe would stop the worker).
+            # goes on (a full pipe would stop the worker).
             jobs, out = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
             jobs.write(json.dumps(share))
             jobs.seek(0)
@@ -286,17 +299,29 @@ class SampleFileWriters:
             self._procs.append((proc, out))
         return self
 
-    def files(self, run_id: str) -> dict[str, int] | None:
-        """The names and sizes written for the run; None: not written here."""
+    @property
+    def started(self) -> int:
+        """How many workers were started."""
+        return len(self._procs)
+
+    def wait(self) -> None:
+        """Until every worker is done (then their summary caches are in the folders)."""
         if self._files is None:
             self._files = {}
             for proc, out in self._procs:
                 proc.wait()
                 out.seek(0)
-                for line in out:  # what it wrote, even if it failed later
+                for line in out:  # what it did, even if it failed later
                     with contextlib.suppress(ValueError, KeyError, TypeError):
                         done = json.loads(line)
-                        self._files[str(done["run_id"])] = dict(done["files"])
+                        if done.get("files") is not None:
+                            self._files[str(done["run_id"])] = dict(done["files"])
+
+    def files(self, run_id: str) -> dict[str, int] | None:
+        """The names and sizes of the sample files written for the run; None: not
+        written here."""
+        self.wait()
+        assert self._files is not None
         return self._files.get(run_id)
 
     def __exit__(

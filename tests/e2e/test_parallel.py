@@ -129,7 +129,8 @@ def test_kill9_at_random_moments_then_resume(tmp_path: Path) -> None:
     """Chaos: a parallel batch killed (whole process group, SIGKILL) at ten random
     moments, resumed each time; in the end every run has exactly its planned samples.
     The batch is long enough (2 runs x 40 samples) that the kills land in start-up, in
-    loading and between or inside samples, not after it has ended."""
+    loading and between or inside samples (on a fast machine the last ones may find it
+    done: they are not counted)."""
     n = 40
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"Count to {i}."}) + "\n" for i in range(n)))
@@ -143,7 +144,7 @@ def test_kill9_at_random_moments_then_resume(tmp_path: Path) -> None:
     }))  # fmt: skip
     out = tmp_path / "out"
     rng = random.Random(20261202)
-    kills = 0
+    landed: list[int] = []  # samples stored after each kill that landed while it ran
     for _ in range(10):
         proc = subprocess.Popen(
             [sys.executable, "-m", "fleetbench", "run", str(plan), "-o", str(out), "-j", "2"],
@@ -151,16 +152,20 @@ def test_kill9_at_random_moments_then_resume(tmp_path: Path) -> None:
             stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         time.sleep(rng.uniform(0.5, 6.0))
-        if proc.poll() is None:
+        killed = proc.poll() is None
+        if killed:
             os.killpg(proc.pid, signal.SIGKILL)
-            kills += 1
         proc.wait()
         rows = samples(out) if (out / "fleetbench.db").exists() else []
         keys = [(r[0], r[1]) for r in rows]
         assert len(keys) == len(set(keys)), "a sample was stored twice"
-    assert kills >= 8, f"only {kills} of 10 kills landed while the batch ran"
-    before = len(samples(out)) if (out / "fleetbench.db").exists() else 0
-    assert 0 < before < 2 * n, "the kills did not land between samples"
+        if killed:
+            landed.append(len(keys))
+    # On a fast machine the batch may be done before the last kills (they then land
+    # in the report or start-up of a batch with nothing to do): what matters is that
+    # kills landed while it ran, and some between its samples.
+    assert len(landed) >= 5, f"only {len(landed)} of 10 kills landed while the batch ran"
+    assert any(0 < c < 2 * n for c in landed), f"no kill landed between samples: {landed}"
     final = run_cli("run", str(plan), "-o", str(out), "-j", "2", cwd=tmp_path)
     assert final.returncode == 0, final.stdout + final.stderr
     rows = samples(out)

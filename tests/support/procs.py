@@ -22,3 +22,12 @@ def wait_dead(pid: int, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def burn_cpu(seconds: float = 0.05) -> None:
+    """Spend ``seconds`` of this process's CPU time: enough clock ticks (10 ms each in
+    /proc) for a CPU-time meter to see, however fast the machine (a fixed loop took
+    under one tick on a quiet one)."""
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        sum(i * i for i in range(10_000))

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from procs import burn_cpu
 from test_store import RUN, sample
 
 from fleetbench.meters.derived import co2_grams
@@ -106,9 +107,7 @@ def test_cpu_time_estimate_is_labelled_and_proportional() -> None:
     cpu = CpuTime()
     meter = EstimateMeter(cpu, watts=36.0, source="test")
     start_j, start_s = meter.read()["cpu"] or 0.0, cpu.total
-    total = 0
-    for i in range(300_000):
-        total += i * i
+    burn_cpu()
     cpu.refresh()
     cpu_seconds = cpu.total - start_s
     energy_wh = ((meter.read()["cpu"] or 0.0) - start_j) / 3600

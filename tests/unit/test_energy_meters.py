@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from procs import burn_cpu
 
 from fleetbench.meters.devices import GPU, NVML_COUNTER, NVML_POLLING, RAPL
 from fleetbench.meters.estimate import CpuTime, EstimateMeter, watts_per_core
@@ -309,7 +310,7 @@ def test_probe_here_falls_back_to_the_labelled_estimate(tmp_path: Path) -> None:
         assert [d["method"] for d in rec["devices"]] == ["estimate"]
         assert "gpu" in rec["unmeasured"] and "not present" in rec["unmeasured"]["rapl"]
         w = mon.begin()
-        sum(i * i for i in range(200_000))
+        burn_cpu()
         r = mon.end(w)
         f = r.sample_fields()
         assert f["energy_method"] == "estimate" and f["gpu_energy_wh"] is None

@@ -74,7 +74,7 @@ def write_run_files(
     files = dict(written.get("files") or {})
     if sample_files is None and not _fresh(folder, stamp, written):
         sample_files = update_sample_files(
-            store.conn, run["run_id"], int(run["planned_samples"]), run["task"], folder
+            store.conn, run["run_id"], int(run["planned_samples"]), run["task"], folder, written
         )
     if sample_files is not None:
         files = {n: size for n, size in files.items() if n in (SUMMARY_FILE, EMISSIONS_FILE)}
@@ -272,7 +272,7 @@ class ResultsExporter:
             and run_id not in run_ids
             and (cached is None or cached[0] != tuple(row))
         ):
-            made_from = {"row": list(row), "samples": stamp}
+            made_from = _made_from(self.store, row, stamp)
             if (kept := _read_cache(folder / SUMMARY_CACHE, made_from)) is not None:
                 self._cache[run_id] = (tuple(row), kept)
             else:
@@ -307,7 +307,7 @@ class ResultsExporter:
         cache makes a report after a batch (which summarised the runs it changed)
         read only the runs' rows. Stars and knees are not cached: they compare runs."""
         path = run_dir(self.output, row["run_id"]) / SUMMARY_CACHE
-        made_from = {"row": list(row), "samples": self._stamp(row)}
+        made_from = _made_from(self.store, row, self._stamp(row))
         if not fresh and (cached := _read_cache(path, made_from)) is not None:
             return cached
         return write_summary_cache(self.store, row, path.parent, made_from)
@@ -337,8 +337,12 @@ def cached_summary(store: Store, output: Path, row: sqlite3.Row) -> dict[str, An
     return _read_cache(run_dir(output, row["run_id"]) / SUMMARY_CACHE, _made_from(store, row))
 
 
-def _made_from(store: Store, row: sqlite3.Row) -> dict[str, Any]:
-    return {"row": list(row), "samples": samples_stamp(store, row)}
+def _made_from(
+    store: Store, row: sqlite3.Row, stamp: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What a run's cached summary is made from: its row and its ``samples_stamp``
+    (``stamp`` when the caller has it)."""
+    return {"row": list(row), "samples": samples_stamp(store, row) if stamp is None else stamp}
 
 
 def _read_cache(path: Path, made_from: dict[str, Any]) -> dict[str, Any] | None:

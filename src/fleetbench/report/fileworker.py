@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from fleetbench.report.exports import write_summary_cache
-from fleetbench.report.samplefiles import update_sample_files
+from fleetbench.report.samplefiles import read_stamp, update_sample_files
 from fleetbench.store.sqlite import Store
 
 
@@ -24,8 +24,9 @@ def main(database: str) -> int:
             folder, files = Path(job["folder"]), None
             if job["files"]:
                 files = update_sample_files(
-                    store.conn, job["run_id"], int(job["planned"]), job["task"], folder
-                )
+                    store.conn, job["run_id"], int(job["planned"]), job["task"], folder,
+                    read_stamp(folder),
+                )  # fmt: skip
             if job["summary"]:
                 write_summary_cache(store, rows[job["run_id"]], folder)
             print(json.dumps({"run_id": job["run_id"], "files": files}), flush=True)

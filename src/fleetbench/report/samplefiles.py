@@ -85,11 +85,13 @@ def read_stamp(folder: Path) -> dict[str, Any]:
 
 
 def update_sample_files(
-    conn: sqlite3.Connection, run_id: str, planned: int, task: str, folder: Path
-) -> dict[str, int]:
-    """The run's sample files brought up to date: new rounds appended when that is all
-    that changed since they were written (``append_rounds``), else written afresh."""
-    appended = append_rounds(conn, run_id, planned, task, folder, read_stamp(folder))
+    conn: sqlite3.Connection, run_id: str, planned: int, task: str, folder: Path,
+    written: dict[str, Any],
+) -> dict[str, int]:  # fmt: skip
+    """The run's sample files brought up to date from ``written`` (their stamp,
+    ``read_stamp``): new rounds appended when that is all that changed since they were
+    written (``append_rounds``), else written afresh."""
+    appended = append_rounds(conn, run_id, planned, task, folder, written)
     return appended or write_sample_files(conn, run_id, planned, task, folder)
 
 

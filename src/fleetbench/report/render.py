@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.errors import UserError
-from fleetbench.fsutil import atomic_write_text
+from fleetbench.fsutil import atomic_write_text, read_json_object
 
 INSTALL_HINT = "pip install 'fleetbench[report]'"
 PNG_SCALE = 2  # 2x: sharp in papers and slides
@@ -138,11 +138,7 @@ def save(spec: dict[str, Any], folder: Path, name: str) -> list[Path]:
 
 
 def _plot_stamps(folder: Path) -> dict[str, str]:
-    try:
-        stamps = json.loads((folder / PLOTS_STAMP).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return stamps if isinstance(stamps, dict) else {}
+    return read_json_object(folder / PLOTS_STAMP)
 
 
 def script_json(value: Any) -> str:

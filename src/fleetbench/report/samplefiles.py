@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from fleetbench import __version__
-from fleetbench.fsutil import atomic_append_text, atomic_write_text
+from fleetbench.fsutil import atomic_append_text, atomic_write_text, read_json_object
 from fleetbench.report.master import format_cell
 from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
 from fleetbench.store.sqlite import Store
@@ -77,11 +77,7 @@ def _record(row: tuple[Any, ...]) -> dict[str, Any]:
 
 def read_stamp(folder: Path) -> dict[str, Any]:
     """What ``STAMP_FILE`` says the folder's files were written from ({} if unknown)."""
-    try:
-        written = json.loads((folder / STAMP_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return written if isinstance(written, dict) else {}
+    return read_json_object(folder / STAMP_FILE)
 
 
 def update_sample_files(

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.errors import ConfigError
+from fleetbench.fsutil import read_json_object
 from fleetbench.report.samples_export import EXPORTS_DIR, FORMATS, export_samples
 from fleetbench.store import DB_NAME, Store
 
@@ -156,20 +157,12 @@ def _put(fs: Any, local: Path, remote: str) -> None:
 
 
 def _load_state(path: Path, url: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    got = data.get(url) if isinstance(data, dict) else None
+    got = read_json_object(path).get(url)
     return dict(got) if isinstance(got, dict) else {}
 
 
 def _save_state(path: Path, url: str, state: dict[str, Any]) -> None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = {}
-    data = data if isinstance(data, dict) else {}
+    data = read_json_object(path)
     data[url] = state
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data), encoding="utf-8")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
+from test_exports import _count_summaries
 from test_store import RUN, sample
 
 from fleetbench.report import exports, samplefiles
@@ -52,16 +51,9 @@ def test_a_report_through_workers_writes_the_same_files(
         started.append(self.started)
         return entered
 
-    here: list[str] = []  # runs summarised in this process
-    real_summarize = exports.summarize_run
-
-    def summarize(s: Store, row: sqlite3.Row) -> dict[str, Any]:
-        here.append(row["run_id"])
-        return real_summarize(s, row)
-
     monkeypatch.setattr(samplefiles, "PARALLEL_MIN_SAMPLES", 0)
     monkeypatch.setattr(FolderWorkers, "__enter__", entering)
-    monkeypatch.setattr(exports, "summarize_run", summarize)
+    here = _count_summaries(monkeypatch, exports)  # runs summarised in this process
     many = export_results(store, tmp_path / "many", [])
     if not _one_cpu():  # two workers wrote the files and summarised the runs
         assert started == [2] and here == []

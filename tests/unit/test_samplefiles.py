@@ -12,7 +12,7 @@ from test_store import RUN, sample
 from fleetbench.report import exports, samplefiles
 from fleetbench.report.exports import STAMP_FILE, export_results
 from fleetbench.report.master import run_dir
-from fleetbench.report.samplefiles import FolderJob, FolderWorkers
+from fleetbench.report.samplefiles import FolderJob, FolderWorkers, write_sample_files
 from fleetbench.store import COMPLETED, Store
 
 
@@ -91,14 +91,18 @@ def test_a_run_a_worker_cannot_write_is_left_to_the_caller(
     assert len((folder / "results.jsonl").read_text().splitlines()) == 6  # both rounds
 
 
-def test_samples_csv_keeps_times_of_day_in_full() -> None:
+def test_samples_csv_keeps_times_of_day_in_full(tmp_path: Path) -> None:
     import csv
-    import io
 
-    from fleetbench.report.samplefiles import sample_record, samples_csv
-
-    row = sample(0, sent_at=1796006633.4447193, received_at=1796006633.911862, latency_s=0.46714)
-    (cells,) = csv.DictReader(io.StringIO(samples_csv([sample_record(row)])))
+    store = Store(tmp_path / "fleetbench.db")
+    store.begin_batch("b1", "plan", "test", {}, {}, {})
+    store.upsert_run(RUN | {"run_id": "r1", "config": {"energy": {}}}, "b1", 1)
+    a = store.start_attempt("r1", "b1", {})
+    times = {"sent_at": 1796006633.4447193, "received_at": 1796006633.911862}
+    store.add_sample(sample(0, a, latency_s=0.46714, **times))
+    write_sample_files(store.conn, "r1", 1, RUN["task"], tmp_path)
+    with (tmp_path / "samples.csv").open(newline="") as f:
+        (cells,) = csv.DictReader(f)
     assert cells["sent_at"] == "1796006633.4447193" and cells["received_at"] == "1796006633.911862"
     assert cells["latency_s"] == "0.46714" and cells["cost_usd"] == ""  # unknown: empty, not 0
 

@@ -2,7 +2,7 @@
 writing many runs' of them in worker processes.
 
 A report over a store that no batch wrote (a store from another machine, a new
-fleetbench version) writes every stored sample once: about 30 µs of Python each, so a
+fleetbench version) writes every stored sample once: about 45 µs of Python each, so a
 million samples took over a minute in one process. The runs are independent, so
 ``FolderWorkers`` spreads them over worker processes, each reading the store through
 its own read-only connection, and summarising the runs whose summaries must be made
@@ -28,7 +28,7 @@ from typing import IO, Any
 from fleetbench import __version__
 from fleetbench.fsutil import atomic_append_text, atomic_write_text, read_json_object
 from fleetbench.report.master import format_cell
-from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
+from fleetbench.store.rows import SAMPLE_FIELDS
 from fleetbench.store.sqlite import Store
 from fleetbench.tasks import run_files
 
@@ -50,15 +50,10 @@ RECORD_KEYS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def sample_record(row: SampleRow | sqlite3.Row) -> dict[str, Any]:
-    """One line of ``results.jsonl``: every stored column in ``SampleRow`` order, with
-    the stored input unpacked (``prompt``, ``messages``) and the scores decoded."""
-    get = row.__getitem__ if isinstance(row, sqlite3.Row) else row.__getattribute__
-    return _record(tuple(get(name) for name in SAMPLE_FIELDS))
-
-
 def _record(row: tuple[Any, ...]) -> dict[str, Any]:
-    """``sample_record`` of a row of ``SAMPLE_FIELDS`` values, in order."""
+    """One line of ``results.jsonl`` from a row of ``SAMPLE_FIELDS`` values, in order:
+    every stored column, with the stored input unpacked (``prompt``, ``messages``) and
+    the scores decoded."""
     inputs = json.loads(row[_INPUT])
     scores = row[_SCORES]
     record = dict(
@@ -131,7 +126,7 @@ def append_rounds(
     known = set(columns)
     if not records or records[0]["round"] <= last_round or any(r.keys() - known for r in records):
         return None
-    atomic_append_text(folder / RESULTS_FILE, "".join([_encode(r) + "\n" for r in records]))
+    atomic_append_text(folder / RESULTS_FILE, _jsonl(records))
     atomic_append_text(folder / SAMPLES_CSV, samples_csv(records, columns, header=False))
     return _write_task_files(task, records, folder, [RESULTS_FILE, SAMPLES_CSV])
 
@@ -174,9 +169,14 @@ def write_sample_files(
     tuples, each becomes its record in one slice, and the CSV converts only the cells
     that ``format_cell`` would write differently from ``csv`` itself (floats, JSON)."""
     records = _records(conn, run_id, planned)
-    atomic_write_text(folder / RESULTS_FILE, "".join([_encode(r) + "\n" for r in records]))
+    atomic_write_text(folder / RESULTS_FILE, _jsonl(records))
     atomic_write_text(folder / SAMPLES_CSV, samples_csv(records))
     return _write_task_files(task, records, folder, [RESULTS_FILE, SAMPLES_CSV])
+
+
+def _jsonl(records: list[dict[str, Any]]) -> str:
+    """``results.jsonl``'s lines for ``records``: one JSON object each."""
+    return "".join([_encode(r) + "\n" for r in records])
 
 
 def samples_csv(

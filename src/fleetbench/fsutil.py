@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str | bytes) -> None:
+    """``path`` written at once (``text`` as UTF-8, or bytes as they are)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -34,15 +35,15 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def atomic_append_text(path: Path, text: str) -> None:
+def atomic_append_text(path: Path, text: str | bytes) -> None:
     """``path`` with ``text`` appended, replaced at once: a copy beside it gets the
     text and is renamed onto it, so a reader (or a crash) never sees half an append."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         shutil.copyfile(path, tmp)
-        with open(tmp, "a", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with open(tmp, "ab") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -143,3 +143,53 @@ def test_a_new_round_is_appended_and_anything_else_rewritten(
 def _fresh_export(store: Store, out: Path) -> Path:
     export_results(store, out, [])
     return out
+
+
+def test_lines_and_cells_are_the_stored_samples_decoded(tmp_path: Path) -> None:
+    """The stored JSON is embedded, not parsed (``_jsonl``), and taken out by SQLite for
+    the spreadsheet: each line still reads back as ``_record`` of its row, and each cell
+    as that record's value (nested values as JSON)."""
+    import csv
+    import json
+
+    store = Store(tmp_path / "fleetbench.db")
+    store.begin_batch("b1", "plan", "test", {}, {}, {})
+    store.upsert_run(RUN | {"run_id": "r1", "config": {"energy": {}}}, "b1", 3)
+    a = store.start_attempt("r1", "b1", {})
+    messages = [{"role": "user", "content": 'Grüße, "quoted",\nnew line'}]
+    inputs = [
+        {"prompt": "plain, with a comma", "category": "retail"},
+        {"messages": messages},
+        {"prompt": "ensemble's", "ensemble": ["m1", {"member": "m2", "votes": 2}]},
+    ]
+    scores = [json.dumps({"correct": 1, "f1": 0.3333333333333333}), None, '{"ok": true}']
+    for i in range(3):
+        store.add_sample(sample(
+            i, a, input_json=json.dumps(inputs[i]), scores_json=scores[i],
+            latency_s=0.1 + 0.2, cost_usd=None if i else 1.5e-05, sent_at=1796006633.4447193,
+            error="HTTP 503" if i == 1 else None,
+        ))  # fmt: skip
+    write_sample_files(store.conn, "r1", 3, RUN["task"], tmp_path)
+    cursor = store.conn.cursor()
+    cursor.row_factory = None
+    stored = cursor.execute(
+        f"SELECT {', '.join(samplefiles.SAMPLE_FIELDS)} FROM samples ORDER BY sample_index"
+    ).fetchall()
+    records = [samplefiles._record(row) for row in stored]
+    lines = (tmp_path / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == records
+    assert records[1]["messages"] == messages and records[2]["ensemble"][1]["votes"] == 2
+    with (tmp_path / "samples.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == [*samplefiles.RECORD_KEYS, "ensemble"]
+    for record, row in zip(records, rows, strict=True):
+        for key, cell in row.items():
+            value = record.get(key)
+            if isinstance(value, (dict, list)):
+                assert json.loads(cell) == value, key
+            elif isinstance(value, float) and key != "sent_at":
+                assert cell == f"{value:.6g}", key
+            else:
+                assert cell == ("" if value is None else str(value)), key
+    assert rows[0]["prompt"] == "plain, with a comma" and rows[2]["ensemble"].startswith("[")
+    assert rows[0]["latency_s"] == "0.3" and rows[0]["cost_usd"] == "1.5e-05"

@@ -20,15 +20,16 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+import orjson
+
 from fleetbench import __version__
 from fleetbench.fsutil import atomic_append_text, atomic_write_text, read_json_object
-from fleetbench.report.master import format_cell
-from fleetbench.store.rows import SAMPLE_FIELDS
+from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
 from fleetbench.store.sqlite import Store
 from fleetbench.tasks import run_files
 
@@ -48,6 +49,9 @@ RECORD_KEYS: tuple[str, ...] = (
     *SAMPLE_FIELDS[:_INPUT], "prompt", "messages",
     *SAMPLE_FIELDS[_INPUT + 1 : _SCORES], "scores", *SAMPLE_FIELDS[_SCORES + 1 :],
 )  # fmt: skip
+
+# Each stored column's declared type (``"float | None"``...): which cells are floats.
+_FIELD_TYPES = {f.name: str(f.type) for f in fields(SampleRow)}
 
 
 def _record(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -122,20 +126,57 @@ def append_rounds(
     ).fetchone()
     if tuple(kept) != old:
         return None
-    records = _records(conn, run_id, planned, "AND rowid > ?", (rowid,))
-    known = set(columns)
-    if not records or records[0]["round"] <= last_round or any(r.keys() - known for r in records):
+    rows = _rows(conn, run_id, planned, "AND rowid > ?", (rowid,))
+    # The new rows' columns must be the header's (an ensemble's provenance adds one).
+    if not rows or rows[0][_ROUND] <= last_round or _columns(rows, columns) != columns:
         return None
-    atomic_append_text(folder / RESULTS_FILE, _jsonl(records))
-    atomic_append_text(folder / SAMPLES_CSV, samples_csv(records, columns, header=False))
-    return _write_task_files(task, records, folder, [RESULTS_FILE, SAMPLES_CSV])
+    atomic_append_text(folder / RESULTS_FILE, _jsonl(rows))
+    atomic_append_text(folder / SAMPLES_CSV, _csv(rows, columns, header=False))
+    return _write_task_files(conn, run_id, planned, task, rows, folder)
+
+
+# One SELECT for both files, its first columns in ``RECORD_KEYS``'s order: the stored
+# columns as they are, the stored input's prompt and messages as JSON text (SQLite's
+# JSON functions take them out, in C) and the scores as stored; then the ensemble's
+# provenance as JSON, and the prompt and provenance as text for the spreadsheet.
+_N = len(RECORD_KEYS)
+_SELECT = ", ".join(
+    [*SAMPLE_FIELDS[:_INPUT], "input_json -> '$.prompt'", "input_json -> '$.messages'",
+     *SAMPLE_FIELDS[_INPUT + 1 :], "input_json -> '$.ensemble'", "input_json ->> '$.prompt'",
+     "input_json ->> '$.ensemble'"]
+)  # fmt: skip
+_ROUND = RECORD_KEYS.index("round")
+_PROMPT = RECORD_KEYS.index("prompt")
+# Cells that are JSON text already: embedded in a line as they are, never parsed.
+_JSON_CELLS = (_PROMPT, RECORD_KEYS.index("messages"), RECORD_KEYS.index("scores"))
+_TIMES = frozenset({"sent_at", "received_at", "intended_send_at", "actual_send_at"})
+# The float cells the spreadsheet writes to 6 significant digits (``format_cell``); the
+# times of day stay floats, which ``csv`` writes in full (``repr``).
+_FLOATS = tuple(
+    i for i, name in enumerate(RECORD_KEYS)
+    if name not in _TIMES and _FIELD_TYPES.get(name, "").startswith("float")
+)  # fmt: skip
+
+
+def _rows(
+    conn: sqlite3.Connection, run_id: str, planned: int, where: str = "", args: tuple[Any, ...] = ()
+) -> list[tuple[Any, ...]]:
+    """The run's stored samples below ``planned`` (and ``where``), in order of round
+    and index, as ``_SELECT``'s plain tuples."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    return cursor.execute(
+        f"SELECT {_SELECT} FROM samples WHERE run_id = ? AND sample_index < ? {where} "
+        "ORDER BY round, sample_index",
+        (run_id, planned, *args),
+    ).fetchall()
 
 
 def _records(
     conn: sqlite3.Connection, run_id: str, planned: int, where: str = "", args: tuple[Any, ...] = ()
 ) -> list[dict[str, Any]]:
-    """The run's stored samples below ``planned`` (and ``where``) as records, in order
-    of round and index; rows read as plain tuples, each made its record in one slice."""
+    """The run's stored samples below ``planned`` (and ``where``) as records (``_record``),
+    in order of round and index."""
     cursor = conn.cursor()
     cursor.row_factory = None
     rows = cursor.execute(
@@ -147,12 +188,14 @@ def _records(
 
 
 def _write_task_files(
-    task: str, records: list[dict[str, Any]], folder: Path, names: list[str]
-) -> dict[str, int]:
-    """The task's files from the latest round of ``records`` (one answer per question);
-    the names and sizes of those and of ``names``."""
-    last = max((r["round"] for r in records), default=1)
-    latest = [r for r in records if r["round"] == last]
+    conn: sqlite3.Connection, run_id: str, planned: int, task: str,
+    rows: list[tuple[Any, ...]], folder: Path,
+) -> dict[str, int]:  # fmt: skip
+    """The task's files from the latest round of ``rows`` (one answer per question, as
+    records); the names and sizes of those and of the two sample files."""
+    names = [RESULTS_FILE, SAMPLES_CSV]
+    last = rows[-1][_ROUND] if rows else 1
+    latest = _records(conn, run_id, planned, "AND round = ?", (last,)) if rows else []
     for name, text in run_files(task, latest).items():
         atomic_write_text(folder / name, text)
         names.append(name)
@@ -165,63 +208,67 @@ def write_sample_files(
     """``results.jsonl``, ``samples.csv`` and the task's files; their names and sizes.
 
     A report over a store that no batch wrote (or after an upgrade) writes every stored
-    sample once, so this is the per-sample cost of such a report: rows are read as plain
-    tuples, each becomes its record in one slice, and the CSV converts only the cells
-    that ``format_cell`` would write differently from ``csv`` itself (floats, JSON)."""
-    records = _records(conn, run_id, planned)
-    atomic_write_text(folder / RESULTS_FILE, _jsonl(records))
-    atomic_write_text(folder / SAMPLES_CSV, samples_csv(records))
-    return _write_task_files(task, records, folder, [RESULTS_FILE, SAMPLES_CSV])
+    sample once, so this is the per-sample cost of such a report: one SELECT gives both
+    files' rows as plain tuples, the stored JSON is never parsed (SQLite takes the
+    prompt out; orjson embeds the JSON text as it is), and the spreadsheet converts only
+    the float cells in Python (``csv`` writes the rest in C)."""
+    rows = _rows(conn, run_id, planned)
+    atomic_write_text(folder / RESULTS_FILE, _jsonl(rows))
+    atomic_write_text(folder / SAMPLES_CSV, _csv(rows))
+    return _write_task_files(conn, run_id, planned, task, rows, folder)
 
 
-def _jsonl(records: list[dict[str, Any]]) -> str:
-    """``results.jsonl``'s lines for ``records``: one JSON object each."""
-    return "".join([_encode(r) + "\n" for r in records])
+def _jsonl(rows: list[tuple[Any, ...]]) -> bytes:
+    """``results.jsonl``'s lines for ``_SELECT``'s ``rows``: one JSON object each, the
+    record of ``_record`` (stored JSON embedded as it is, not parsed and written again)."""
+    dumps, fragment, keys = orjson.dumps, orjson.Fragment, RECORD_KEYS
+    lines = []
+    for row in rows:
+        values = list(row[:_N])
+        for i in _JSON_CELLS:
+            if values[i] is not None:
+                values[i] = fragment(values[i])
+        record = dict(zip(keys, values))  # noqa: B905 (the row is longer on purpose)
+        if row[_N] is not None:  # which member(s) supplied the answer (runner/ensemble.py)
+            record["ensemble"] = fragment(row[_N])
+        lines.append(dumps(record))
+    lines.append(b"")
+    return b"\n".join(lines) if rows else b""
 
 
-def samples_csv(
-    records: list[dict[str, Any]], columns: list[str] | None = None, header: bool = True
-) -> str:
-    """``results.jsonl`` as a spreadsheet: one row per sample, the same columns; nested
+def _columns(rows: list[tuple[Any, ...]], columns: list[str] | None = None) -> list[str]:
+    """The spreadsheet's columns for ``rows``: ``RECORD_KEYS``, and ``ensemble`` when
+    an ensemble's row (or ``columns``, the header written) has it."""
+    ensemble = any(row[_N] is not None for row in rows) or "ensemble" in (columns or ())
+    return [*RECORD_KEYS, "ensemble"] if ensemble else list(RECORD_KEYS)
+
+
+def _csv(rows: list[tuple[Any, ...]], columns: list[str] | None = None, header: bool = True) -> str:
+    """``samples.csv`` for ``_SELECT``'s ``rows`` in ``columns`` (``_columns``):
+    ``results.jsonl`` as a spreadsheet, one row per sample, the same columns; nested
     values (messages, scores) as JSON text, unknown values empty (never 0), floats to 6
     significant digits (``format_cell``) but the times of day: Unix seconds in full (to
     6 digits, ``1.79601e+09``, they would say only which 20 minutes)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    if columns is None:
-        columns = list(dict.fromkeys(k for r in records for k in r)) or list(RECORD_KEYS)
+    columns = _columns(rows) if columns is None else columns
     if header:
         writer.writerow(columns)
-    width = len(columns)
-    times = [i for i, name in enumerate(columns) if name in _TIMES]
-    for record in records:
-        # A record with every column has them in the columns' order (``_record``).
-        values = list(record.values() if len(record) == width else map(record.get, columns))
-        # ``csv`` writes None as "" and str/int/bool as ``str()``, as ``format_cell``
-        # does: only the other cells (floats, nested values) go through ``_cell``.
-        cells = [v if type(v) in _AS_IS else _cell(v) for v in values]
-        for i in times:
-            if type(values[i]) is float:
-                cells[i] = repr(values[i])
-        writer.writerow(cells)
+    ensemble = len(columns) > _N
+    cells: list[list[Any]] = []
+    for row in rows:
+        # ``csv`` writes None as "" and str/int as ``str()``, as ``format_cell`` does, and
+        # floats in full: only the figures' floats are cut to 6 digits here.
+        cell = [*row[:_PROMPT], row[_N + 1], *row[_PROMPT + 1 : _N]]
+        for i in _FLOATS:
+            value = cell[i]
+            if value.__class__ is float:
+                cell[i] = f"{value:.6g}"
+        if ensemble:
+            cell.append(row[_N + 2])
+        cells.append(cell)
+    writer.writerows(cells)
     return buf.getvalue()
-
-
-_TIMES = frozenset({"sent_at", "received_at", "intended_send_at", "actual_send_at"})
-
-
-_AS_IS = frozenset({str, int, bool, type(None)})
-
-
-# One encoder: ``json.dumps`` with an option builds a new one per call (2 µs a cell).
-_encode = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def _cell(value: Any) -> str:
-    """``format_cell``, with nested values as JSON."""
-    if type(value) is dict or type(value) is list:
-        return _encode(value)
-    return format_cell(value)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -10,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from fleetbench import jsontext
 
 
 def atomic_write_text(path: Path, text: str | bytes) -> None:
@@ -29,7 +30,7 @@ def read_json_object(path: Path) -> dict[str, Any]:
     """The JSON object in ``path``; {} when it is missing, unreadable, torn or not an
     object (the stamps and states kept beside outputs: a bad one means start over)."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = jsontext.loads(path.read_bytes())
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}

@@ -24,6 +24,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from fleetbench import jsontext
 from fleetbench.backends.base import REMOTE_API
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.report.master import MASTER_COLUMNS, format_cell
@@ -152,12 +153,14 @@ def write_comparison(
     written = [folder / "comparison.csv", folder / "comparison.json"]
     atomic_write_text(written[0], _csv(columns(rows), rows))
     document = {"runs": rows, "tasks": rankings}
-    atomic_write_text(written[1], json.dumps(document, indent=2, default=str) + "\n")
+    # Each run's figures on their own lines, as ``json.dumps(indent=2)`` wrote them, but
+    # the values below (distributions) on one: the indenting encoder is pure Python.
+    atomic_write_text(written[1], jsontext.pretty(document, depth=3) + "\n")
     scaling = scaling_rows(rows)
     if scaling:
         written += [folder / "scaling_comparison.csv", folder / "scaling_comparison.json"]
         atomic_write_text(written[2], _csv(SCALING_COLUMNS, scaling))
-        atomic_write_text(written[3], json.dumps(scaling, indent=2, default=str) + "\n")
+        atomic_write_text(written[3], jsontext.pretty(scaling) + "\n")
     header, by_category = category_rows(rows)
     path = folder / "category_comparison.csv"
     if by_category:

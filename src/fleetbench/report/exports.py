@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fleetbench import __version__
+from fleetbench import __version__, jsontext
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.report.aggregate import summarize_run
 from fleetbench.report.load import mark_knees
@@ -83,7 +83,7 @@ def write_run_files(
     # it), the summary (stars and knees included) and the attempts: unchanged row and
     # summary, unchanged files, so reading 100 rounds' attempts again is not needed.
     document = hashlib.sha256(
-        json.dumps([list(run), summary], default=str, sort_keys=True).encode()
+        jsontext.dumps([list(run), summary], sort_keys=True).encode()
     ).hexdigest()
     documents = (SUMMARY_FILE, EMISSIONS_FILE)
     if written.get("document") != document or not _sizes_match(folder, written, documents):
@@ -114,40 +114,13 @@ def _write_documents(store: Store, run: sqlite3.Row, summary: dict[str, Any], fo
         "config": json.loads(run["config_json"]),
         "attempts": attempts,
     }
-    _write_if_changed(folder / SUMMARY_FILE, pretty_json(document) + "\n")
+    _write_if_changed(folder / SUMMARY_FILE, jsontext.pretty(document) + "\n")
     emissions = {
         "run_id": run["run_id"],
         **{k: summary.get(k) for k in EMISSIONS_KEYS},
         "attempts": [{"attempt": a["attempt"], **(a["energy"] or {})} for a in attempts],
     }
-    _write_if_changed(folder / EMISSIONS_FILE, pretty_json(emissions) + "\n")
-
-
-# Below ``pretty_json``'s depth, values are written by the C encoder on one line.
-_compact = json.JSONEncoder(default=str).encode
-
-
-def pretty_json(value: Any, depth: int = 2, level: int = 0) -> str:
-    """``json.dumps(value, indent=2, default=str)`` for the first ``depth`` levels of
-    nesting, each value below on one line: ``summary.json`` lists each attempt, each
-    figure of the summary on its own line. The indenting encoder is pure Python: 4 ms
-    a run of 100 attempts, seconds at every report of a fleet after a round."""
-    pad = "  " * (level + 1)
-    if level < depth and isinstance(value, dict) and value:
-        items = [
-            f"{pad}{_compact(_key(k))}: {pretty_json(v, depth, level + 1)}"
-            for k, v in value.items()
-        ]
-        return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
-    if level < depth and isinstance(value, (list, tuple)) and value:
-        items = [pad + pretty_json(v, depth, level + 1) for v in value]
-        return "[\n" + ",\n".join(items) + "\n" + "  " * level + "]"
-    return _compact(value)
-
-
-def _key(key: Any) -> str:
-    """A key as ``json`` writes it (``True`` -> ``"true"``, ``1`` -> ``"1"``)."""
-    return key if isinstance(key, str) else str(next(iter(json.loads(_compact({key: 0})))))
+    _write_if_changed(folder / EMISSIONS_FILE, jsontext.pretty(emissions) + "\n")
 
 
 def samples_stamp(store: Store, run: sqlite3.Row) -> dict[str, Any]:
@@ -211,7 +184,7 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def _loads(text: str | None) -> Any:
-    return json.loads(text) if text else None
+    return jsontext.loads(text) if text else None
 
 
 class ResultsExporter:
@@ -322,11 +295,11 @@ def write_summary_cache(
     if made_from is None:
         made_from = _made_from(store, row)
     summary = summarize_run(store, row)
-    text = json.dumps({"made_from": made_from, "summary": summary}, default=str)
+    text = jsontext.dumps({"made_from": made_from, "summary": summary})
     if row["status"] != RUNNING:
         with contextlib.suppress(OSError):  # a cache that cannot be written costs time
             atomic_write_text(folder / SUMMARY_CACHE, text + "\n")
-    return dict(json.loads(text)["summary"])
+    return dict(jsontext.loads(text)["summary"])
 
 
 def cached_summary(store: Store, output: Path, row: sqlite3.Row) -> dict[str, Any] | None:
@@ -347,7 +320,7 @@ def _made_from(
 
 def _read_cache(path: Path, made_from: dict[str, Any]) -> dict[str, Any] | None:
     try:
-        cached = json.loads(path.read_text(encoding="utf-8"))
+        cached = jsontext.loads(path.read_bytes())
         if cached.get("made_from") == made_from:
             return dict(cached["summary"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):

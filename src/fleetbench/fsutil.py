@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,19 +35,14 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def atomic_append_text(path: Path, text: str | bytes) -> None:
-    """``path`` with ``text`` appended, replaced at once: a copy beside it gets the
-    text and is renamed onto it, so a reader (or a crash) never sees half an append."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(path, tmp)
-        with open(tmp, "ab") as f:
-            f.write(text.encode() if isinstance(text, str) else text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def append_text(path: Path, text: str | bytes) -> None:
+    """``text`` appended to ``path`` in place. Not atomic: a crash can leave part of
+    it, so only for derived files whose stamp records the size written (the sample
+    files, ``report/samplefiles.py``), which a torn tail then makes be written again.
+    Copying the file to append to the copy and rename it made a schedule's round
+    cost the whole store again: a gigabyte of copies at a million samples."""
+    with open(path, "ab") as f:
+        f.write(text.encode() if isinstance(text, str) else text)
 
 
 @contextmanager

@@ -75,9 +75,10 @@ def test_only_the_named_or_changed_runs_are_summarised_again(
     assert (out / MASTER_FILE).read_text() == cached_csv
 
 
-def _inodes(out: Path) -> dict[str, int]:
+def _inodes(out: Path) -> dict[str, tuple[int, int]]:
+    """Each file's inode and size: replaced, or appended to (new rounds), it changes."""
     return {
-        str(p.relative_to(out)): p.stat().st_ino
+        str(p.relative_to(out)): (p.stat().st_ino, p.stat().st_size)
         for p in sorted((out / "runs").rglob("*"))
         if p.is_file()
     }

@@ -28,7 +28,7 @@ from typing import IO, Any
 import orjson
 
 from fleetbench import __version__
-from fleetbench.fsutil import atomic_append_text, atomic_write_text, read_json_object
+from fleetbench.fsutil import append_text, atomic_write_text, read_json_object
 from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
 from fleetbench.store.sqlite import Store
 from fleetbench.tasks import run_files
@@ -103,7 +103,9 @@ def append_rounds(
     are the ones written (same format, same sizes).
 
     A schedule adds one round per tick: rewriting every round's samples of every run
-    after each made a round cost the whole store (a minute at a million samples)."""
+    after each made a round cost the whole store (a minute at a million samples). The
+    lines are appended in place (``append_text``): an append cut short leaves sizes
+    that the stamp does not record, so the next report writes the files afresh."""
     files = written.get("files") or {}
     old = (written.get("samples"), written.get("max_created_at"))
     rowid, last_round = written.get("max_rowid"), written.get("last_round")
@@ -130,8 +132,8 @@ def append_rounds(
     # The new rows' columns must be the header's (an ensemble's provenance adds one).
     if not rows or rows[0][_ROUND] <= last_round or _columns(rows, columns) != columns:
         return None
-    atomic_append_text(folder / RESULTS_FILE, _jsonl(rows))
-    atomic_append_text(folder / SAMPLES_CSV, _csv(rows, columns, header=False))
+    append_text(folder / RESULTS_FILE, _jsonl(rows))
+    append_text(folder / SAMPLES_CSV, _csv(rows, columns, header=False))
     return _write_task_files(conn, run_id, planned, task, rows, folder)
 
 

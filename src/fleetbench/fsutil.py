@@ -35,6 +35,16 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def overwrite_text(path: Path, text: str) -> None:
+    """``path`` rewritten in place. Not atomic: only for the files kept beside outputs
+    that are checked when read (stamps, summary caches: a torn one does not parse, and
+    is then made again). Creating a file costs 0.4-0.8 ms on these disks, rewriting
+    one 0.05 ms: two of them a run, after every round, for a fleet of 1,000 runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(text.encode())
+
+
 def append_text(path: Path, text: str | bytes) -> None:
     """``text`` appended to ``path`` in place. Not atomic: a crash can leave part of
     it, so only for derived files whose stamp records the size written (the sample

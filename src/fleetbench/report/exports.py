@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench import __version__, jsontext
-from fleetbench.fsutil import atomic_write_text
+from fleetbench.fsutil import atomic_write_text, overwrite_text
 from fleetbench.report.aggregate import summarize_run
 from fleetbench.report.load import mark_knees
 from fleetbench.report.master import run_dir, write_master_csv
@@ -91,7 +91,7 @@ def write_run_files(
         files |= {name: (folder / name).stat().st_size for name in documents}
     new = {**stamp, "document": document, "files": files}
     if new != written:
-        atomic_write_text(folder / STAMP_FILE, json.dumps(new) + "\n")
+        overwrite_text(folder / STAMP_FILE, json.dumps(new) + "\n")
 
 
 def _write_documents(store: Store, run: sqlite3.Row, summary: dict[str, Any], folder: Path) -> None:
@@ -298,7 +298,7 @@ def write_summary_cache(
     text = jsontext.dumps({"made_from": made_from, "summary": summary})
     if row["status"] != RUNNING:
         with contextlib.suppress(OSError):  # a cache that cannot be written costs time
-            atomic_write_text(folder / SUMMARY_CACHE, text + "\n")
+            overwrite_text(folder / SUMMARY_CACHE, text + "\n")
     return dict(jsontext.loads(text)["summary"])
 
 

@@ -2,8 +2,9 @@
 writing many runs' of them in worker processes.
 
 A report over a store that no batch wrote (a store from another machine, a new
-fleetbench version) writes every stored sample once: about 45 µs of Python each, so a
-million samples took over a minute in one process. The runs are independent, so
+fleetbench version) writes every stored sample once: about 13 µs each (one SELECT for
+both files, no JSON parsed, orjson and ``csv`` in C; 45 µs before), plus ~3 µs of
+kernel time a sample's kilobyte of text on these disks. The runs are independent, so
 ``FolderWorkers`` spreads them over worker processes, each reading the store through
 its own read-only connection, and summarising the runs whose summaries must be made
 again too (``exports.write_summary_cache``).

@@ -142,24 +142,35 @@ def speed_from(
 
 def _decode_speed(ok: list[sqlite3.Row]) -> float | None:
     tokens = seconds = 0.0
-    for s in ok:
-        if tpot_s(s) is not None:
-            tokens += s["completion_tokens"] - 1
-            seconds += max(s["latency_s"] - s["ttft_s"], 0.0)
+    for latency, ttft, count in _decoding(ok):
+        tokens += count - 1
+        seconds += max(latency - ttft, 0.0)
     return tokens / seconds if seconds > 0 else None
+
+
+def _decoding(ok: list[sqlite3.Row]) -> list[tuple[float, float, int]]:
+    """(latency, TTFT, completion tokens) of the samples that have a ``tpot_s``: known
+    latency and TTFT, two tokens or more. One pass of plain tuples: looking each
+    column up by name, sample by sample, was a tenth of summarising a run."""
+    rows = [(s["latency_s"], s["ttft_s"], s["completion_tokens"]) for s in ok]
+    return [
+        (float(latency), float(ttft), int(count))
+        for latency, ttft, count in rows
+        if latency is not None and ttft is not None and count is not None and count >= 2
+    ]
 
 
 def distributions(ok: list[sqlite3.Row]) -> dict[str, dict[str, Any]]:
     """summary.json's ``distributions``: seconds, over the successful samples."""
-    columns: dict[str, list[float]] = {name: [] for name in DISTRIBUTIONS}
-    for s in ok:
-        for name in ("latency_s", "ttft_s", "itl_s"):
-            if s[name] is not None:
-                columns[name].append(float(s[name]))
-        tpot = tpot_s(s)
-        if tpot is not None:
-            columns["tpot_s"].append(tpot)
-    return {name: distribution(values) for name, values in columns.items()}
+    columns: dict[str, list[float]] = {
+        name: [float(s[name]) for s in ok if s[name] is not None]
+        for name in ("latency_s", "ttft_s", "itl_s")
+    }
+    # ``tpot_s`` of each sample, the same arithmetic
+    columns["tpot_s"] = [
+        max(latency - ttft, 0.0) / (count - 1) for latency, ttft, count in _decoding(ok)
+    ]
+    return {name: distribution(columns[name]) for name in DISTRIBUTIONS}
 
 
 def percentile_columns(dists: dict[str, dict[str, Any]]) -> dict[str, float | None]:

@@ -162,7 +162,7 @@ def test_lines_and_cells_are_the_stored_samples_decoded(tmp_path: Path) -> None:
         {"messages": messages},
         {"prompt": "ensemble's", "ensemble": ["m1", {"member": "m2", "votes": 2}]},
     ]
-    scores = [json.dumps({"correct": 1, "f1": 0.3333333333333333}), None, '{"ok": true}']
+    scores = [json.dumps({"correct": 1, "f1": 0.3333333333333333}), "", '{"ok": true}']
     for i in range(3):
         store.add_sample(sample(
             i, a, input_json=json.dumps(inputs[i]), scores_json=scores[i],

@@ -228,9 +228,8 @@ def _jsonl(rows: list[tuple[Any, ...]]) -> bytes:
     lines = []
     for row in rows:
         values = list(row[:_N])
-        for i in _JSON_CELLS:
-            if values[i] is not None:
-                values[i] = fragment(values[i])
+        for i in _JSON_CELLS:  # empty stored scores read as none, as ``_record`` has it
+            values[i] = fragment(values[i]) if values[i] else None
         record = dict(zip(keys, values))  # noqa: B905 (the row is longer on purpose)
         if row[_N] is not None:  # which member(s) supplied the answer (runner/ensemble.py)
             record["ensemble"] = fragment(row[_N])

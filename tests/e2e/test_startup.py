@@ -19,7 +19,7 @@ NOT_AT_START = (
     "fleetbench.report.aggregate", "fleetbench.cli.tables", "fleetbench.cli.audit",
     "fleetbench.cli.score", "fleetbench.cli.schedule", "fleetbench.sandbox",
     "fleetbench.scoring.humaneval", "fleetbench.backends.managed", "fleetbench.backends.engine",
-    "asyncio",
+    "asyncio", "fleetbench.report.master",
 )  # fmt: skip
 # A zygote's workers fork from these modules: no thread, no native library, no CUDA.
 NOT_IN_ZYGOTE = ("llama_cpp", "torch", "ray", "httpx", "numpy", "altair", "vl_convert")

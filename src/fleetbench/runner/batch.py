@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fleetbench.catalog import ModelFilter
 from fleetbench.errors import ConfigError
 from fleetbench.meters import host_info
-from fleetbench.report.master import run_dir
+from fleetbench.report.paths import run_dir
 from fleetbench.report.render import report_available, stop_plot_worker, warm_up
 from fleetbench.runner.batches import batch_info, default_name, write_batch_dir
 from fleetbench.runner.executors import Executor, make_executor

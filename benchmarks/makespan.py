@@ -27,6 +27,18 @@ zygote too: run 0.56 -> 0.04 s). The schedule itself cannot beat 1.029 (runs of
 (interpreter and imports, ~0.45 s; this machine sets PYTHONDONTWRITEBYTECODE, ~0.1 s of
 it), the report after the last run (~0.25 s) and ~0.04 s per run. Target met at scale 3,
 not yet at scale 1. Under load (3-5 on two cores) the ratio at scale 1 is 1.2-1.4.
+
+Then (load 0.2-0.5, both checkouts with their bytecode compiled; ``--against`` the
+checkout before the plot workers): scale 1: 1.114 -> 1.094 and 1.124 -> 1.112 (medians
+of 5, each pair in the same minute; 9.75 -> 9.58 s and 9.83 -> 9.73 s; end 0.35 ->
+0.20-0.24 s). vl-convert holds the GIL while it converts, so the report's two plots
+rendered one after another on its threads (~0.2 s) and stalled the page's build; two
+vl-converts in processes of their own, warmed up while the runs execute
+(report/plotworker.py), render them at once (write_report alone: 0.275 -> 0.18 s, medians
+of 6). Start ~0.27 s: the batch's process now imports only what it needs before its first
+run (not the request engine and asyncio, nor the master CSV's modules), and the zygote is
+ready about when the batch asks for its first fork, so either would have to start sooner
+for the start to shrink. Target met on a quiet machine, just missed when other jobs run.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ NOT_AT_START = (
     "fleetbench.dashboard", "fleetbench.report.page", "fleetbench.report.exports",
     "fleetbench.report.aggregate", "fleetbench.cli.tables", "fleetbench.cli.audit",
     "fleetbench.cli.score", "fleetbench.cli.schedule", "fleetbench.sandbox",
-    "fleetbench.scoring.humaneval",
+    "fleetbench.scoring.humaneval", "fleetbench.backends.managed", "fleetbench.backends.engine",
+    "asyncio", "fleetbench.report.master",
 )  # fmt: skip
 # A zygote's workers fork from these modules: no thread, no native library, no CUDA.
 NOT_IN_ZYGOTE = ("llama_cpp", "torch", "ray", "httpx", "numpy", "altair", "vl_convert")

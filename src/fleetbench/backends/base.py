@@ -36,6 +36,10 @@ TokenSource = Literal["exact", "usage", "tokenize", "tokenizer"]
 # calls them is not known; the backend cannot send them at all (the hook's absence).
 ToolSupport = Literal["supported", "untested", "unavailable"]
 
+# A managed server's process group, in the run folder (backends/managed.py): the batch
+# kills it after a worker that could not (runner/process.py).
+PGID_FILE = "server.pgid"
+
 
 class GenerationSettings(BaseModel):
     """Sampling parameters, always passed explicitly: backends' defaults differ."""

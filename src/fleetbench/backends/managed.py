@@ -36,11 +36,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from fleetbench.backends.base import PGID_FILE
 from fleetbench.backends.engine import scrub
 from fleetbench.errors import BackendError
 
 LOG_FILE = "server.log"
-PGID_FILE = "server.pgid"
 HOST = "127.0.0.1"
 PLACEHOLDERS = ("python", "host", "port", "embedded_model", "model")
 _GUARD = Path(__file__).with_name("_serverguard.py")

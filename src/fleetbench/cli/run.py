@@ -17,7 +17,6 @@ from fleetbench.catalog import ModelFilter
 from fleetbench.catalog.filters import name_list
 from fleetbench.cli.progress import ProgressObserver
 from fleetbench.errors import ConfigError
-from fleetbench.report import MASTER_FILE
 from fleetbench.report.render import report_available
 from fleetbench.runner import (
     FILTERED,
@@ -415,6 +414,7 @@ def run(
         summary_notes,
         summary_table,
     )
+    from fleetbench.report import MASTER_FILE
     from fleetbench.report.page import INDEX, REPORT_DIR
 
     if upload_url:

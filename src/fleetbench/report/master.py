@@ -10,15 +10,11 @@ from typing import Any
 
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.report.load import LOAD_COLUMNS
+from fleetbench.report.paths import run_dir as run_dir  # importers keep their name
 from fleetbench.report.rounds import ROUND_COLUMNS
 from fleetbench.report.server_timing import SERVER_TIMING_COLUMNS
 
 MASTER_FILE = "master_results.csv"
-
-
-def run_dir(output: Path, run_id: str) -> Path:
-    """A run's folder in the results folder (run.log, summary.json, results.jsonl...)."""
-    return output / "runs" / run_id
 
 
 # The first 19 columns follow AI Energy Score's batch runner; ours come after.

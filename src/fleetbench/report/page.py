@@ -123,9 +123,11 @@ def write_report(
 
 
 class _Plots:
-    """The page's plots. Each one's files are rendered on a thread (vl-convert works
-    outside the GIL) while the next plot's spec is built and the page rendered: the
-    report ends every batch, so its time is the batch's (benchmarks/makespan.py)."""
+    """The page's plots. Each one's files are rendered on a thread while the next plot's
+    spec is built and the page rendered: the report ends every batch, so its time is the
+    batch's (benchmarks/makespan.py). vl-convert holds the GIL while it converts, so
+    after a parallel batch the threads hand the specs to its plot workers
+    (``render.warm_up``), and two plots render at once beside the page."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

@@ -7,6 +7,7 @@ untouched output folder.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -19,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fleetbench.catalog import ModelFilter
 from fleetbench.errors import ConfigError
 from fleetbench.meters import host_info
-from fleetbench.report.master import run_dir
-from fleetbench.report.render import report_available, warm_up
+from fleetbench.report.paths import run_dir
+from fleetbench.report.render import report_available, stop_plot_worker, warm_up
 from fleetbench.runner.batches import batch_info, default_name, write_batch_dir
 from fleetbench.runner.executors import Executor, make_executor
 from fleetbench.runner.job import Event, RunJob, RunOutcome
@@ -248,7 +249,13 @@ def _run_locked(
         # A parallel batch warms the report up while its runs execute (a sequential one
         # keeps the CPU to its run), once its first runs are up: the warm-up's imports
         # hold this process's GIL, which the first runs' supervisors need to start them.
-        warm = _AfterFirstWave(warm_up if report_available() and _parallel(settings) else None)
+        # It starts a second vl-convert too (report/plotworker.py): the report renders two
+        # plots at once.
+        warm = _AfterFirstWave(
+            functools.partial(warm_up, plot_worker=True)
+            if report_available() and _parallel(settings)
+            else None
+        )
 
         def started(job: RunJob) -> None:
             warm.run_started(job.spec.run_id)
@@ -293,6 +300,7 @@ def _run_locked(
         by_id_summary = {s["run_id"]: s for s in exported}
         return [by_id_summary[r.run_id] for r in selected]
     finally:
+        stop_plot_worker()
         store.close()
 
 

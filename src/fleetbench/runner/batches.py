@@ -19,7 +19,6 @@ from typing import Any
 
 from fleetbench.errors import ConfigError
 from fleetbench.fsutil import atomic_write_text
-from fleetbench.report.master import write_master_csv
 from fleetbench.store import COMPLETED, DB_NAME, Store
 
 BATCHES_DIR = "batches"
@@ -111,6 +110,8 @@ def write_batch_dir(output: Path, info: BatchInfo, summaries: list[dict[str, Any
     folder = output / BATCHES_DIR / info.name
     folder.mkdir(parents=True, exist_ok=True)
     mine = [s for s in summaries if s.get("run_id") in set(info.run_ids)]
+    from fleetbench.report.master import write_master_csv  # at a batch's end only
+
     write_master_csv(folder, mine)
     document = {**info.row(), "batch_id": info.batch_id, "run_ids": info.run_ids}
     atomic_write_text(folder / "batch.json", json.dumps(document, indent=2) + "\n")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol
 
-from fleetbench.backends.managed import kill_leftover_server
+from fleetbench.backends.base import PGID_FILE
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.meters import host_info
 from fleetbench.runner.heartbeat import Heartbeat
@@ -196,13 +196,24 @@ def _supervise(
         selector.close()
         proc.stdout.close()
         _kill_group(proc)  # reap anything the worker left behind
-        kill_leftover_server(job.run_dir)  # a managed server lives in a group of its own
+        _kill_leftover_server(job.run_dir)
     if code == 0 and done:
         return COMPLETED, None
     if error is None:
         error = f"worker exited with code {code}" + _signal_name(code)
         error += f"; see {job.run_dir / LOG_FILE}"
     return FAILED, error
+
+
+def _kill_leftover_server(run_dir: Path) -> None:
+    """A managed server lives in a group of its own, named in the run folder: killed
+    too. Without that file there is none, and the module that kills it (which imports
+    the request engine and asyncio, ~20 ms) need not load before the first run starts
+    (benchmarks/makespan.py)."""
+    if (run_dir / PGID_FILE).exists():
+        from fleetbench.backends.managed import kill_leftover_server
+
+        kill_leftover_server(run_dir)
 
 
 def _parse(line: bytes) -> Event | None:

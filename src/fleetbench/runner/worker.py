@@ -12,6 +12,7 @@ import ctypes
 import json
 import logging
 import os
+import platform
 import signal
 import sys
 import time
@@ -405,13 +406,16 @@ def preload() -> Iterator[None]:
     """What the zygote (runner/zygote.py) does once for all the workers it forks, each
     of which would otherwise redo it (~25 ms a run): read the installed plugins' entry
     points (every installed distribution's metadata) and look up this CPU in the
-    per-core power table. One step at a time: the zygote takes them while no worker is
-    waiting to be forked, so the first ones are not delayed. (The batch's built-in task
-    modules follow, asked for with the forks: runner/process.py.)"""
+    per-core power table, and find the platform's name for ``host_info`` (``uname -p``
+    in a subprocess, ~1.5 ms a worker). One step at a time: the zygote takes them while
+    no worker is waiting to be forked, so the first ones are not delayed. (The batch's
+    built-in task modules follow, asked for with the forks: runner/process.py.)"""
     TASKS.names()
     BACKENDS.names()
     yield
     watts_per_core(cpu_model(), None, 0.0)
+    yield
+    platform.platform()  # cached in the module, so every fork has it
 
 
 def main(argv: list[str], parent_pid: int | None = None) -> int:

@@ -19,7 +19,7 @@ from fleetbench.errors import ConfigError
 from fleetbench.report.exports import export_results
 from fleetbench.report.master import MASTER_FILE
 from fleetbench.report.page import write_report
-from fleetbench.report.render import report_available, warm_up
+from fleetbench.report.render import report_available, stop_plot_worker, warm_up
 from fleetbench.report.stars import load_reference
 from fleetbench.runner import load_plan
 from fleetbench.runner.batch import apply_plan_settings
@@ -83,7 +83,9 @@ def report(
     reference = load_reference(stars_reference) if stars_reference is not None else None
     store = open_store(output)
     if report_available():
-        warm_up()  # vl-convert's JS engine starts while the runs are summarised
+        # Two vl-convert processes warm up while the runs are summarised: vl-convert
+        # holds the GIL, so plots rendered here go one at a time (report/plotworker.py).
+        warm_up(plot_worker=True)
     try:
         with OutputLock(output):
             store.interrupt_dead()  # we hold the lock: whatever still says "running" is dead
@@ -95,6 +97,7 @@ def report(
             summaries = export_results(store, output, [], reference)
             page = write_report(store, output, summaries) if report_available() else None
     finally:
+        stop_plot_worker()
         store.close()
     console = make_console()
     if summaries:

@@ -108,12 +108,9 @@ def union_length(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def tpot_s(sample: sqlite3.Row) -> float | None:
-    """Time per output token after the first; None without TTFT or with < 2 tokens."""
-    latency, ttft, tokens = sample["latency_s"], sample["ttft_s"], sample["completion_tokens"]
-    if latency is None or ttft is None or tokens is None or tokens < 2:
-        return None
-    return max(float(latency) - float(ttft), 0.0) / (int(tokens) - 1)
+def _tpot(latency: float, ttft: float, tokens: int) -> float:
+    """Time per output token after the first (``_decoding``'s samples only)."""
+    return max(latency - ttft, 0.0) / (tokens - 1)
 
 
 def speed_figures(
@@ -149,9 +146,9 @@ def _decode_speed(ok: list[sqlite3.Row]) -> float | None:
 
 
 def _decoding(ok: list[sqlite3.Row]) -> list[tuple[float, float, int]]:
-    """(latency, TTFT, completion tokens) of the samples that have a ``tpot_s``: known
-    latency and TTFT, two tokens or more. One pass of plain tuples: looking each
-    column up by name, sample by sample, was a tenth of summarising a run."""
+    """(latency, TTFT, completion tokens) of the samples that have a time per output
+    token (``_tpot``): known latency and TTFT, two tokens or more. The columns are
+    read by name once a sample, then used as plain tuples."""
     rows = [(s["latency_s"], s["ttft_s"], s["completion_tokens"]) for s in ok]
     return [
         (float(latency), float(ttft), int(count))
@@ -166,10 +163,7 @@ def distributions(ok: list[sqlite3.Row]) -> dict[str, dict[str, Any]]:
         name: [float(s[name]) for s in ok if s[name] is not None]
         for name in ("latency_s", "ttft_s", "itl_s")
     }
-    # ``tpot_s`` of each sample, the same arithmetic
-    columns["tpot_s"] = [
-        max(latency - ttft, 0.0) / (count - 1) for latency, ttft, count in _decoding(ok)
-    ]
+    columns["tpot_s"] = [_tpot(*sample) for sample in _decoding(ok)]
     return {name: distribution(columns[name]) for name in DISTRIBUTIONS}
 
 

@@ -30,6 +30,7 @@ import orjson
 
 from fleetbench import __version__
 from fleetbench.fsutil import append_text, atomic_write_text, read_json_object
+from fleetbench.store.aggregates import tuple_cursor
 from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
 from fleetbench.store.sqlite import Store
 from fleetbench.tasks import run_files
@@ -148,6 +149,7 @@ _SELECT = ", ".join(
      *SAMPLE_FIELDS[_INPUT + 1 :], "input_json -> '$.ensemble'", "input_json ->> '$.prompt'",
      "input_json ->> '$.ensemble'"]
 )  # fmt: skip
+_STORED = ", ".join(SAMPLE_FIELDS)
 _ROUND = RECORD_KEYS.index("round")
 _PROMPT = RECORD_KEYS.index("prompt")
 # Cells that are JSON text already: embedded in a line as they are, never parsed.
@@ -161,33 +163,35 @@ _FLOATS = tuple(
 )  # fmt: skip
 
 
+def _fetch(
+    conn: sqlite3.Connection, columns: str, run_id: str, planned: int, where: str,
+    args: tuple[Any, ...],
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    """``columns`` of the run's stored samples below ``planned`` (and ``where``), in
+    order of round and index, as plain tuples."""
+    return (
+        tuple_cursor(conn)
+        .execute(
+            f"SELECT {columns} FROM samples WHERE run_id = ? AND sample_index < ? {where} "
+            "ORDER BY round, sample_index",
+            (run_id, planned, *args),
+        )
+        .fetchall()
+    )
+
+
 def _rows(
     conn: sqlite3.Connection, run_id: str, planned: int, where: str = "", args: tuple[Any, ...] = ()
 ) -> list[tuple[Any, ...]]:
-    """The run's stored samples below ``planned`` (and ``where``), in order of round
-    and index, as ``_SELECT``'s plain tuples."""
-    cursor = conn.cursor()
-    cursor.row_factory = None
-    return cursor.execute(
-        f"SELECT {_SELECT} FROM samples WHERE run_id = ? AND sample_index < ? {where} "
-        "ORDER BY round, sample_index",
-        (run_id, planned, *args),
-    ).fetchall()
+    """The run's samples (``_fetch``) as ``_SELECT``'s tuples: both files' rows."""
+    return _fetch(conn, _SELECT, run_id, planned, where, args)
 
 
 def _records(
-    conn: sqlite3.Connection, run_id: str, planned: int, where: str = "", args: tuple[Any, ...] = ()
+    conn: sqlite3.Connection, run_id: str, planned: int, where: str, args: tuple[Any, ...]
 ) -> list[dict[str, Any]]:
-    """The run's stored samples below ``planned`` (and ``where``) as records (``_record``),
-    in order of round and index."""
-    cursor = conn.cursor()
-    cursor.row_factory = None
-    rows = cursor.execute(
-        f"SELECT {', '.join(SAMPLE_FIELDS)} FROM samples WHERE run_id = ? AND sample_index < ? "
-        f"{where} ORDER BY round, sample_index",
-        (run_id, planned, *args),
-    ).fetchall()
-    return [_record(row) for row in rows]
+    """The run's samples (``_fetch``) as records (``_record``)."""
+    return [_record(row) for row in _fetch(conn, _STORED, run_id, planned, where, args)]
 
 
 def _write_task_files(
@@ -234,8 +238,7 @@ def _jsonl(rows: list[tuple[Any, ...]]) -> bytes:
         if row[_N] is not None:  # which member(s) supplied the answer (runner/ensemble.py)
             record["ensemble"] = fragment(row[_N])
         lines.append(dumps(record))
-    lines.append(b"")
-    return b"\n".join(lines) if rows else b""
+    return b"\n".join(lines) + b"\n" if lines else b""
 
 
 def _columns(rows: list[tuple[Any, ...]], columns: list[str] | None = None) -> list[str]:

@@ -79,7 +79,7 @@ def attempt_spans(
     (a sample without ``sent_at`` starts at its reply); with ``per_round`` one span per
     round and attempt, else one per attempt over all its rounds (round 0)."""
     group = "round, attempt" if per_round else "attempt"
-    rows = _tuples(conn).execute(
+    rows = tuple_cursor(conn).execute(
         f"SELECT {'round' if per_round else 0}, MIN(COALESCE(sent_at, received_at)), "
         f"MAX(received_at) FROM samples {_WHERE} AND received_at IS NOT NULL "
         f"GROUP BY {group} ORDER BY {group}",
@@ -118,7 +118,7 @@ def ok_timings(conn: sqlite3.Connection, run_id: str, below: int) -> list[sqlite
 
 def stored_scores(conn: sqlite3.Connection, run_id: str, below: int) -> list[tuple[int, int, str]]:
     """(round, index, scores JSON) of the samples that have scores."""
-    rows = _tuples(conn).execute(
+    rows = tuple_cursor(conn).execute(
         f"SELECT round, sample_index, scores_json FROM samples {_WHERE} "
         "AND scores_json IS NOT NULL AND scores_json != '' ORDER BY round, sample_index",
         (run_id, below),
@@ -137,7 +137,7 @@ def send_lags_ms(conn: sqlite3.Connection, run_id: str, below: int) -> list[floa
     return [1000.0 * (a - i) for a, i in rows]
 
 
-def _tuples(conn: sqlite3.Connection) -> sqlite3.Cursor:
+def tuple_cursor(conn: sqlite3.Connection) -> sqlite3.Cursor:
     """A cursor whose rows are plain tuples, read by position: cheaper than a
     ``sqlite3.Row`` a sample for the queries that read one row per sample."""
     cursor = conn.cursor()

@@ -1,11 +1,12 @@
-"""A second vl-convert for the report after a parallel batch, in a process of its own.
+"""A vl-convert in a process of its own, for the report after a parallel batch and
+for ``fleetbench report`` (``render.PLOT_WORKERS`` of them).
 
 Why: vl-convert evaluates one spec at a time per process (one JavaScript worker), so
 the plots of a report render one after another whatever the threads: the report after
 a batch re-renders every plot the batch's runs changed (its last run changes them
 all), ~0.1 s a plot on the batch's critical path (benchmarks/makespan.py). Started and
-warmed up while the runs execute (``render.warm_up``), this process renders one plot
-while the batch's own vl-convert renders another: two plots in ~0.11 s, not ~0.2 s.
+warmed up while the runs execute or are summarised (``render.warm_up``), two of them
+render two plots at once: ~0.11 s, not ~0.2 s.
 
 ``python -m fleetbench.report.plotworker VL_VERSION`` warms vl-convert up on that
 Vega-Lite version, writes ``ready``, then serves requests on stdin/stdout: a request

@@ -42,7 +42,7 @@ def warm_up(plot_worker: bool = False) -> None:
     report after the last run is not on the batch's critical path twice
     (benchmarks/makespan.py); a failure here only means the report pays it later.
 
-    ``plot_worker`` (a parallel batch): the JavaScript engines are instead
+    ``plot_worker`` (a parallel batch, ``fleetbench report``): the JavaScript engines are instead
     ``PLOT_WORKERS`` processes of their own (report/plotworker.py), which ``save`` uses
     once they are ready, until ``stop_plot_worker``: vl-convert holds the GIL while it
     converts, so plots on threads of this process render one at a time, and stall the

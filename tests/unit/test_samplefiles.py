@@ -193,3 +193,14 @@ def test_lines_and_cells_are_the_stored_samples_decoded(tmp_path: Path) -> None:
                 assert cell == ("" if value is None else str(value)), key
     assert rows[0]["prompt"] == "plain, with a comma" and rows[2]["ensemble"].startswith("[")
     assert rows[0]["latency_s"] == "0.3" and rows[0]["cost_usd"] == "1.5e-05"
+
+
+def test_workers_keep_their_heap_unless_the_user_tuned_malloc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MALLOC_TOP_PAD_", raising=False)
+    monkeypatch.setenv("FLEETBENCH_PROBE", "kept")
+    env = samplefiles.worker_env()
+    assert env["MALLOC_TOP_PAD_"] == str(64 << 20) and env["FLEETBENCH_PROBE"] == "kept"
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "4096")
+    assert samplefiles.worker_env()["MALLOC_TOP_PAD_"] == "4096"

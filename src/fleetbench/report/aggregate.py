@@ -16,8 +16,14 @@ from fleetbench.report.categories import by_category
 from fleetbench.report.energy import EnergyCounts, energy_columns_from, gpu_power_columns
 from fleetbench.report.load import LoadInputs, load_figures
 from fleetbench.report.rounds import round_figures, round_series, spread_from
-from fleetbench.report.server_timing import server_timing
-from fleetbench.report.timing import distributions, percentile_columns, spans_seconds, speed_from
+from fleetbench.report.server_timing import SERVER_TIMING_COLUMNS, server_timing
+from fleetbench.report.timing import (
+    OkColumns,
+    distributions_of,
+    percentile_columns,
+    spans_seconds,
+    speed_from,
+)
 from fleetbench.report.tokens import TokenCounts, totals_from
 from fleetbench.store import Store, aggregates
 from fleetbench.tasks import primary_metric, retrieval_corpus, run_scores
@@ -37,16 +43,18 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     per_round, run_id, db = int(run["planned_samples"]), run["run_id"], store.conn
     stats = aggregates.run_stats(db, run_id, per_round)
     ok = aggregates.ok_timings(db, run_id, per_round)
+    columns = OkColumns.of(ok)
+    decoding = columns.decoding()
     rounds = aggregates.round_stats(db, run_id, per_round)
-    figures = round_figures(db, run_id, per_round, rounds, ok)
+    figures = round_figures(rounds, columns)
     spread = spread_from(figures, per_round)
     planned = per_round * spread["rounds"]
     attempts = store.attempts(run_id)
     n = int(stats["n"])
 
     tokens = totals_from(_token_counts(stats), run["backend"])
-    latencies = [s["latency_s"] for s in ok if s["latency_s"] is not None]
-    ttfts = [s["ttft_s"] for s in ok if s["ttft_s"] is not None]
+    latencies = [x for x in columns.latency if x is not None]
+    ttfts = [x for x in columns.ttft if x is not None]
 
     energy = energy_columns_from(
         _energy_counts(stats), attempts, bool(energy_config.get("client_only"))
@@ -56,10 +64,9 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
     loads = [a["load_time_s"] for a in attempts if a["load_time_s"] is not None]
     rss = [a["peak_rss_mb"] for a in attempts if a["peak_rss_mb"] is not None]
     split = _reasoning_split(stats)
-    dists = distributions(ok)
-    spans = [(a, b) for _, a, b in aggregates.attempt_spans(db, run_id, per_round)]
-    wall = spans_seconds(spans, n, int(stats["no_received"]))
-    speed = speed_from(wall, ok, tokens.ok_completion)
+    dists = distributions_of(columns, decoding)
+    wall = spans_seconds(aggregates.attempt_spans(rounds), n, int(stats["no_received"]))
+    speed = speed_from(wall, len(ok), tokens.ok_completion, decoding)
     summary: dict[str, Any] = {
         "model_name": run["model_name"],
         "model_class": run["model_class"],
@@ -94,10 +101,10 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "peak_rss_mb": max(rss) if rss else None,
         "attempts": len(attempts),
         **split,
-        **_serving(stats, ok, attempts),
+        **_serving(stats, columns, attempts),
         "token_count_source": tokens.source,
         "token_count_unknown_reason": tokens.unknown_reason,
-        **_quality(run["task"], per_round, [r["round"] for r in rounds], db, run_id),
+        **_quality(run["task"], per_round, [r.round for r in rounds], db, run_id),
         "retrieval_corpus": retrieval_corpus(run["task"], config.get("task_options") or {}),
         **derive(
             DerivedInputs(
@@ -118,14 +125,20 @@ def summarize_run(store: Store, run: sqlite3.Row) -> dict[str, Any]:
         "categories": ";".join((config.get("model") or {}).get("tags") or []),
         **spread,
         "round_series": round_series(figures, per_round),  # summary.json only: nested
-        "by_category": by_category(store, run_id, per_round),
-        **server_timing(store, run_id, per_round),  # Ollama native: server timings
+        # Categories, server timings (Ollama native) and send lags are scanned for only
+        # when the run's counts say some sample has them.
+        "by_category": by_category(store, run_id, per_round) if stats["categorised"] else {},
+        **(
+            server_timing(store, run_id, per_round)
+            if stats["ok_server_timed"]
+            else dict.fromkeys(SERVER_TIMING_COLUMNS)
+        ),
         **load_figures(
             config,
             LoadInputs(
                 samples=n,
-                ok=ok,
-                lags_ms=aggregates.send_lags_ms(db, run_id, per_round),
+                ok=columns,
+                lags_ms=aggregates.send_lags_ms(db, run_id, per_round) if stats["lagged"] else [],
                 ok_replies=int(stats["ok_received"]),
                 first_reply=stats["ok_first_received"],
                 last_reply=stats["ok_last_received"],
@@ -162,22 +175,13 @@ def _quality(
 ) -> dict[str, Any]:
     """Run-level quality from the samples' scores, every round (with a stored sample)
     in turn; a sample not stored passes None."""
-    stored: dict[int, dict[int, str]] = {}
-    for number, index, text in aggregates.stored_scores(db, run_id, planned):
-        stored.setdefault(number, {})[index] = text
+    slot = {number: k * planned for k, number in enumerate(rounds or [1])}
+    per_sample: list[Any] = [None] * (len(slot) * planned)
     parsed: dict[str, Any] = {}  # the same scores text decoded once (0/1 scores repeat)
-    per_sample: list[Any] = []
-    for number in rounds or [1]:
-        by_index = stored.get(number, {})
-        for i in range(planned):
-            found = by_index.get(i)
-            if found is None:
-                per_sample.append(None)
-                continue
-            if found not in parsed:
-                parsed[found] = json.loads(found)
-            value = parsed[found]
-            per_sample.append(dict(value) if isinstance(value, dict) else value)
+    for number, index, text in aggregates.stored_scores(db, run_id, planned):
+        if (value := parsed.get(text)) is None:
+            value = parsed[text] = json.loads(text)
+        per_sample[slot[number] + index] = dict(value) if isinstance(value, dict) else value
     if all(s is None for s in per_sample):
         return {"scores": {}, "quality_metric": "", "quality_score": None}
     scores = run_scores(task, per_sample)
@@ -185,17 +189,15 @@ def _quality(
     return {"scores": scores, "quality_metric": metric, "quality_score": scores.get(metric)}
 
 
-def _serving(
-    stats: dict[str, Any], ok: list[sqlite3.Row], attempts: list[sqlite3.Row]
-) -> dict[str, Any]:
+def _serving(stats: dict[str, Any], ok: OkColumns, attempts: list[sqlite3.Row]) -> dict[str, Any]:
     """Cost, inter-token latency, retries and server startup.
 
     Cost follows the token rule (``report.tokens``): every successful sample must have
     one (a priced model with known counts), else the run's cost is empty, never a
     partial sum; failed samples add theirs where known.
     """
-    priced = bool(ok) and not stats["ok_no_cost"]
-    itls = [s["itl_s"] for s in ok if s["itl_s"] is not None]
+    priced = bool(ok.rounds) and not stats["ok_no_cost"]
+    itls = [x for x in ok.itl if x is not None]
     startups = [a["startup_s"] for a in attempts if a["startup_s"] is not None]
     return {
         "cost_usd": float(stats["cost_total"]) if priced else None,

@@ -20,11 +20,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from fleetbench.report.timing import percentile
+from fleetbench.report.timing import OkColumns, percentile
 
 KEEP_UP = 0.9  # a step keeps up when it completes at least this share of its rate
 LOAD_COLUMNS = [
@@ -52,7 +51,7 @@ class LoadInputs:
     the last of them (``store.aggregates``)."""
 
     samples: int
-    ok: list[sqlite3.Row]
+    ok: OkColumns
     lags_ms: list[float]
     ok_replies: int
     first_reply: float | None
@@ -85,18 +84,19 @@ def load_figures(
         "sweep": sweep,
     }
     if slo and inputs.samples:
-        good = sum(1 for s in inputs.ok if _meets(s, slo))
+        ok = inputs.ok
+        good = sum(1 for s in zip(ok.ttft, ok.itl, ok.latency, strict=True) if _meets(s, slo))
         out["goodput_share"] = good / inputs.samples
         out["goodput_rps"] = good / wall_s if wall_s else None
     return out
 
 
-def _meets(sample: sqlite3.Row, slo: dict[str, Any]) -> bool:
-    for target, column in _TARGETS:
+def _meets(sample: tuple[float | None, ...], slo: dict[str, Any]) -> bool:
+    """Whether a sample's (TTFT, ITL, latency) meet every target of ``slo``."""
+    for (target, _), value in zip(_TARGETS, sample, strict=True):
         limit = slo.get(target)
         if limit is None:
             continue
-        value = sample[column]
         if value is None or 1000.0 * value > limit:
             return False
     return True

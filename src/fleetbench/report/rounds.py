@@ -12,8 +12,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from fleetbench.report.timing import generation_seconds, percentile, spans_seconds
-from fleetbench.store import aggregates
+from fleetbench.report.timing import OkColumns, generation_seconds, percentile, spans_seconds
+from fleetbench.store.aggregates import RoundStats
 
 ROUND_COLUMNS: list[str] = [
     "rounds",
@@ -69,41 +69,26 @@ def round_spread(samples: list[sqlite3.Row], planned: int) -> dict[str, Any]:
     return spread_from(figures, planned)
 
 
-def round_figures(
-    db: sqlite3.Connection,
-    run_id: str,
-    below: int,
-    rounds: list[dict[str, Any]] | None = None,
-    ok: list[sqlite3.Row] | None = None,
-) -> list[RoundFigures]:
-    """Each round's figures from SQL (``store.aggregates``); ``rounds`` and ``ok`` when
-    the caller has already read them (``round_stats``, ``ok_timings``)."""
-    rounds = aggregates.round_stats(db, run_id, below) if rounds is None else rounds
+def round_figures(rounds: list[RoundStats], ok: OkColumns) -> list[RoundFigures]:
+    """Each round's figures from its counts and spans (``store.aggregates.round_stats``)
+    and the successful samples' timings."""
     if len(rounds) < 2:  # no spread: only the count of rounds is used
-        return [RoundFigures([], 0, None, None, int(r["round"])) for r in rounds]
-    ok = aggregates.ok_timings(db, run_id, below) if ok is None else ok
+        return [RoundFigures([], 0, None, None, r.round) for r in rounds]
     latencies: dict[int, list[float]] = {}
-    for s in ok:
-        if s["latency_s"] is not None:
-            latencies.setdefault(int(s["round"]), []).append(float(s["latency_s"]))
-    spans: dict[int, list[tuple[float, float]]] = {}
-    for number, a, b in aggregates.attempt_spans(db, run_id, below, per_round=True):
-        spans.setdefault(number, []).append((a, b))
-    out = []
-    for r in rounds:
-        number = int(r["round"])
-        wall = spans_seconds(spans.get(number, []), int(r["n"]), int(r["no_received"]))
-        out.append(
-            RoundFigures(
-                latencies=latencies.get(number, []),
-                ok=int(r["ok"]),
-                ok_completion=None if r["ok_no_completion"] else int(r["ok_completion"]),
-                wall=wall,
-                number=number,
-                first_sent=r["first_sent"],
-            )
+    for number, latency in zip(ok.rounds, ok.latency, strict=True):
+        if latency is not None:
+            latencies.setdefault(int(number), []).append(float(latency))
+    return [
+        RoundFigures(
+            latencies=latencies.get(r.round, []),
+            ok=r.ok,
+            ok_completion=None if r.ok_no_completion else r.ok_completion,
+            wall=spans_seconds(list(r.spans.values()), r.n, r.no_received),
+            number=r.round,
+            first_sent=r.first_sent,
         )
-    return out
+        for r in rounds
+    ]
 
 
 def spread_from(figures: list[RoundFigures], planned: int) -> dict[str, Any]:

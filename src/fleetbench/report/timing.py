@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 PERCENTILES = (50, 90, 95, 99)
@@ -109,61 +110,95 @@ def union_length(intervals: list[tuple[float, float]]) -> float:
 
 
 def _tpot(latency: float, ttft: float, tokens: int) -> float:
-    """Time per output token after the first (``_decoding``'s samples only)."""
+    """Time per output token after the first (``OkColumns.decoding``'s samples only)."""
     return max(latency - ttft, 0.0) / (tokens - 1)
+
+
+@dataclass(frozen=True)
+class OkColumns:
+    """The successful samples' round, latency, TTFT, ITL and completion tokens as
+    columns, samples in (round, index) order (``store.aggregates.ok_timings``): read
+    once, where looking each figure up by name in every sample, figure after figure,
+    cost more than the figures."""
+
+    rounds: tuple[int, ...] = ()
+    latency: tuple[float | None, ...] = ()
+    ttft: tuple[float | None, ...] = ()
+    itl: tuple[float | None, ...] = ()
+    tokens: tuple[int | None, ...] = ()
+
+    @classmethod
+    def of(cls, ok: Sequence[Sequence[Any]]) -> OkColumns:
+        """From ``ok_timings``'s rows (their five columns in that order)."""
+        return cls(*zip(*ok, strict=True)) if ok else cls()
+
+    @classmethod
+    def by_name(cls, ok: Sequence[sqlite3.Row]) -> OkColumns:
+        """From rows that have these columns among others (``Store.samples``)."""
+        names = ("round", "latency_s", "ttft_s", "itl_s", "completion_tokens")
+        return cls(*(tuple(s[name] for s in ok) for name in names))
+
+    def decoding(self) -> list[tuple[float, float, int]]:
+        """(latency, TTFT, completion tokens) of the samples that have a time per
+        output token (``_tpot``): known latency and TTFT, two tokens or more."""
+        return [
+            (float(latency), float(ttft), int(count))
+            for latency, ttft, count in zip(self.latency, self.ttft, self.tokens, strict=True)
+            if latency is not None and ttft is not None and count is not None and count >= 2
+        ]
 
 
 def speed_figures(
     samples: list[sqlite3.Row], ok: list[sqlite3.Row], ok_completion: int | None
 ) -> dict[str, Any]:
     """The run's throughput, request rate, per-request decode speed and wall time."""
-    return speed_from(generation_seconds(samples), ok, ok_completion)
+    decoding = OkColumns.by_name(ok).decoding()
+    return speed_from(generation_seconds(samples), len(ok), ok_completion, decoding)
 
 
 def speed_from(
-    wall: float | None, ok: list[sqlite3.Row], ok_completion: int | None
+    wall: float | None,
+    ok: int,
+    ok_completion: int | None,
+    decoding: list[tuple[float, float, int]],
 ) -> dict[str, Any]:
-    """``speed_figures`` given the wall time; ``ok`` needs only the successful
-    samples' latency, TTFT and completion tokens."""
+    """``speed_figures`` given the wall time, the number of successful samples and
+    their ``OkColumns.decoding``."""
     throughput = rps = None
     if wall:  # None without timestamps; 0 only for a run of instant failures
         throughput = None if ok_completion is None else ok_completion / wall
-        rps = len(ok) / wall
+        rps = ok / wall
     return {
         "generation_seconds": wall,
         "throughput_tokens_per_second": throughput,
         "requests_per_second": rps,
-        "per_request_tokens_per_second": None if ok_completion is None else _decode_speed(ok),
+        "per_request_tokens_per_second": None if ok_completion is None else _decode_speed(decoding),
     }
 
 
-def _decode_speed(ok: list[sqlite3.Row]) -> float | None:
+def _decode_speed(decoding: list[tuple[float, float, int]]) -> float | None:
     tokens = seconds = 0.0
-    for latency, ttft, count in _decoding(ok):
+    for latency, ttft, count in decoding:
         tokens += count - 1
         seconds += max(latency - ttft, 0.0)
     return tokens / seconds if seconds > 0 else None
 
 
-def _decoding(ok: list[sqlite3.Row]) -> list[tuple[float, float, int]]:
-    """(latency, TTFT, completion tokens) of the samples that have a time per output
-    token (``_tpot``): known latency and TTFT, two tokens or more. The columns are
-    read by name once a sample, then used as plain tuples."""
-    rows = [(s["latency_s"], s["ttft_s"], s["completion_tokens"]) for s in ok]
-    return [
-        (float(latency), float(ttft), int(count))
-        for latency, ttft, count in rows
-        if latency is not None and ttft is not None and count is not None and count >= 2
-    ]
-
-
 def distributions(ok: list[sqlite3.Row]) -> dict[str, dict[str, Any]]:
     """summary.json's ``distributions``: seconds, over the successful samples."""
+    return distributions_of(OkColumns.by_name(ok))
+
+
+def distributions_of(
+    ok: OkColumns, decoding: list[tuple[float, float, int]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``distributions`` from the successful samples' columns (and their
+    ``OkColumns.decoding``, when the caller has it)."""
     columns: dict[str, list[float]] = {
-        name: [float(s[name]) for s in ok if s[name] is not None]
-        for name in ("latency_s", "ttft_s", "itl_s")
+        name: [float(x) for x in values if x is not None]
+        for name, values in (("latency_s", ok.latency), ("ttft_s", ok.ttft), ("itl_s", ok.itl))
     }
-    columns["tpot_s"] = [_tpot(*sample) for sample in _decoding(ok)]
+    columns["tpot_s"] = [_tpot(*sample) for sample in (decoding or ok.decoding())]
     return {name: distribution(columns[name]) for name in DISTRIBUTIONS}
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass, field
 from typing import Any
 
 # Energy columns whose run totals are complete sums (report.energy).
@@ -56,6 +57,10 @@ _STATS = ", ".join(
         f"{_count(f'{_OK} AND received_at IS NOT NULL')} AS ok_received",
         f"MIN(CASE WHEN {_OK} THEN received_at END) AS ok_first_received",
         f"MAX(CASE WHEN {_OK} THEN received_at END) AS ok_last_received",
+        # Whether the scans of the few figures most runs lack are needed at all.
+        f"{_count(f'{_OK} AND server_timing_json IS NOT NULL')} AS ok_server_timed",
+        f"{_count('intended_send_at IS NOT NULL AND actual_send_at IS NOT NULL')} AS lagged",
+        "COUNT(category) AS categorised",
     ]
 )
 _WHERE = "WHERE run_id = ? AND sample_index < ?"
@@ -72,58 +77,88 @@ def run_stats(conn: sqlite3.Connection, run_id: str, below: int) -> dict[str, An
     return out
 
 
-def attempt_spans(
-    conn: sqlite3.Connection, run_id: str, below: int, per_round: bool = False
-) -> list[tuple[int, float, float]]:
-    """(round, first send, last reply) of each attempt's samples that have a reply time
-    (a sample without ``sent_at`` starts at its reply); with ``per_round`` one span per
-    round and attempt, else one per attempt over all its rounds (round 0)."""
-    group = "round, attempt" if per_round else "attempt"
+@dataclass
+class RoundStats:
+    """One round's counts (``round_stats``): samples, successes, successes without a
+    completion count, their known completion tokens, samples without a reply time, the
+    first send time; and each attempt's (first send, last reply) over the round's
+    samples with a reply time (a sample without ``sent_at`` starts at its reply)."""
+
+    round: int
+    n: int = 0
+    ok: int = 0
+    ok_no_completion: int = 0
+    ok_completion: int = 0
+    no_received: int = 0
+    first_sent: float | None = None
+    spans: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+
+def round_stats(conn: sqlite3.Connection, run_id: str, below: int) -> list[RoundStats]:
+    """Per round with a stored sample, in order: its ``RoundStats``. One scan grouped by
+    round and attempt gives both the rounds' counts and the attempts' spans (three
+    scans before): counts and token sums add up exactly, spans are minima and maxima."""
     rows = tuple_cursor(conn).execute(
-        f"SELECT {'round' if per_round else 0}, MIN(COALESCE(sent_at, received_at)), "
-        f"MAX(received_at) FROM samples {_WHERE} AND received_at IS NOT NULL "
-        f"GROUP BY {group} ORDER BY {group}",
+        f"SELECT round, attempt, COUNT(*), {_count(_OK)}, "
+        f"{_count(f'{_OK} AND completion_tokens IS NULL')}, "
+        f"COALESCE(SUM(CASE WHEN {_OK} THEN completion_tokens END), 0), "
+        "COUNT(*) - COUNT(received_at), MIN(sent_at), "
+        "MIN(CASE WHEN received_at IS NOT NULL THEN COALESCE(sent_at, received_at) END), "
+        f"MAX(received_at) FROM samples {_WHERE} GROUP BY round, attempt "
+        "ORDER BY round, attempt",
         (run_id, below),
     )
-    return [(int(n), float(a), float(b)) for n, a, b in rows]
+    out: list[RoundStats] = []
+    for number, attempt, n, ok, no_completion, completion, unreplied, sent, a, b in rows:
+        if not out or out[-1].round != number:
+            out.append(RoundStats(int(number)))
+        r = out[-1]
+        r.n, r.ok, r.no_received = r.n + n, r.ok + ok, r.no_received + unreplied
+        r.ok_no_completion += no_completion
+        r.ok_completion += int(completion)
+        if sent is not None and (r.first_sent is None or sent < r.first_sent):
+            r.first_sent = sent
+        if b is not None:
+            r.spans[int(attempt)] = (float(a), float(b))
+    return out
 
 
-def round_stats(conn: sqlite3.Connection, run_id: str, below: int) -> list[dict[str, Any]]:
-    """Per round with a stored sample, in order: samples, successes, successes without
-    a completion count, their known completion tokens, samples without a reply time,
-    the first send time."""
-    cur = conn.execute(
-        f"SELECT round, COUNT(*) AS n, {_count(_OK)} AS ok, "
-        f"{_count(f'{_OK} AND completion_tokens IS NULL')} AS ok_no_completion, "
-        f"COALESCE(SUM(CASE WHEN {_OK} THEN completion_tokens END), 0) AS ok_completion, "
-        "COUNT(*) - COUNT(received_at) AS no_received, MIN(sent_at) AS first_sent "
-        f"FROM samples {_WHERE} GROUP BY round ORDER BY round",
-        (run_id, below),
-    )
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur]
+def attempt_spans(rounds: list[RoundStats]) -> list[tuple[float, float]]:
+    """Each attempt's (first send, last reply) over all its rounds, attempts in order
+    (``round_stats``'s spans joined)."""
+    joined: dict[int, tuple[float, float]] = {}
+    for r in rounds:
+        for attempt, (a, b) in r.spans.items():
+            was = joined.get(attempt)
+            joined[attempt] = (a, b) if was is None else (min(was[0], a), max(was[1], b))
+    return [joined[k] for k in sorted(joined)]
 
 
-def ok_timings(conn: sqlite3.Connection, run_id: str, below: int) -> list[sqlite3.Row]:
+def ok_timings(conn: sqlite3.Connection, run_id: str, below: int) -> list[tuple[Any, ...]]:
     """The successful samples' round, latency, TTFT, ITL and completion tokens, in
     (round, index) order: what the distributions and percentiles need, nothing more."""
-    cur = conn.cursor()
-    cur.row_factory = sqlite3.Row
-    return cur.execute(
-        "SELECT round, latency_s, ttft_s, itl_s, completion_tokens "
-        f"FROM samples {_WHERE} AND {_OK} ORDER BY round, sample_index",
-        (run_id, below),
-    ).fetchall()
+    return (
+        tuple_cursor(conn)
+        .execute(
+            "SELECT round, latency_s, ttft_s, itl_s, completion_tokens "
+            f"FROM samples {_WHERE} AND {_OK} ORDER BY round, sample_index",
+            (run_id, below),
+        )
+        .fetchall()
+    )
 
 
 def stored_scores(conn: sqlite3.Connection, run_id: str, below: int) -> list[tuple[int, int, str]]:
     """(round, index, scores JSON) of the samples that have scores."""
-    rows = tuple_cursor(conn).execute(
-        f"SELECT round, sample_index, scores_json FROM samples {_WHERE} "
-        "AND scores_json IS NOT NULL AND scores_json != '' ORDER BY round, sample_index",
-        (run_id, below),
+    return (
+        tuple_cursor(conn)
+        .execute(
+            f"SELECT round, sample_index, scores_json FROM samples {_WHERE} "
+            "AND scores_json IS NOT NULL AND scores_json != '' ORDER BY round, sample_index",
+            (run_id, below),
+        )
+        .fetchall()
     )
-    return [(int(n), int(i), str(text)) for n, i, text in rows]
 
 
 def send_lags_ms(conn: sqlite3.Connection, run_id: str, below: int) -> list[float]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_exports import _count_summaries
@@ -54,9 +56,19 @@ def test_a_report_through_workers_writes_the_same_files(
     monkeypatch.setattr(samplefiles, "PARALLEL_MIN_SAMPLES", 0)
     monkeypatch.setattr(FolderWorkers, "__enter__", entering)
     here = _count_summaries(monkeypatch, exports)  # runs summarised in this process
-    many = export_results(store, tmp_path / "many", [])
-    if not _one_cpu():  # two workers wrote the files and summarised the runs
-        assert started == [2] and here == []
+    documents: list[str] = []  # runs whose summary.json this process wrote
+    real_documents = exports._write_documents
+
+    def writing(store: Store, run: Any, *args: Any) -> None:
+        documents.append(run["run_id"])
+        real_documents(store, run, *args)
+
+    monkeypatch.setattr(exports, "_write_documents", writing)
+    pages: list[int] = []
+    many = export_results(store, tmp_path / "many", [], None, lambda s: pages.append(len(s)))
+    assert pages == [4]  # the page is made once, from every run's summary
+    if not _one_cpu():  # two workers wrote the files, the summaries and the documents
+        assert started == [2] and here == [] and documents == []
     assert many == one
     assert _files(tmp_path / "many") == _files(tmp_path / "one")
     # The stamps record what was written: the next report writes nothing again.
@@ -204,3 +216,31 @@ def test_workers_keep_their_heap_unless_the_user_tuned_malloc(
     assert env["MALLOC_TOP_PAD_"] == str(64 << 20) and env["FLEETBENCH_PROBE"] == "kept"
     monkeypatch.setenv("MALLOC_TOP_PAD_", "4096")
     assert samplefiles.worker_env()["MALLOC_TOP_PAD_"] == "4096"
+
+
+def test_documents_a_worker_cannot_write_are_left_to_the_caller(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(samplefiles, "PARALLEL_MIN_SAMPLES", 0)
+    rows = {row["run_id"]: row for row in store.runs()}
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the run's folder should be")
+    folders = {"r0": run_dir(tmp_path, "r0"), "r1": blocked}
+    # r1's first job is none: its worker fails on its documents, not before.
+    jobs = [FolderJob(rows[r], folders[r], r == "r0", False, 6) for r in ("r0", "r1")]
+    with FolderWorkers(store, jobs, workers=2) as workers:
+        if workers.started < 2:
+            pytest.skip("needs two CPUs")
+        summaries = {r: exports.summarize_run(store, rows[r]) for r in folders}
+        handed = workers.documents(
+            [
+                {"run": dict(zip(rows[r].keys(), rows[r], strict=True)), "summary": summaries[r],
+                 "folder": str(folders[r]), "stamp": exports.samples_stamp(store, rows[r]),
+                 "files": workers.files(r)}
+                for r in ("r0", "r1")
+            ]
+        )  # fmt: skip
+        assert handed and workers.finish() == {"r0"}  # r1's worker met an error: not done
+    summary = json.loads((folders["r0"] / exports.SUMMARY_FILE).read_text())
+    assert summary["summary"]["run_id"] == "r0"
+    assert exports.read_stamp(folders["r0"])["document"]  # its stamp records it

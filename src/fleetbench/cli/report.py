@@ -94,8 +94,15 @@ def report(
                     f"{loaded.source}: none of its runs is stored in {output}; "
                     "run it first or give its results folder with --output"
                 )
-            summaries = export_results(store, output, [], reference)
-            page = write_report(store, output, summaries) if report_available() else None
+            pages: list[Path | None] = []
+            # The page is built while worker processes, if any, write the runs' documents.
+            summaries = export_results(
+                store, output, [], reference,
+                lambda summaries: pages.append(
+                    write_report(store, output, summaries) if report_available() else None
+                ),
+            )  # fmt: skip
+            page = pages[0] if pages else None
     finally:
         stop_plot_worker()
         store.close()

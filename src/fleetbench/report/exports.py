@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ EMISSIONS_KEYS = (
 
 def write_run_files(
     store: Store,
-    run: sqlite3.Row,
+    run: sqlite3.Row | dict[str, Any],
     summary: dict[str, Any],
     folder: Path,
     stamp: dict[str, Any] | None = None,
@@ -83,7 +83,7 @@ def write_run_files(
     # it), the summary (stars and knees included) and the attempts: unchanged row and
     # summary, unchanged files, so reading 100 rounds' attempts again is not needed.
     document = hashlib.sha256(
-        jsontext.dumps([list(run), summary], sort_keys=True).encode()
+        jsontext.dumps([[run[k] for k in run.keys()], summary], sort_keys=True).encode()  # noqa: SIM118
     ).hexdigest()
     documents = (SUMMARY_FILE, EMISSIONS_FILE)
     if written.get("document") != document or not _sizes_match(folder, written, documents):
@@ -94,7 +94,9 @@ def write_run_files(
         overwrite_text(folder / STAMP_FILE, json.dumps(new) + "\n")
 
 
-def _write_documents(store: Store, run: sqlite3.Row, summary: dict[str, Any], folder: Path) -> None:
+def _write_documents(
+    store: Store, run: sqlite3.Row | dict[str, Any], summary: dict[str, Any], folder: Path
+) -> None:
     """``summary.json`` and ``emissions.json``, each written when its text changed."""
     attempts = [
         {
@@ -123,14 +125,19 @@ def _write_documents(store: Store, run: sqlite3.Row, summary: dict[str, Any], fo
     _write_if_changed(folder / EMISSIONS_FILE, jsontext.pretty(emissions) + "\n")
 
 
-def samples_stamp(store: Store, run: sqlite3.Row) -> dict[str, Any]:
+def samples_stamp(store: Store, run: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
     """What the run's sample files are made of: its stored samples below the plan's
     count (how many, the highest rowid and the latest ``created_at``: samples are only
     ever inserted or deleted, and a re-inserted one is newer), the task (its files),
-    and the format (the sample columns and this fleetbench's version)."""
-    count, rowid, created, last_round = store.conn.execute(
-        "SELECT COUNT(*), MAX(rowid), MAX(created_at), MAX(round) FROM samples "
-        "WHERE run_id = ? AND sample_index < ?",
+    and the format (the sample columns and this fleetbench's version). Two index-only
+    scans (counts on the primary key, ``created_at`` of all the run's samples on
+    ``samples_figures``): reading every sample row for its ``created_at`` cost 0.4 ms
+    a run of 1,000 samples, a fifth of a report over an unchanged store.
+    """
+    count, rowid, last_round, created = store.conn.execute(
+        "SELECT COUNT(*), MAX(rowid), MAX(round), "
+        "(SELECT MAX(created_at) FROM samples WHERE run_id = ?1) FROM samples "
+        "WHERE run_id = ?1 AND sample_index < ?2",
         (run["run_id"], int(run["planned_samples"])),
     ).fetchone()
     return {
@@ -205,10 +212,16 @@ class ResultsExporter:
         self._cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         self._stamps: dict[str, dict[str, Any]] = {}
 
-    def export(self, run_ids: list[str]) -> list[dict[str, Any]]:
+    def export(
+        self,
+        run_ids: list[str],
+        meanwhile: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> list[dict[str, Any]]:
         """Rewrite the given runs' files (all runs if empty) and the master CSV; returns
         every run's summary. Stars use the exporter's ``stars_reference`` when given,
-        else the reference named by the latest plan."""
+        else the reference named by the latest plan. ``meanwhile`` (the report page) is
+        called with the summaries once the master CSV is written, while worker
+        processes, if any, write the runs' documents."""
         rows = self.store.runs()
         self._stamps = {}
         jobs = [job for row in rows if (job := self._job(row, run_ids)) is not None]
@@ -222,14 +235,46 @@ class ResultsExporter:
             else:
                 rate_runs(summaries, rows)
             mark_knees(summaries)
-            for row, summary in zip(rows, summaries, strict=True):
-                if not run_ids or row["run_id"] in run_ids:
-                    write_run_files(
-                        self.store, row, summary, run_dir(self.output, row["run_id"]),
-                        self._stamp(row), workers.files(row["run_id"]),
-                    )  # fmt: skip
-        write_master_csv(self.output, summaries)
+            todo = [
+                (row, summary)
+                for row, summary in zip(rows, summaries, strict=True)
+                if not run_ids or row["run_id"] in run_ids
+            ]
+            handed = workers.documents([self._document_job(r, s, workers) for r, s in todo])
+            if not handed:
+                self._write_documents(todo, workers, set())
+            write_master_csv(self.output, summaries)
+            if meanwhile is not None:
+                meanwhile(summaries)
+            if handed:  # what a worker did not write (it failed) is written here
+                self._write_documents(todo, workers, workers.finish())
         return summaries
+
+    def _document_job(
+        self, row: sqlite3.Row, summary: dict[str, Any], workers: FolderWorkers
+    ) -> dict[str, Any]:
+        """``write_run_files``'s arguments for a worker (``FolderWorkers.documents``)."""
+        return {
+            "run": dict(zip(row.keys(), row, strict=True)),
+            "summary": summary,
+            "folder": str(run_dir(self.output, row["run_id"])),
+            "stamp": self._stamp(row),
+            "files": workers.files(row["run_id"]),
+        }
+
+    def _write_documents(
+        self,
+        todo: list[tuple[sqlite3.Row, dict[str, Any]]],
+        workers: FolderWorkers,
+        done: set[str],
+    ) -> None:
+        """``write_run_files`` here for the runs not in ``done``."""
+        for row, summary in todo:
+            if row["run_id"] not in done:
+                write_run_files(
+                    self.store, row, summary, run_dir(self.output, row["run_id"]),
+                    self._stamp(row), workers.files(row["run_id"]),
+                )  # fmt: skip
 
     def _job(self, row: sqlite3.Row, run_ids: list[str]) -> FolderJob | None:
         """What a worker could do for the run: write its sample files when they are
@@ -333,6 +378,7 @@ def export_results(
     output: Path,
     run_ids: list[str],
     stars_reference: list[ReferenceRow] | None = None,
+    meanwhile: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """One export from scratch (``fleetbench report``, an ensemble): see ``ResultsExporter``."""
-    return ResultsExporter(store, output, stars_reference).export(run_ids)
+    return ResultsExporter(store, output, stars_reference).export(run_ids, meanwhile)

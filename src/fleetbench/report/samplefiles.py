@@ -130,9 +130,9 @@ def append_rounds(
             columns = next(csv.reader(f))
     except (OSError, StopIteration, csv.Error, UnicodeDecodeError):
         return None
-    kept = conn.execute(
-        "SELECT COUNT(*), MAX(created_at) FROM samples "
-        "WHERE run_id = ? AND sample_index < ? AND rowid <= ?",
+    kept = conn.execute(  # as ``samples_stamp`` counts: created_at of any index
+        "SELECT COUNT(CASE WHEN sample_index < ?2 THEN 1 END), MAX(created_at) FROM samples "
+        "WHERE run_id = ?1 AND rowid <= ?3",
         (run_id, planned, rowid),
     ).fetchone()
     if tuple(kept) != old:
@@ -323,18 +323,26 @@ class FolderWorkers:
     when there are at least two runs and ``PARALLEL_MIN_SAMPLES`` samples' worth of work;
     else ``files`` returns None and the caller does it all itself.
 
-    A worker is a plain ``python -m fleetbench.report.fileworker`` (jobs as JSON on its
-    stdin, one JSON line per run done on its stdout), not a ``multiprocessing`` child:
-    spawned children import the parent's ``__main__`` again (a script without a main
-    guard would run again in each), and forked ones inherit the locks of the parent's
-    threads (the import warm-up, a meter) as they were. What a worker did not do (it
-    failed, or could not start) is left to the caller, which does it in-process and
-    meets the same error, if it is one, where it can report it."""
+    Two phases: first each worker writes its share of sample files and summary caches
+    (``wait`` returns when all have); then, once the caller has the summaries (stars
+    and knees compare runs), ``documents`` hands the runs' ``summary.json``,
+    ``emissions.json`` and stamps to the same workers, which write them while the
+    caller goes on (the report page), and ``finish`` waits for them. Written in the
+    caller, the documents were a serial second or two after a round of 1,000 runs.
+
+    A worker is a plain ``python -m fleetbench.report.fileworker`` (its first jobs in a
+    file, the documents' as one JSON line on its stdin, one JSON line per run done on
+    its stdout, a byte on a pipe when its first jobs are done), not a
+    ``multiprocessing`` child: spawned children import the parent's ``__main__`` again
+    (a script without a main guard would run again in each), and forked ones inherit
+    the locks of the parent's threads (the import warm-up, a meter) as they were. What a
+    worker did not do (it failed, or could not start) is left to the caller, which does
+    it in-process and meets the same error, if it is one, where it can report it."""
 
     def __init__(self, store: Store, jobs: list[FolderJob], workers: int | None = None) -> None:
         """``workers``: how many processes at most (default: the usable CPUs)."""
         self._jobs, self._workers, self._path = jobs, workers, store.path
-        self._procs: list[tuple[subprocess.Popen[bytes], IO[str]]] = []
+        self._procs: list[_Worker] = []
         self._files: dict[str, dict[str, int]] | None = None
 
     def __enter__(self) -> FolderWorkers:
@@ -344,23 +352,8 @@ class FolderWorkers:
         if len(self._jobs) < 2 or total < PARALLEL_MIN_SAMPLES or workers < 2:
             return self
         for share in _lpt(self._jobs, workers):
-            # Files, not pipes: nothing waits for the other side while the parent
-            # goes on (a full pipe would stop the worker).
-            jobs, out = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-            jobs.write(json.dumps(share))
-            jobs.seek(0)
-            try:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "fleetbench.report.fileworker", str(self._path)],
-                    stdin=jobs, stdout=out, stderr=subprocess.DEVNULL,
-                    env=worker_env(),
-                )  # fmt: skip
-            except OSError:
-                out.close()
-                continue  # its runs are left to the caller
-            finally:
-                jobs.close()
-            self._procs.append((proc, out))
+            with contextlib.suppress(OSError):  # its runs are left to the caller
+                self._procs.append(_Worker.start(self._path, share))
         return self
 
     @property
@@ -369,15 +362,14 @@ class FolderWorkers:
         return len(self._procs)
 
     def wait(self) -> None:
-        """Until every worker is done (then their summary caches are in the folders)."""
+        """Until every worker is done with its first jobs (then their summary caches are
+        in the folders)."""
         if self._files is None:
             self._files = {}
-            for proc, out in self._procs:
-                proc.wait()
-                out.seek(0)
-                for line in out:  # what it did, even if it failed later
-                    with contextlib.suppress(ValueError, KeyError, TypeError):
-                        done = json.loads(line)
+            for worker in self._procs:
+                worker.first_jobs_done()
+                for done in worker.lines():  # what it did, even if it failed later
+                    with contextlib.suppress(KeyError, TypeError, AttributeError):
                         if done.get("files") is not None:
                             self._files[str(done["run_id"])] = dict(done["files"])
 
@@ -388,11 +380,110 @@ class FolderWorkers:
         assert self._files is not None
         return self._files.get(run_id)
 
+    def documents(self, jobs: list[dict[str, Any]]) -> bool:
+        """Hand the workers these runs' documents (``exports.write_run_files``'s
+        arguments: ``run`` as a dict, ``summary``, ``folder``, ``stamp``, ``files``),
+        dealt in turn; they write them while the caller goes on. False: no worker."""
+        self.wait()
+        if not self._procs:
+            return False
+        shares: list[list[dict[str, Any]]] = [[] for _ in self._procs]
+        for k, job in enumerate(jobs):
+            shares[k % len(shares)].append(job)
+        for worker, share in zip(self._procs, shares, strict=True):
+            worker.hand(share)
+        return True
+
+    def finish(self) -> set[str]:
+        """Until every worker has ended; the runs whose documents they wrote."""
+        done: set[str] = set()
+        for worker in self._procs:
+            worker.close_jobs()
+            worker.proc.wait()
+            for line in worker.lines():
+                with contextlib.suppress(KeyError, TypeError, AttributeError):
+                    if line.get("documents"):
+                        done.add(str(line["run_id"]))
+        return done
+
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for proc, out in self._procs:  # interrupted (or done): never leave a worker behind
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+        for worker in self._procs:  # interrupted (or done): never leave a worker behind
+            worker.close(kill=kind is not None)
+
+
+@dataclass
+class _Worker:
+    """One ``fileworker`` process: its stdin (the documents' jobs), its stdout (a file:
+    nothing waits for the other side while the parent goes on, as a full pipe would
+    stop the worker) and the read end of the pipe it signals on."""
+
+    proc: subprocess.Popen[bytes]
+    out: IO[bytes]
+    signal: int | None
+
+    @classmethod
+    def start(cls, database: Path, share: list[dict[str, Any]]) -> _Worker:
+        out = tempfile.TemporaryFile("w+b")  # noqa: SIM115 (kept: the worker's stdout)
+        read, write = os.pipe()
+        try:
+            with tempfile.TemporaryFile("w+") as jobs:
+                jobs.write(json.dumps(share))
+                jobs.flush()
+                jobs.seek(0)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "fleetbench.report.fileworker", str(database),
+                     str(jobs.fileno()), str(write)],
+                    stdin=subprocess.PIPE, stdout=out, stderr=subprocess.DEVNULL,
+                    pass_fds=(jobs.fileno(), write), env=worker_env(),
+                )  # fmt: skip
+        except BaseException:
             out.close()
+            os.close(read)
+            raise
+        finally:
+            os.close(write)
+        return cls(proc, out, read)
+
+    def first_jobs_done(self) -> None:
+        """Until the worker says its first jobs are done, or has ended."""
+        if self.signal is not None:
+            with contextlib.suppress(OSError):
+                os.read(self.signal, 1)  # b"": it ended without saying so
+            os.close(self.signal)
+            self.signal = None
+
+    def lines(self) -> list[dict[str, Any]]:
+        """What the worker has printed so far, a dict a line. Read at an offset
+        (``pread``): the worker shares the file's position, and writes on."""
+        fd = self.out.fileno()
+        text = os.pread(fd, os.fstat(fd).st_size, 0)
+        out = []
+        for line in text.splitlines():
+            with contextlib.suppress(ValueError):
+                if isinstance(value := json.loads(line), dict):
+                    out.append(value)
+        return out
+
+    def hand(self, jobs: list[dict[str, Any]]) -> None:
+        """The documents' jobs, as one line (a worker that died takes none)."""
+        stdin = self.proc.stdin
+        if stdin is not None and not stdin.closed:
+            with contextlib.suppress(OSError):
+                stdin.write(orjson.dumps(jobs, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+            self.close_jobs()
+
+    def close_jobs(self) -> None:
+        """No (more) jobs: at the end of its stdin, the worker ends."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+
+    def close(self, kill: bool) -> None:
+        self.close_jobs()
+        if kill and self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.first_jobs_done()
+        self.out.close()

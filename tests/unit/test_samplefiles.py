@@ -275,13 +275,16 @@ def test_samples_csv_is_what_csv_writer_writes(
         tuple(v if (k + j) % 5 else None for j, v in enumerate(row))
         for k, row in enumerate(_awkward_rows(30, 99))
     ]
-    for rows in (typed, [tuple(None for _ in typed[0])] * 3, _stored_like(200)):
+    stored = (_stored_like(200), _stored_like(50, "\x00"))
+    for rows in (typed, [tuple(None for _ in typed[0])] * 3, *stored):
         assert samplefiles._csv(rows) == _reference_csv(rows, samplefiles._columns(rows))
     assert samplefiles._csv([]) == _reference_csv([], samplefiles._columns([]))
 
 
-def _stored_like(count: int) -> list[tuple[object, ...]]:
-    """Rows as a store gives them: each column of one type, or None."""
+def _stored_like(count: int, odd: str = "") -> list[tuple[object, ...]]:
+    """Rows as a store gives them: each column of one type, the JSON ones all quoted
+    (one with ``odd`` in it)."""
+    import json
     import random
 
     rng = random.Random(7)
@@ -292,7 +295,9 @@ def _stored_like(count: int) -> list[tuple[object, ...]]:
         for key in (*samplefiles.RECORD_KEYS, "ensemble", "prompt", "ensemble"):
             kind = samplefiles._FIELD_TYPES.get(key, "str").split(" ")[0]
             sample = kinds.get(kind, "text")
-            if isinstance(sample, str):
+            if key in ("messages", "scores", "server_timing_json"):
+                row.append(json.dumps({"k": rng.choice(["a,b", 'q"', "x\ny"])}) + odd * (i == 3))
+            elif isinstance(sample, str):
                 row.append(rng.choice(["a,b", "plain", 'q"uote', f"id{i}"]))
             elif isinstance(sample, int):
                 row.append(rng.randrange(-3, 10**6))

@@ -296,7 +296,9 @@ def _cells(column: tuple[Any, ...], figures: bool) -> Sequence[str]:
     try:  # each raises TypeError at a value of another type (None too)
         if kind is str:
             return _quoted(column, "".join(column))
-        if kind is int:
+        if kind is int:  # (min() and max() raise it too)
+            if min(column) >= 0 and max(column) < len(_DECIMALS):
+                return list(map(_DECIMALS.__getitem__, column))
             return list(map(int.__repr__, column))
         if kind is float and figures:
             return list(map(float.__format__, column, repeat(".6g")))
@@ -337,6 +339,8 @@ def _quote_chars() -> str | None:
     return chars if chars[:2] == ',"' and line(probe) == ",".join(ours) + "\n" else None
 
 
+# The text of the small ints (indices, rounds, most token counts), made once.
+_DECIMALS = tuple(map(str, range(4096)))
 # The characters ``csv`` quotes a cell for (None: ``_csv`` leaves the quoting to it).
 _QUOTE = _quote_chars()
 _QUOTE_SEARCH = re.compile(f"[{re.escape(_QUOTE or ',')}]").search
@@ -348,6 +352,10 @@ def _quoted(cells: Sequence[str], joined: str) -> Sequence[str]:
     which one search of their text says."""
     if _QUOTE is None or not any(c in joined for c in _QUOTE):
         return cells
+    if "\0" not in joined and sum(map(str.__contains__, cells, repeat('"'))) == len(cells):
+        # All quoted (JSON, as scores are): in one go, NUL standing between the cells.
+        text = "\0".join(cells).replace('"', '""').replace("\0", '"\0"')
+        return f'"{text}"'.split("\0")
     search, quote, quotes = _QUOTE_SEARCH, '"', '""'
     return [f'"{cell.replace(quote, quotes)}"' if search(cell) else cell for cell in cells]
 

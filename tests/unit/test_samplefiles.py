@@ -244,3 +244,104 @@ def test_documents_a_worker_cannot_write_are_left_to_the_caller(
     summary = json.loads((folders["r0"] / exports.SUMMARY_FILE).read_text())
     assert summary["summary"]["run_id"] == "r0"
     assert exports.read_stamp(folders["r0"])["document"]  # its stamp records it
+
+
+def _reference_csv(rows: list[tuple[object, ...]], columns: list[str], header: bool = True) -> str:
+    """``samples.csv`` as ``csv.writer`` writes it, a row at a time (the former ``_csv``)."""
+    import csv
+    import io
+
+    n, prompt = samplefiles._N, samplefiles._PROMPT
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if header:
+        writer.writerow(columns)
+    for row in rows:
+        cells = [*row[:prompt], row[n + 1], *row[prompt + 1 : n]]
+        for i in samplefiles._FLOATS:
+            if cells[i].__class__ is float:
+                cells[i] = f"{cells[i]:.6g}"
+        writer.writerow([*cells, row[n + 2]] if len(columns) > n else cells)
+    return buf.getvalue()
+
+
+def _awkward_rows(count: int, seed: int) -> list[tuple[object, ...]]:
+    """``_SELECT``-shaped rows whose every column mixes awkward values: floats of all
+    magnitudes (ints stored as floats, halfway points, -0.0, inf, nan), ints, None,
+    bytes, text with the characters ``csv`` quotes for (or ``\\r``, NUL, spaces)."""
+    import random
+
+    rng = random.Random(seed)
+    texts = ["", " lead", "trail ", "a,b", 'say "hi"', "two\nlines", "cr\rhere", "nul\x00,",
+             "Grüße", "\u2028", '{"correct": 1}', "plain"]  # fmt: skip
+    floats = [0.0, -0.0, 3.0, -7.0, 1e16, 123456.5, 1234565.0, 10000.25, 0.1 + 0.2, 1.5e-05,
+              9.9999995, 999999.5, 1e-320, 1.7976931348623157e308, float("inf"),
+              float("-inf"), float("nan"), 1796006633.4447193]  # fmt: skip
+
+    def value() -> object:
+        pick = rng.random()
+        if pick < 0.1:
+            return rng.choice(floats)
+        if pick < 0.4:
+            return rng.uniform(-1, 1) * 10 ** rng.randint(-12, 12)
+        if pick < 0.55:
+            return rng.choice([0, 1, -5, 2**63 - 1, 10**20])
+        if pick < 0.9:
+            return rng.choice(texts)
+        return None if pick < 0.98 else b"by,tes"
+
+    width = samplefiles._N + 3
+    return [tuple(value() for _ in range(width)) for _ in range(count)]
+
+
+@pytest.mark.parametrize("quoting_left_to_csv", [False, True])
+def test_samples_csv_is_what_csv_writer_writes(
+    monkeypatch: pytest.MonkeyPatch, quoting_left_to_csv: bool
+) -> None:
+    """Built a column at a time, the spreadsheet is byte for byte what ``csv.writer``
+    writes a row at a time, whatever types and values the columns hold."""
+    if quoting_left_to_csv:  # a Python whose ``csv`` quotes by rules ``_csv`` does not know
+        monkeypatch.setattr(samplefiles, "_QUOTE", None)
+    keys = list(samplefiles.RECORD_KEYS)
+    for seed in range(40):
+        rows = _awkward_rows(1 + seed % 7, seed)
+        for columns in (keys, [*keys, "ensemble"]):
+            assert samplefiles._csv(rows, columns) == _reference_csv(rows, columns)
+            assert samplefiles._csv(rows, columns, header=False) == _reference_csv(
+                rows, columns, header=False
+            )
+    # Columns of one type each, as stored (the fast paths), and None among them.
+    typed = [
+        tuple(v if (k + j) % 5 else None for j, v in enumerate(row))
+        for k, row in enumerate(_awkward_rows(30, 99))
+    ]
+    stored = (_stored_like(200), _stored_like(50, "\x00"))
+    for rows in (typed, [tuple(None for _ in typed[0])] * 3, *stored):
+        assert samplefiles._csv(rows) == _reference_csv(rows, samplefiles._columns(rows))
+    assert samplefiles._csv([]) == _reference_csv([], samplefiles._columns([]))
+
+
+def _stored_like(count: int, odd: str = "") -> list[tuple[object, ...]]:
+    """Rows as a store gives them: each column of one type, the JSON ones all quoted
+    (one with ``odd`` in it)."""
+    import json
+    import random
+
+    rng = random.Random(7)
+    kinds = {"str": "text", "int": 0, "float": 0.0}
+    rows = []
+    for i in range(count):
+        row: list[object] = []
+        for key in (*samplefiles.RECORD_KEYS, "ensemble", "prompt", "ensemble"):
+            kind = samplefiles._FIELD_TYPES.get(key, "str").split(" ")[0]
+            sample = kinds.get(kind, "text")
+            if key in ("messages", "scores", "server_timing_json"):
+                row.append(json.dumps({"k": rng.choice(["a,b", 'q"', "x\ny"])}) + odd * (i == 3))
+            elif isinstance(sample, str):
+                row.append(rng.choice(["a,b", "plain", 'q"uote', f"id{i}"]))
+            elif isinstance(sample, int):
+                row.append(rng.randrange(-3, 10**6))
+            else:
+                row.append(rng.uniform(0, 2) * 10 ** rng.randint(-8, 10))
+        rows.append(tuple(row))
+    return rows

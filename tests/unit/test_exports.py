@@ -154,8 +154,19 @@ def test_the_next_report_reuses_each_unchanged_runs_summary(
     with sqlite3.connect(store.path) as db:  # a sample replaced, the run row untouched
         db.execute("UPDATE samples SET created_at = created_at + 1 WHERE run_id = 'r5'")
     summarised.clear()
+    read: list[str] = []  # the runs whose cached summary was read
+    real_read = exports._read_cache
+
+    def reading(path: Path, made_from: dict[str, Any]) -> dict[str, Any] | None:
+        read.append(path.parent.name)
+        return real_read(path, made_from)
+
+    monkeypatch.setattr(exports, "_read_cache", reading)
     again = export_results(store, out, [])
     assert sorted(summarised) == ["r2", "r4", "r5"]
+    # Deciding what to do, run by run: r2's and r5's files were written from other
+    # samples, so their caches are not read (they are summarised again, then read).
+    assert read[:4] == ["r0", "r1", "r3", "r4"]
     by_id = {s["run_id"]: s for s in again}
     assert by_id["r2"]["rounds"] == 2 and by_id["r2"]["total_prompts"] == 4
 

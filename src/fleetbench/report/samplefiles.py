@@ -1,17 +1,15 @@
 """A run's sample files (``results.jsonl``, ``samples.csv``, the task's files), and
-writing many runs' of them in worker processes.
+bringing many runs' folders up to date in worker processes.
 
 A report over a store that no batch wrote (a store from another machine, a new
-fleetbench version) writes every stored sample once: about 13 µs each (one SELECT for
-both files, no JSON parsed, orjson and ``csv`` in C; 45 µs before), 2 µs less since the
-spreadsheet is made a column at a time, plus ~3 µs of kernel time a sample's kilobyte
-of text on these disks. A
-thousand samples of the 1M-sample store (``benchmarks/sample_files.py``): 4.5 ms to
-read, 3.8 ms of lines, 4.3 ms of spreadsheet (6.2 ms through ``csv.writer`` a row at a
-time; 6.3 ms for 18 ms with answers of a kilobyte). The runs are independent, so
+fleetbench version) writes every stored sample once. A thousand samples of the
+1M-sample store (``benchmarks/sample_files.py``): 4.5 ms to read (one SELECT for both
+files, no stored JSON parsed), 3.8 ms of lines (orjson), 4.3 ms of spreadsheet (made a
+column at a time; 6.2 ms through ``csv.writer`` a row at a time), plus ~3 µs of kernel
+time a sample's kilobyte of text on these disks. The runs are independent, so
 ``FolderWorkers`` spreads them over worker processes, each reading the store through
-its own read-only connection, and summarising the runs whose summaries must be made
-again too (``exports.write_summary_cache``).
+its own read-only connection, summarising the runs whose summaries must be made again
+(``exports.write_summary_cache``) and then writing every run's documents.
 """
 
 from __future__ import annotations

@@ -432,7 +432,9 @@ class FolderWorkers:
         if len(self._jobs) < 2 or total < PARALLEL_MIN_SAMPLES or workers < 2:
             return self
         for share in _lpt(self._jobs, workers):
-            with contextlib.suppress(OSError):  # its runs are left to the caller
+            # Not started (no pass_fds where there is no fork: Windows): its runs are left
+            # to the caller.
+            with contextlib.suppress(OSError, ValueError):
                 self._procs.append(_Worker.start(self._path, share))
         return self
 

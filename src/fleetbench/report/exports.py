@@ -247,12 +247,12 @@ class ResultsExporter:
             ]
             handed = workers.documents([self._document_job(r, s, workers) for r, s in todo])
             if not handed:
-                self._write_documents(todo, workers, set())
+                self._write_here(todo, workers, set())
             write_master_csv(self.output, summaries)
             if meanwhile is not None:
                 meanwhile(summaries)
             if handed:  # what a worker did not write (it failed) is written here
-                self._write_documents(todo, workers, workers.finish())
+                self._write_here(todo, workers, workers.finish())
         return summaries
 
     def _document_job(
@@ -267,7 +267,7 @@ class ResultsExporter:
             "files": workers.files(row["run_id"]),
         }
 
-    def _write_documents(
+    def _write_here(
         self,
         todo: list[tuple[sqlite3.Row, dict[str, Any]]],
         workers: FolderWorkers,

@@ -15,8 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-import orjson
-
+from fleetbench import jsontext
 from fleetbench.report.exports import write_run_files, write_summary_cache
 from fleetbench.report.samplefiles import read_stamp, update_sample_files
 from fleetbench.store.sqlite import Store
@@ -41,7 +40,7 @@ def main(database: str, jobs_fd: int, signal_fd: int) -> int:
         os.write(signal_fd, b"1")
         os.close(signal_fd)
         line = sys.stdin.buffer.readline()
-        for doc in orjson.loads(line) if line.strip() else []:
+        for doc in jsontext.loads(line) if line.strip() else []:
             run = doc["run"]
             write_run_files(
                 store, run, doc["summary"], Path(doc["folder"]), doc["stamp"], doc["files"]

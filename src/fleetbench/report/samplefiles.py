@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import orjson
 
-from fleetbench import __version__
+from fleetbench import __version__, jsontext
 from fleetbench.fsutil import append_text, atomic_write_text, read_json_object
 from fleetbench.store.aggregates import tuple_cursor
 from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
@@ -451,7 +451,7 @@ class FolderWorkers:
             for worker in self._procs:
                 worker.first_jobs_done()
                 for done in worker.lines():  # what it did, even if it failed later
-                    with contextlib.suppress(KeyError, TypeError, AttributeError):
+                    with contextlib.suppress(KeyError, TypeError, ValueError):
                         if done.get("files") is not None:
                             self._files[str(done["run_id"])] = dict(done["files"])
 
@@ -483,9 +483,8 @@ class FolderWorkers:
             worker.close_jobs()
             worker.proc.wait()
             for line in worker.lines():
-                with contextlib.suppress(KeyError, TypeError, AttributeError):
-                    if line.get("documents"):
-                        done.add(str(line["run_id"]))
+                if line.get("documents") and "run_id" in line:
+                    done.add(str(line["run_id"]))
         return done
 
     def __exit__(
@@ -553,7 +552,7 @@ class _Worker:
         stdin = self.proc.stdin
         if stdin is not None and not stdin.closed:
             with contextlib.suppress(OSError):
-                stdin.write(orjson.dumps(jobs, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+                stdin.write(jsontext.dumps(jobs).encode() + b"\n")
             self.close_jobs()
 
     def close_jobs(self) -> None:

@@ -198,7 +198,8 @@ def distributions_of(
         name: [float(x) for x in values if x is not None]
         for name, values in (("latency_s", ok.latency), ("ttft_s", ok.ttft), ("itl_s", ok.itl))
     }
-    columns["tpot_s"] = [_tpot(*sample) for sample in (decoding or ok.decoding())]
+    decoding = ok.decoding() if decoding is None else decoding
+    columns["tpot_s"] = [_tpot(*sample) for sample in decoding]
     return {name: distribution(columns[name]) for name in DISTRIBUTIONS}
 
 

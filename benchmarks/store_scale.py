@@ -7,8 +7,9 @@ latencies, tokens, energy, scores and a 2 % failure rate. Then times, each in it
 subprocess, ``fleetbench report -o DIR`` (first on runs never summarised; again as
 after a batch, each run's summary and files cached in its folder; then after one more
 round added to every run, as after a schedule's tick the report did not see: each
-run's new samples appended to its files, every run summarised again) and
-``fleetbench export samples -o DIR --format parquet``: wall time and peak RSS
+run's new samples appended to its files, every run summarised again; then after a
+tick as a schedule's batch runs it, whose exports after each run are timed too:
+``batch_tick``) and ``fleetbench export samples -o DIR --format parquet``: wall time and peak RSS
 (``ru_maxrss`` of that child, via ``os.wait4``). Targets (issue 11): < 10 s each, peak
 RSS < 1 GB.
 
@@ -97,6 +98,43 @@ def one_more_round(out: Path, samples: int) -> None:
     store.close()
 
 
+def batch_tick(out: Path, samples: int) -> str:
+    """A schedule's next tick as its batch goes: each run's round stored, then that
+    run's exports (``ResultsExporter.export([run])``, as ``runner/batch.py`` does after
+    every run: its summary and files, the master CSV), and at the end the exports of
+    the whole store and the report page. Returns the figures as one line."""
+    from fleetbench.report.exports import ResultsExporter
+    from fleetbench.report.page import write_report
+    from fleetbench.report.render import report_available, stop_plot_worker
+
+    store = Store.in_dir(out)
+    rng = random.Random(13)
+    k = int(store.conn.execute("SELECT MAX(round) FROM samples").fetchone()[0]) + 1
+    store.begin_batch(f"bench-tick-{k}", "store_scale", "bench", {}, {}, {})
+    exporter, each = ResultsExporter(store, out), []
+    try:
+        for run in store.runs():
+            add_round(store, run["run_id"], k, samples, time.time(), 0.2 + rng.random(), rng)
+            store.set_run_status(run["run_id"], COMPLETED)
+            start = time.perf_counter()
+            exporter.export([run["run_id"]])
+            each.append(time.perf_counter() - start)
+        store.finish_batch(f"bench-tick-{k}", COMPLETED)
+        start = time.perf_counter()
+        summaries = exporter.export([])
+        if report_available():
+            write_report(store, out, summaries)
+        end = time.perf_counter() - start
+    finally:
+        stop_plot_worker()
+        store.close()
+    each.sort()
+    return (f"{len(each)} runs' exports as each run ends: median {each[len(each) // 2] * 1e3:.0f} "
+            f"ms, slowest {each[-1] * 1e3:.0f} ms (the first: the exporter's cache is "
+            f"empty), {sum(each):.1f} s in all; the batch's end (every run, the page): "
+            f"{end:.1f} s")  # fmt: skip
+
+
 def timed(args: list[str]) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB) and the last stdout line of one fleetbench command."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -157,6 +195,12 @@ def main() -> None:
             ("report after one more round (appended, every run summarised)", report,
              lambda: one_more_round(out, args.samples)),
         ]  # fmt: skip
+        if not args.skip_report:
+            # A tick as a schedule's batch runs it: what it costs the batch, then the
+            # report (nothing left to do but read the caches and build the page).
+            commands.append(("report after a batch's tick", report,
+                             lambda: print(f"a schedule's tick through the batch's exports: "
+                                           f"{batch_tick(out, args.samples)}")))  # fmt: skip
         for name, command, before in [*commands, ("export samples --format parquet", export, None)]:
             if before is not None:
                 before()

@@ -75,6 +75,32 @@ def test_only_the_named_or_changed_runs_are_summarised_again(
     assert (out / MASTER_FILE).read_text() == cached_csv
 
 
+def test_an_export_after_a_run_reads_only_that_runs_samples(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch exports after each run: the runs neither named nor changed since the
+    exporter summarised them cost no query of their samples (their stamps were 0.3 ms
+    each, 0.3 s an export of a 1,000-run fleet)."""
+    stamped: list[str] = []
+    real = exports.samples_stamp
+
+    def counting(s: Store, row: Any) -> dict[str, Any]:
+        stamped.append(row["run_id"])
+        return real(s, row)
+
+    monkeypatch.setattr(exports, "samples_stamp", counting)
+    exporter = ResultsExporter(store, tmp_path / "out")
+    exporter.export([])
+    assert sorted(stamped) == [f"r{i}" for i in range(6)]
+    stamped.clear()
+    exporter.export(["r2"])
+    assert stamped == ["r2"]
+    stamped.clear()
+    store.set_run_status("r4", "failed", "boom")  # changed: its cached summary is checked
+    exporter.export(["r2"])
+    assert sorted(stamped) == ["r2", "r4"]
+
+
 def _inodes(out: Path) -> dict[str, tuple[int, int]]:
     """Each file's inode and size: replaced, or appended to (new rounds), it changes."""
     return {

@@ -11,6 +11,7 @@ import pytest
 from test_exports import _count_summaries
 from test_store import RUN, sample
 
+from fleetbench import csvtext
 from fleetbench.report import exports, samplefiles
 from fleetbench.report.exports import STAMP_FILE, export_results
 from fleetbench.report.master import run_dir
@@ -301,7 +302,7 @@ def test_samples_csv_is_what_csv_writer_writes(
     """Built a column at a time, the spreadsheet is byte for byte what ``csv.writer``
     writes a row at a time, whatever types and values the columns hold."""
     if quoting_left_to_csv:  # a Python whose ``csv`` quotes by rules ``_csv`` does not know
-        monkeypatch.setattr(samplefiles, "_QUOTE", None)
+        monkeypatch.setattr(csvtext, "_QUOTE", None)
     keys = list(samplefiles.RECORD_KEYS)
     for seed in range(40):
         rows = _awkward_rows(1 + seed % 7, seed)

@@ -285,20 +285,27 @@ class ResultsExporter:
         """What a worker could do for the run: write its sample files when they are
         stale, summarise it when neither this exporter's nor its folder's cached
         summary is of the run as stored (the latter is then kept); None: nothing."""
-        run_id, folder, stamp = row["run_id"], run_dir(self.output, row["run_id"]), self._stamp(row)
+        run_id, folder = row["run_id"], run_dir(self.output, row["run_id"])
+        cached = self._cache.get(run_id)
+        check = (  # whether the folder's cached summary may do
+            row["status"] != RUNNING
+            and run_id not in run_ids
+            and (cached is None or cached[0] != tuple(row))
+        )
         written = read_stamp(folder) if not run_ids or run_id in run_ids else None
+        if written is None and not check:
+            # A batch exports after each run: a run neither named nor changed since
+            # this exporter summarised it costs nothing, not its samples' stamp (0.3 ms
+            # each, 0.3 s an export of a 1,000-run fleet, every run).
+            return None
+        stamp = self._stamp(row)
         files = written is not None and not _fresh(folder, stamp, written)
         # Files written from other samples than the stored ones: the summary cached
         # beside them is of those too (both are written as a run is), so reading it
         # (17 KB a run of 100 rounds) is skipped; at worst the run is summarised again.
         moved = written is not None and bool(written) and _made_of(written) != stamp
         summary = False
-        cached = self._cache.get(run_id)
-        if (
-            row["status"] != RUNNING
-            and run_id not in run_ids
-            and (cached is None or cached[0] != tuple(row))
-        ):
+        if check:
             made_from = _made_from(self.store, row, stamp)
             if not moved and (kept := _read_cache(folder / SUMMARY_CACHE, made_from)) is not None:
                 self._cache[run_id] = (tuple(row), kept)

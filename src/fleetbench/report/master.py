@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fleetbench import csvtext
 from fleetbench.fsutil import atomic_write_text
 from fleetbench.report.load import LOAD_COLUMNS
 from fleetbench.report.paths import run_dir as run_dir  # importers keep their name
@@ -109,12 +110,19 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
-def write_master_csv(output: Path, summaries: Iterable[dict[str, Any]]) -> Path:
+def master_csv(summaries: Iterable[dict[str, Any]]) -> str:
+    """The master CSV's text: a row per summary, each cell ``format_cell``'s, made a
+    column at a time (``csvtext``; a batch writes it after every run: 26 ms a row at a
+    time at 1,000 runs, 20 ms so). The values are read a summary at a time: reading
+    a column across a thousand dicts of 200 keys was slower than formatting them."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(MASTER_COLUMNS)
-    for summary in summaries:
-        writer.writerow([format_cell(summary.get(col)) for col in MASTER_COLUMNS])
+    csv.writer(buf, lineterminator="\n").writerow(MASTER_COLUMNS)
+    rows = [tuple(map(summary.get, MASTER_COLUMNS)) for summary in summaries]
+    columns = [csvtext.cells(column, True) for column in zip(*rows, strict=True)] if rows else []
+    return buf.getvalue() + csvtext.rows_text(columns)
+
+
+def write_master_csv(output: Path, summaries: Iterable[dict[str, Any]]) -> Path:
     path = output / MASTER_FILE
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, master_csv(summaries))
     return path

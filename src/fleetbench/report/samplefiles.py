@@ -19,21 +19,18 @@ import csv
 import io
 import json
 import os
-import re
 import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from itertools import repeat
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 import orjson
 
-from fleetbench import __version__, jsontext
+from fleetbench import __version__, csvtext, jsontext
 from fleetbench.fsutil import append_text, atomic_write_text, read_json_object
 from fleetbench.store.aggregates import tuple_cursor
 from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
@@ -267,10 +264,9 @@ def _csv(rows: list[tuple[Any, ...]], columns: list[str] | None = None, header: 
     significant digits (``format_cell``) but the times of day: Unix seconds in full (to
     6 digits, ``1.79601e+09``, they would say only which 20 minutes).
 
-    The text ``csv.writer`` would write, made a column at a time (``_cells``): ``csv``
-    looks every character of every cell up in the line terminator, 3.5 µs a row. Most
-    of what is left is Python's float formatting (two columns of times in full, 0.85 ms
-    a thousand rows; four of figures, 0.55 ms). SQLite's ``printf('%.6g')`` is no way
+    The text ``csv.writer`` would write, made a column at a time (``csvtext``). Most of
+    the time is Python's float formatting (two columns of times in full, 0.85 ms a
+    thousand rows; four of figures, 0.55 ms). SQLite's ``printf('%.6g')`` is no way
     out: 0.75 µs a value, and it rounds otherwise (``-0``, ``inf``, halfway points)."""
     columns = _columns(rows) if columns is None else columns
     buf = io.StringIO()
@@ -283,84 +279,8 @@ def _csv(rows: list[tuple[Any, ...]], columns: list[str] | None = None, header: 
     order = [*range(_PROMPT), _N + 1, *range(_PROMPT + 1, _N)]  # the prompt as text
     if len(columns) > _N:
         order.append(_N + 2)  # the provenance as text
-    cells = [_cells(stored[i], i in _FLOATS) for i in order]
-    if _QUOTE is None:  # this ``csv`` quotes by other rules: it writes the rows itself
-        writer.writerows(zip(*cells, strict=True))
-        return buf.getvalue()
-    return buf.getvalue() + "\n".join(map(",".join, zip(*cells, strict=True))) + "\n"
-
-
-def _cells(column: tuple[Any, ...], figures: bool) -> Sequence[str]:
-    """A column's values as ``csv`` writes them: None empty, the figures' floats to 6
-    significant digits, other floats in full (``repr``), the rest ``str``, quoted where
-    ``csv`` quotes (``_quoted``). A column of one type, as columns are, in one ``map``
-    (numbers need no quotes); any other value by value."""
-    kind = column[0].__class__
-    try:  # each raises TypeError at a value of another type (None too)
-        if kind is str:
-            return _quoted(column, "".join(column))
-        if kind is int:  # (min() and max() raise it too)
-            if min(column) >= 0 and max(column) < len(_DECIMALS):
-                return list(map(_DECIMALS.__getitem__, column))
-            return list(map(int.__repr__, column))
-        if kind is float and figures:
-            return list(map(float.__format__, column, repeat(".6g")))
-        if kind is float:
-            return list(map(float.__repr__, column))
-    except TypeError:
-        pass
-    if column.count(None) == len(column):  # (counting Nones among others is slower)
-        return ("",) * len(column)
-    texts = [_cell(value, figures) for value in column]
-    return _quoted(texts, "".join(texts))
-
-
-def _cell(value: Any, figure: bool) -> str:
-    """One value as ``csv`` writes it, unquoted (``_cells``)."""
-    if value is None:
-        return ""
-    if value.__class__ is float:
-        return format(value, ".6g") if figure else repr(value)
-    return value if value.__class__ is str else str(value)
-
-
-def _quote_chars() -> str | None:
-    """The characters that make this Python's ``csv`` quote a cell (the delimiter, the
-    quote character, the line terminator's: whether ``\\r`` is one differs between
-    versions), or None if it quotes by another rule than "a cell with one of them"."""
-
-    def line(cells: list[str | None]) -> str:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(cells)
-        return buf.getvalue()
-
-    odd = ",\"\n\r\t\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029 \x00'\\;"
-    chars = "".join(c for c in odd if line([f"a{c}b", "x"]) != f"a{c}b,x\n")
-    probe: list[str | None] = [None, "", " a", "a ", '""x', *odd, odd + odd]
-    cells = [cell or "" for cell in probe]
-    ours = ['"' + c.replace('"', '""') + '"' if any(q in c for q in chars) else c for c in cells]
-    return chars if chars[:2] == ',"' and line(probe) == ",".join(ours) + "\n" else None
-
-
-# The text of the small ints (indices, rounds, most token counts), made once.
-_DECIMALS = tuple(map(str, range(4096)))
-# The characters ``csv`` quotes a cell for (None: ``_csv`` leaves the quoting to it).
-_QUOTE = _quote_chars()
-_QUOTE_SEARCH = re.compile(f"[{re.escape(_QUOTE or ',')}]").search
-
-
-def _quoted(cells: Sequence[str], joined: str) -> Sequence[str]:
-    """``cells`` (``joined``: their text) quoted as ``csv`` quotes them: in double
-    quotes, doubled inside, those with a ``_QUOTE`` character; most columns have none,
-    which one search of their text says."""
-    if _QUOTE is None or not any(c in joined for c in _QUOTE):
-        return cells
-    if "\0" not in joined and sum(map(str.__contains__, cells, repeat('"'))) == len(cells):
-        # All quoted (JSON, as scores are): in one go, NUL standing between the cells.
-        text = "\0".join(cells).replace('"', '""').replace("\0", '"\0"')
-        return f'"{text}"'.split("\0")
-    search, quote, quotes = _QUOTE_SEARCH, '"', '""'
-    return [f'"{cell.replace(quote, quotes)}"' if search(cell) else cell for cell in cells]
+    cells = [csvtext.cells(stored[i], i in _FLOATS) for i in order]
+    return buf.getvalue() + csvtext.rows_text(cells)
 
 
 @dataclass(frozen=True)

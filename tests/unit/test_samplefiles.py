@@ -346,3 +346,84 @@ def _stored_like(count: int, odd: str = "") -> list[tuple[object, ...]]:
                 row.append(rng.uniform(0, 2) * 10 ** rng.randint(-8, 10))
         rows.append(tuple(row))
     return rows
+
+
+def _format_store(tmp_path: Path) -> Store:
+    """A run of two rounds whose samples hold what the files must write: unicode,
+    quotes, commas and newlines, messages, scores, unknown values, times of day."""
+    store = Store(tmp_path / "fleetbench.db")
+    store.begin_batch("b1", "plan", "test", {}, {}, {})
+    store.upsert_run(RUN | {"run_id": "r1", "config": {"energy": {}}}, "b1", 2)
+    for k in (1, 2):
+        a = store.start_attempt("r1", "b1", {}, [k])
+        for j in range(2):
+            prompt = {"prompt": f'Say "ï,{j}"\nthen stop', "category": "retail"}
+            if j:
+                prompt["messages"] = [{"role": "user", "content": "¿qué?"}]
+            store.add_sample(sample(
+                j, a, round=k, input_json=json.dumps(prompt), latency_s=0.30000000000000004 * k,
+                ttft_s=None if j else 0.125, sent_at=1796006633.4447193 + k,
+                scores_json=json.dumps({"correct": j}), error="HTTP 503, again" if j else None,
+            ))  # fmt: skip
+        store.finish_attempt("r1", a, COMPLETED, None)
+    return store
+
+
+# sha256 of results.jsonl and samples.csv as ``_format_store``'s run writes them, for
+# each ``FILES_FORMAT``. A change here is a change of layout: raise FILES_FORMAT (files
+# of the old one are then written afresh, not appended to) and add its hash.
+_FORMAT_HASHES = {1: "5eb31aa49f97816d532709dc000782fc3ecebd0ba7eb9ed37c1b67eb423e5e1a"}
+
+
+def test_the_files_layout_is_the_one_of_its_number(tmp_path: Path) -> None:
+    import hashlib
+
+    store = _format_store(tmp_path)
+    write_sample_files(store.conn, "r1", 2, RUN["task"], tmp_path)
+    digest = hashlib.sha256()
+    for name in (samplefiles.RESULTS_FILE, samplefiles.SAMPLES_CSV):
+        digest.update((tmp_path / name).read_bytes())
+    assert digest.hexdigest() == _FORMAT_HASHES.get(samplefiles.FILES_FORMAT), (
+        "the sample files' layout changed: raise samplefiles.FILES_FORMAT and add the hash"
+    )
+
+
+def test_a_new_version_rewrites_the_task_files_only(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade the same samples are not written again (1.1 GB at a million
+    samples), only the task's files (one round) and the stamp; a new layout
+    (``FILES_FORMAT``) writes them afresh."""
+    out = tmp_path / "out"
+    export_results(store, out, [])
+    lines = {p: p.stat().st_ino for p in out.glob("runs/*/results.jsonl")}
+    rewritten: list[str] = []
+    task_files: list[str] = []
+    real, real_task = samplefiles.write_sample_files, samplefiles._write_task_files
+
+    def counting(conn: object, run_id: str, *args: object) -> dict[str, int]:
+        rewritten.append(run_id)
+        return real(conn, run_id, *args)  # type: ignore[arg-type]
+
+    def counting_task(conn: object, run_id: str, *args: object) -> dict[str, int]:
+        task_files.append(run_id)
+        return real_task(conn, run_id, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(samplefiles, "write_sample_files", counting)
+    monkeypatch.setattr(samplefiles, "_write_task_files", counting_task)
+    for stamp in out.glob(f"runs/*/{STAMP_FILE}"):  # as an older fleetbench wrote them
+        stamp.write_text(json.dumps(json.loads(stamp.read_text()) | {"version": "0.0.1"}))
+    export_results(store, out, [])
+    assert rewritten == [] and sorted(task_files) == ["r0", "r1", "r2", "r3"]
+    assert {p: p.stat().st_ino for p in lines} == lines
+    stamp = json.loads((out / "runs/r0" / STAMP_FILE).read_text())
+    assert stamp["version"] == exports.__version__ != "0.0.1"
+    task_files.clear()
+    export_results(store, out, [])  # the stamps are this version's now: nothing to do
+    assert rewritten == [] and task_files == []
+
+    monkeypatch.setattr(samplefiles, "FILES_FORMAT", 2)
+    monkeypatch.setattr(exports, "FILES_FORMAT", 2)
+    export_results(store, out, [])
+    assert sorted(rewritten) == ["r0", "r1", "r2", "r3"]
+    assert _files(out) == _files(_fresh_export(store, tmp_path / "fresh"))

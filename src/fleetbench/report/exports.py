@@ -21,6 +21,7 @@ from fleetbench.report.aggregate import summarize_run
 from fleetbench.report.load import mark_knees
 from fleetbench.report.master import run_dir, write_master_csv
 from fleetbench.report.samplefiles import (
+    FILES_FORMAT,
     STAMP_FILE,
     FolderJob,
     FolderWorkers,
@@ -129,10 +130,11 @@ def samples_stamp(store: Store, run: sqlite3.Row | dict[str, Any]) -> dict[str, 
     """What the run's sample files are made of: its stored samples below the plan's
     count (how many, the highest rowid and the latest ``created_at``: samples are only
     ever inserted or deleted, and a re-inserted one is newer), the task (its files),
-    and the format (the sample columns and this fleetbench's version). Two index-only
-    scans (counts on the primary key, ``created_at`` of all the run's samples on
-    ``samples_figures``): reading every sample row for its ``created_at`` cost 0.4 ms
-    a run of 1,000 samples, a fifth of a report over an unchanged store.
+    the format (the sample columns, ``FILES_FORMAT``) and this fleetbench's version (the
+    task's files, the summary). Two index-only scans (counts on the primary key,
+    ``created_at`` of all the run's samples on ``samples_figures``): reading every
+    sample row for its ``created_at`` cost 0.4 ms a run of 1,000 samples, a fifth of a
+    report over an unchanged store.
     """
     count, rowid, last_round, created = store.conn.execute(
         "SELECT COUNT(*), MAX(rowid), MAX(round), "
@@ -149,6 +151,7 @@ def samples_stamp(store: Store, run: sqlite3.Row | dict[str, Any]) -> dict[str, 
         "max_created_at": created,
         "last_round": last_round,
         "fields": list(SAMPLE_FIELDS),
+        "format": FILES_FORMAT,
         "version": __version__,
     }
 
@@ -285,20 +288,21 @@ class ResultsExporter:
         """What a worker could do for the run: write its sample files when they are
         stale, summarise it when neither this exporter's nor its folder's cached
         summary is of the run as stored (the latter is then kept); None: nothing."""
-        run_id, folder = row["run_id"], run_dir(self.output, row["run_id"])
+        run_id = row["run_id"]
         cached = self._cache.get(run_id)
         check = (  # whether the folder's cached summary may do
             row["status"] != RUNNING
             and run_id not in run_ids
             and (cached is None or cached[0] != tuple(row))
         )
-        written = read_stamp(folder) if not run_ids or run_id in run_ids else None
-        if written is None and not check:
+        named = not run_ids or run_id in run_ids
+        if not (named or check):
             # A batch exports after each run: a run neither named nor changed since
             # this exporter summarised it costs nothing, not its samples' stamp (0.3 ms
             # each, 0.3 s an export of a 1,000-run fleet, every run).
             return None
-        stamp = self._stamp(row)
+        folder, stamp = run_dir(self.output, run_id), self._stamp(row)
+        written = read_stamp(folder) if named else None
         files = written is not None and not _fresh(folder, stamp, written)
         # Files written from other samples than the stored ones: the summary cached
         # beside them is of those too (both are written as a run is), so reading it

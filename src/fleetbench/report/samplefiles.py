@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import orjson
 
-from fleetbench import __version__, csvtext, jsontext
+from fleetbench import csvtext, jsontext
 from fleetbench.fsutil import append_text, atomic_write_text, read_json_object
 from fleetbench.store.aggregates import tuple_cursor
 from fleetbench.store.rows import SAMPLE_FIELDS, SampleRow
@@ -41,6 +41,12 @@ RESULTS_FILE = "results.jsonl"
 SAMPLES_CSV = "samples.csv"
 # What the sample files of a run folder were written from (``exports.write_run_files``).
 STAMP_FILE = ".samples-stamp.json"
+# The layout of ``results.jsonl`` and ``samples.csv``: raise it with any change to what
+# they hold or how it is written (``test_samplefiles`` holds the files of its number).
+# Files of another layout are written afresh; a new fleetbench version alone rewrites
+# only the task's files (one round): a report after an upgrade rewrote every sample of
+# the store (1.1 GB at a million samples).
+FILES_FORMAT = 1
 
 # Below this many samples to write, starting worker processes (about 0.3 s each, an
 # interpreter and fleetbench's imports) costs more than it saves.
@@ -121,8 +127,8 @@ def append_rounds(
     old = (written.get("samples"), written.get("max_created_at"))
     rowid, last_round = written.get("max_rowid"), written.get("last_round")
     same_format = (written.get("run_id"), written.get("task"), written.get("planned_samples"),
-                   written.get("fields"), written.get("version")) == (
-                   run_id, task, planned, list(SAMPLE_FIELDS), __version__)  # fmt: skip
+                   written.get("fields"), written.get("format")) == (
+                   run_id, task, planned, list(SAMPLE_FIELDS), FILES_FORMAT)  # fmt: skip
     if not (same_format and isinstance(rowid, int) and isinstance(last_round, int)):
         return None
     try:
@@ -140,12 +146,14 @@ def append_rounds(
     if tuple(kept) != old:
         return None
     rows = _rows(conn, run_id, planned, "AND rowid > ?", (rowid,))
+    if not rows:  # the same samples (another fleetbench version): the task's files only
+        return _write_task_files(conn, run_id, planned, task, last_round, folder)
     # The new rows' columns must be the header's (an ensemble's provenance adds one).
-    if not rows or rows[0][_ROUND] <= last_round or _columns(rows, columns) != columns:
+    if rows[0][_ROUND] <= last_round or _columns(rows, columns) != columns:
         return None
     append_text(folder / RESULTS_FILE, _jsonl(rows))
     append_text(folder / SAMPLES_CSV, _csv(rows, columns, header=False))
-    return _write_task_files(conn, run_id, planned, task, rows, folder)
+    return _write_task_files(conn, run_id, planned, task, rows[-1][_ROUND], folder)
 
 
 # One SELECT for both files, its first columns in ``RECORD_KEYS``'s order: the stored
@@ -204,14 +212,14 @@ def _records(
 
 
 def _write_task_files(
-    conn: sqlite3.Connection, run_id: str, planned: int, task: str,
-    rows: list[tuple[Any, ...]], folder: Path,
+    conn: sqlite3.Connection, run_id: str, planned: int, task: str, last: int | None,
+    folder: Path,
 ) -> dict[str, int]:  # fmt: skip
-    """The task's files from the latest round of ``rows`` (one answer per question, as
-    records); the names and sizes of those and of the two sample files."""
+    """The task's files from the run's round ``last``, its latest (one answer per
+    question, as records; None: no sample stored); the names and sizes of those and of
+    the two sample files."""
     names = [RESULTS_FILE, SAMPLES_CSV]
-    last = rows[-1][_ROUND] if rows else 1
-    latest = _records(conn, run_id, planned, "AND round = ?", (last,)) if rows else []
+    latest = _records(conn, run_id, planned, "AND round = ?", (last,)) if last else []
     for name, text in run_files(task, latest).items():
         atomic_write_text(folder / name, text)
         names.append(name)
@@ -231,7 +239,9 @@ def write_sample_files(
     rows = _rows(conn, run_id, planned)
     atomic_write_text(folder / RESULTS_FILE, _jsonl(rows))
     atomic_write_text(folder / SAMPLES_CSV, _csv(rows))
-    return _write_task_files(conn, run_id, planned, task, rows, folder)
+    return _write_task_files(
+        conn, run_id, planned, task, rows[-1][_ROUND] if rows else None, folder
+    )
 
 
 def _jsonl(rows: list[tuple[Any, ...]]) -> bytes:

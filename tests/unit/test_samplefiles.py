@@ -66,10 +66,15 @@ def test_a_report_through_workers_writes_the_same_files(
 
     monkeypatch.setattr(exports, "_write_documents", writing)
     pages: list[int] = []
-    many = export_results(store, tmp_path / "many", [], None, lambda s: pages.append(len(s)))
+    seen: list[tuple[int, int]] = []  # the progress: runs done, of how many
+    many = export_results(
+        store, tmp_path / "many", [], None, lambda s: pages.append(len(s)),
+        lambda done, total: seen.append((done, total)),
+    )  # fmt: skip
     assert pages == [4]  # the page is made once, from every run's summary
     if not _one_cpu():  # two workers wrote the files, the summaries and the documents
         assert started == [2] and here == [] and documents == []
+        assert seen[-1] == (4, 4) and seen == sorted(seen)
     assert many == one
     assert _files(tmp_path / "many") == _files(tmp_path / "one")
     # The stamps record what was written: the next report writes nothing again.

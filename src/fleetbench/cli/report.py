@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from fleetbench.cli.run import DEFAULT_OUTPUT, make_console
 from fleetbench.cli.tables import (
@@ -96,12 +107,14 @@ def report(
                 )
             pages: list[Path | None] = []
             # The page is built while worker processes, if any, write the runs' documents.
-            summaries = export_results(
-                store, output, [], reference,
-                lambda summaries: pages.append(
-                    write_report(store, output, summaries) if report_available() else None
-                ),
-            )  # fmt: skip
+            with _folders_progress() as progress:
+                summaries = export_results(
+                    store, output, [], reference,
+                    lambda summaries: pages.append(
+                        write_report(store, output, summaries) if report_available() else None
+                    ),
+                    progress,
+                )  # fmt: skip
             page = pages[0] if pages else None
     finally:
         stop_plot_worker()
@@ -113,3 +126,27 @@ def report(
             console.print(note, markup=False)
     console.print(f"results: {output / MASTER_FILE} ({len(summaries)} run(s))")
     console.print(report_line(page), markup=False)
+
+
+@contextmanager
+def _folders_progress() -> Iterator[Callable[[int, int], None]]:
+    """A bar on stderr (a terminal's only, gone at the end) of the runs whose folders
+    worker processes bring up to date: over a store no batch wrote, a million samples
+    take a while (``report.samplefiles.FolderWorkers``)."""
+    console = Console(stderr=True, highlight=False)
+    bar = Progress(
+        TextColumn("run folders"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    )  # fmt: skip
+    task: list[TaskID] = []
+
+    def update(done: int, total: int) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task("", total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        bar.stop()

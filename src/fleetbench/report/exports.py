@@ -224,19 +224,22 @@ class ResultsExporter:
         self,
         run_ids: list[str],
         meanwhile: Callable[[list[dict[str, Any]]], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[dict[str, Any]]:
         """Rewrite the given runs' files (all runs if empty) and the master CSV; returns
         every run's summary. Stars use the exporter's ``stars_reference`` when given,
         else the reference named by the latest plan. ``meanwhile`` (the report page) is
         called with the summaries once the master CSV is written, while worker
-        processes, if any, write the runs' documents."""
+        processes, if any, write the runs' documents. ``progress`` is told how many
+        runs' folders worker processes have brought up to date, of how many (a first
+        report over a million samples takes a while)."""
         rows = self.store.runs()
         self._stamps = {}
         jobs = [job for row in rows if (job := self._job(row, run_ids)) is not None]
         # Sample files to write and summaries to make go to worker processes, if many
         # (see ``FolderWorkers``); then the summaries are read from their caches.
         with FolderWorkers(self.store, jobs) as workers:
-            workers.wait()
+            workers.wait(progress)
             summaries = [self._summary(row, force=row["run_id"] in run_ids) for row in rows]
             if self.stars_reference is not None:
                 assign_stars(summaries, self.stars_reference)
@@ -399,6 +402,7 @@ def export_results(
     run_ids: list[str],
     stars_reference: list[ReferenceRow] | None = None,
     meanwhile: Callable[[list[dict[str, Any]]], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """One export from scratch (``fleetbench report``, an ensemble): see ``ResultsExporter``."""
-    return ResultsExporter(store, output, stars_reference).export(run_ids, meanwhile)
+    return ResultsExporter(store, output, stars_reference).export(run_ids, meanwhile, progress)

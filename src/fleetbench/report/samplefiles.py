@@ -19,10 +19,12 @@ import csv
 import io
 import json
 import os
+import select
 import sqlite3
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
@@ -373,10 +375,13 @@ class FolderWorkers:
         """How many workers were started."""
         return len(self._procs)
 
-    def wait(self) -> None:
+    def wait(self, progress: Callable[[int, int], None] | None = None) -> None:
         """Until every worker is done with its first jobs (then their summary caches are
-        in the folders)."""
+        in the folders); ``progress`` is told, a few times a second, how many of the
+        jobs are done, and how many there are."""
         if self._files is None:
+            if progress is not None and self._procs:
+                self._watch(progress)
             self._files = {}
             for worker in self._procs:
                 worker.first_jobs_done()
@@ -384,6 +389,16 @@ class FolderWorkers:
                     with contextlib.suppress(KeyError, TypeError, ValueError):
                         if done.get("files") is not None:
                             self._files[str(done["run_id"])] = dict(done["files"])
+
+    def _watch(self, progress: Callable[[int, int], None]) -> None:
+        """``wait``'s progress: the runs the workers have printed as done, until each
+        has signalled (or ended)."""
+        while signals := [w.signal for w in self._procs if w.signal is not None]:
+            ready, _, _ = select.select(signals, [], [], 0.25)
+            for worker in self._procs:
+                if worker.signal in ready:
+                    worker.first_jobs_done()
+            progress(sum(w.done() for w in self._procs), len(self._jobs))
 
     def files(self, run_id: str) -> dict[str, int] | None:
         """The names and sizes of the sample files written for the run; None: not
@@ -476,6 +491,11 @@ class _Worker:
                 if isinstance(value := json.loads(line), dict):
                     out.append(value)
         return out
+
+    def done(self) -> int:
+        """How many lines (jobs done) the worker has printed so far."""
+        fd = self.out.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).count(b"\n")
 
     def hand(self, jobs: list[dict[str, Any]]) -> None:
         """The documents' jobs, as one line (a worker that died takes none)."""

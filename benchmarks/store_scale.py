@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -129,10 +130,28 @@ def batch_tick(out: Path, samples: int) -> str:
         stop_plot_worker()
         store.close()
     each.sort()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return (f"{len(each)} runs' exports as each run ends: median {each[len(each) // 2] * 1e3:.0f} "
             f"ms, slowest {each[-1] * 1e3:.0f} ms (the first: the exporter's cache is "
             f"empty), {sum(each):.1f} s in all; the batch's end (every run, the page): "
-            f"{end:.1f} s")  # fmt: skip
+            f"{end:.1f} s; peak RSS {peak / 1024:.0f} MB")  # fmt: skip
+
+
+def tick_apart(out: Path, samples: int) -> None:
+    """``batch_tick`` in a process of its own: grown here, this process would hand its
+    peak RSS on to the commands timed after it (Linux keeps it across fork and exec)."""
+    code = (
+        "import sys, store_scale; "
+        "print(store_scale.batch_tick(store_scale.Path(sys.argv[1]), int(sys.argv[2])))"
+    )
+    here = str(Path(__file__).resolve().parent)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])),
+    }
+    line = subprocess.run([sys.executable, "-c", code, str(out), str(samples)], env=env,
+                          check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    print(f"a schedule's tick through the batch's exports: {line}")
 
 
 def timed(args: list[str]) -> tuple[float, float, str]:
@@ -199,8 +218,7 @@ def main() -> None:
             # A tick as a schedule's batch runs it: what it costs the batch, then the
             # report (nothing left to do but read the caches and build the page).
             commands.append(("report after a batch's tick", report,
-                             lambda: print(f"a schedule's tick through the batch's exports: "
-                                           f"{batch_tick(out, args.samples)}")))  # fmt: skip
+                             lambda: tick_apart(out, args.samples)))  # fmt: skip
         for name, command, before in [*commands, ("export samples --format parquet", export, None)]:
             if before is not None:
                 before()

@@ -19,7 +19,6 @@ never delays a measurement.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import tempfile
 import threading
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetbench.errors import ConfigError
-from fleetbench.fsutil import read_json_object
+from fleetbench.fsutil import atomic_write_text, read_json_object
 from fleetbench.report.samples_export import EXPORTS_DIR, FORMATS, export_samples
 from fleetbench.store import DB_NAME, Store
 
@@ -164,9 +163,7 @@ def _load_state(path: Path, url: str) -> dict[str, Any]:
 def _save_state(path: Path, url: str, state: dict[str, Any]) -> None:
     data = read_json_object(path)
     data[url] = state
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data))
 
 
 class BackgroundUploader:

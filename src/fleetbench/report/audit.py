@@ -48,6 +48,15 @@ class Finding:
         return asdict(self)
 
 
+# A run's samples cut off while reasoning; its WHERE is the one of the partial index
+# ``samples_reasoning_cut`` (migration 014), which SQLite uses only for a query whose
+# WHERE implies the index's.
+REASONING_CUT_SQL = (
+    "SELECT answer_text FROM samples WHERE run_id = ? AND sample_index < ? "
+    "AND error IS NULL AND finish_reason = 'length' AND reasoning_text != ''"
+)
+
+
 def audit(
     store: Store, summaries: list[dict[str, Any]], thresholds: Thresholds | None = None
 ) -> list[Finding]:
@@ -105,12 +114,9 @@ def _run_checks(
         reason = s.get("energy_unmeasured_reason") or "not measured"
         out.append(Finding(WARNING, "energy missing", run_id, f"{name}: no energy: {reason}"))
     below = int(run["planned_samples"])
-    # Only the candidates are read (few): the answer's blankness is Python's strip().
-    candidates = store.conn.execute(
-        "SELECT answer_text FROM samples WHERE run_id = ? AND sample_index < ? "
-        "AND error IS NULL AND finish_reason = 'length' AND reasoning_text != ''",
-        (run_id, below),
-    )
+    # Only the candidates are read (few, through their own index: REASONING_CUT_SQL):
+    # the answer's blankness is Python's strip().
+    candidates = store.conn.execute(REASONING_CUT_SQL, (run_id, below))
     cut = [a for (a,) in candidates if not (a or "").strip()]
     if cut:
         out.append(

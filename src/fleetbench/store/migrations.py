@@ -289,4 +289,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX samples_category ON samples (category)
         """,
     ),
+    (
+        # The report's audit asks every run for its samples cut off while reasoning
+        # (``report.audit``: no error, finish_reason 'length', reasoning text): a scan
+        # of each run's rows, 0.23-0.35 s a report of 1,000 runs of 1,000 samples. The
+        # index holds only those samples (few, often none): 3 ms.
+        "014_reasoning_cut_index",
+        """
+        CREATE INDEX samples_reasoning_cut ON samples (run_id, sample_index)
+            WHERE error IS NULL AND finish_reason = 'length' AND reasoning_text != ''
+        """,
+    ),
 ]

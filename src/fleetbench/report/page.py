@@ -23,7 +23,7 @@ from fleetbench.report.audit import Finding, audit
 from fleetbench.report.cards import batch_cards
 from fleetbench.report.matrix import SAMPLE_METRIC, build_matrix
 from fleetbench.report.rankings import PARETO_AXES, RANKINGS, label, task_rankings
-from fleetbench.report.timing import percentile
+from fleetbench.report.timing import ranked_percentile
 from fleetbench.store import Store
 
 if TYPE_CHECKING:
@@ -187,11 +187,12 @@ def round_rows(
     rows = []
     for number, group in sorted(by_round.items()):
         started = _iso(min(float(f["first_sent"]) for f in group))
+        # Each figure's values sorted once for the three quantiles.
+        ranked = {k: sorted(f[k] for f in group if f[k] is not None) for k in ROUND_FIGURES}
         for q, name in FLEET_QUANTILES:
             rows.append(
                 {"label": f"fleet {name}", "round": number, "started": started}
-                | {k: percentile([f[k] for f in group if f[k] is not None], q)
-                   for k in ROUND_FIGURES}
+                | {k: ranked_percentile(xs, q) if xs else None for k, xs in ranked.items()}
             )  # fmt: skip
     note = (
         f"{len(series)} runs: median, p10 and p90 across runs per round "

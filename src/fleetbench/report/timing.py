@@ -50,10 +50,10 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     """The q-th percentile (0..100) by linear interpolation between closest ranks."""
     if not values:
         return None
-    return _ranked(sorted(values), q)
+    return ranked_percentile(sorted(values), q)
 
 
-def _ranked(xs: Sequence[float], q: float) -> float:
+def ranked_percentile(xs: Sequence[float], q: float) -> float:
     """``percentile`` of values already sorted."""
     pos = (len(xs) - 1) * q / 100.0
     lo = math.floor(pos)
@@ -71,7 +71,7 @@ def distribution(values: Sequence[float]) -> dict[str, Any]:
     mean = math.fsum(xs) / len(xs)
     std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / len(xs))
     return {"count": len(xs), "mean": mean, "std": std} | {
-        f"p{q}": _ranked(xs, q) for q in PERCENTILES
+        f"p{q}": ranked_percentile(xs, q) for q in PERCENTILES
     }
 
 

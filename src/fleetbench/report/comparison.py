@@ -17,8 +17,6 @@ question file's ``category_field``), with the model's catalogue categories besid
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sqlite3
 from pathlib import Path
@@ -27,7 +25,7 @@ from typing import Any
 from fleetbench import jsontext
 from fleetbench.backends.base import REMOTE_API
 from fleetbench.fsutil import atomic_write_text
-from fleetbench.report.master import MASTER_COLUMNS, format_cell
+from fleetbench.report.master import MASTER_COLUMNS, records_csv
 from fleetbench.report.rankings import RANK_COLUMNS, run_ranks
 
 EXTRA_COLUMNS = ["params_b", "family", "where", "carbon_intensity_source"]
@@ -136,22 +134,13 @@ def category_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str,
     return [*CATEGORY_COLUMNS, *scores], out
 
 
-def _csv(header: list[str], rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([format_cell(row.get(c)) for c in header])
-    return buf.getvalue()
-
-
 def write_comparison(
     folder: Path, rows: list[dict[str, Any]], rankings: dict[str, dict[str, Any]]
 ) -> list[Path]:
     """comparison.csv/.json (and the scaling files when there are size series, the
     per-category file when samples have categories)."""
     written = [folder / "comparison.csv", folder / "comparison.json"]
-    atomic_write_text(written[0], _csv(columns(rows), rows))
+    atomic_write_text(written[0], records_csv(columns(rows), rows))
     document = {"runs": rows, "tasks": rankings}
     # Each run's figures on their own lines, as ``json.dumps(indent=2)`` wrote them, but
     # the values below (distributions) on one: the indenting encoder is pure Python.
@@ -159,13 +148,13 @@ def write_comparison(
     scaling = scaling_rows(rows)
     if scaling:
         written += [folder / "scaling_comparison.csv", folder / "scaling_comparison.json"]
-        atomic_write_text(written[2], _csv(SCALING_COLUMNS, scaling))
+        atomic_write_text(written[2], records_csv(SCALING_COLUMNS, scaling))
         atomic_write_text(written[3], jsontext.pretty(scaling) + "\n")
     header, by_category = category_rows(rows)
     path = folder / "category_comparison.csv"
     if by_category:
         written.append(path)
-        atomic_write_text(path, _csv(header, by_category))
+        atomic_write_text(path, records_csv(header, by_category))
     else:  # a report rebuilt after the categorised runs left the store: no stale file
         path.unlink(missing_ok=True)
     return written

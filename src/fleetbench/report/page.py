@@ -268,13 +268,7 @@ def _details(store: Store, run: sqlite3.Row, record: dict[str, Any]) -> dict[str
                 "error": s["error"] or "",
             }
         )
-    # Four columns, not attempts(): a run of 100 rounds has 100 attempts, each with
-    # its host, load and energy records (0.18-0.26 s a page of 1,000 runs; 0.07 s so).
-    stored = store.conn.execute(
-        "SELECT attempt, status, started_at, error_message FROM attempts WHERE run_id = ? "
-        "ORDER BY attempt",
-        (run["run_id"],),
-    ).fetchall()
+    stored = store.attempt_outcomes(run["run_id"])
     latest = {a["attempt"] for a in stored[-ATTEMPTS_SHOWN:]}
     failed = [a["attempt"] for a in stored if a["error_message"]][-ATTEMPTS_SHOWN:]
     shown = [a for a in stored if a["attempt"] in latest or a["attempt"] in failed]

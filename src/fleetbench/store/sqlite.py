@@ -426,6 +426,16 @@ class Store:
             "SELECT * FROM attempts WHERE run_id = ? ORDER BY attempt", (run_id,)
         ).fetchall()
 
+    def attempt_outcomes(self, run_id: str) -> list[sqlite3.Row]:
+        """``attempts`` but only each one's number, status, start and error: a run of 100
+        rounds has 100 attempts, each with its host, load and energy records (the
+        report page's run details: 0.18-0.26 s at 1,000 runs, 0.07 s so)."""
+        return self.conn.execute(
+            "SELECT attempt, status, started_at, error_message FROM attempts WHERE run_id = ? "
+            "ORDER BY attempt",
+            (run_id,),
+        ).fetchall()
+
     # -- samples ----------------------------------------------------------------------
     def add_sample(self, row: SampleRow) -> bool:
         """Store one sample and mark its attempt alive, in one transaction.

@@ -480,13 +480,16 @@ class _Worker:
             os.close(self.signal)
             self.signal = None
 
-    def lines(self) -> list[dict[str, Any]]:
-        """What the worker has printed so far, a dict a line. Read at an offset
-        (``pread``): the worker shares the file's position, and writes on."""
+    def printed(self) -> bytes:
+        """What the worker has printed so far. Read at an offset (``pread``): the
+        worker shares the file's position, and writes on."""
         fd = self.out.fileno()
-        text = os.pread(fd, os.fstat(fd).st_size, 0)
+        return os.pread(fd, os.fstat(fd).st_size, 0)
+
+    def lines(self) -> list[dict[str, Any]]:
+        """``printed``, a dict a line."""
         out = []
-        for line in text.splitlines():
+        for line in self.printed().splitlines():
             with contextlib.suppress(ValueError):
                 if isinstance(value := json.loads(line), dict):
                     out.append(value)
@@ -494,8 +497,7 @@ class _Worker:
 
     def done(self) -> int:
         """How many lines (jobs done) the worker has printed so far."""
-        fd = self.out.fileno()
-        return os.pread(fd, os.fstat(fd).st_size, 0).count(b"\n")
+        return self.printed().count(b"\n")
 
     def hand(self, jobs: list[dict[str, Any]]) -> None:
         """The documents' jobs, as one line (a worker that died takes none)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,18 +18,25 @@ from fleetbench.report.master import MASTER_FILE
 from fleetbench.store import COMPLETED, Store
 
 
+def record_calls(
+    monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, which: Callable[..., str]
+) -> list[str]:
+    """Wrap ``owner.name`` so that each call is listed (``which`` of its arguments, in
+    the list returned), then made as before."""
+    calls: list[str] = []
+    real = getattr(owner, name)
+
+    def recording(*args: Any) -> Any:
+        calls.append(which(*args))
+        return real(*args)
+
+    monkeypatch.setattr(owner, name, recording)
+    return calls
+
+
 def _count_summaries(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> list[str]:
-    """Wrap ``module.summarize_run`` so that each run it summarises is listed (in the
-    list returned), then summarised as before."""
-    summarised: list[str] = []
-    real = module.summarize_run
-
-    def counting(s: Store, row: sqlite3.Row) -> dict[str, Any]:
-        summarised.append(row["run_id"])
-        return real(s, row)
-
-    monkeypatch.setattr(module, "summarize_run", counting)
-    return summarised
+    """Each run ``module.summarize_run`` summarises, listed (``record_calls``)."""
+    return record_calls(monkeypatch, module, "summarize_run", lambda _, row: row["run_id"])
 
 
 @pytest.fixture
@@ -81,14 +89,7 @@ def test_an_export_after_a_run_reads_only_that_runs_samples(
     """A batch exports after each run: the runs neither named nor changed since the
     exporter summarised them cost no query of their samples (their stamps were 0.3 ms
     each, 0.3 s an export of a 1,000-run fleet)."""
-    stamped: list[str] = []
-    real = exports.samples_stamp
-
-    def counting(s: Store, row: Any) -> dict[str, Any]:
-        stamped.append(row["run_id"])
-        return real(s, row)
-
-    monkeypatch.setattr(exports, "samples_stamp", counting)
+    stamped = record_calls(monkeypatch, exports, "samples_stamp", lambda _, row: row["run_id"])
     exporter = ResultsExporter(store, tmp_path / "out")
     exporter.export([])
     assert sorted(stamped) == [f"r{i}" for i in range(6)]
@@ -180,14 +181,8 @@ def test_the_next_report_reuses_each_unchanged_runs_summary(
     with sqlite3.connect(store.path) as db:  # a sample replaced, the run row untouched
         db.execute("UPDATE samples SET created_at = created_at + 1 WHERE run_id = 'r5'")
     summarised.clear()
-    read: list[str] = []  # the runs whose cached summary was read
-    real_read = exports._read_cache
-
-    def reading(path: Path, made_from: dict[str, Any]) -> dict[str, Any] | None:
-        read.append(path.parent.name)
-        return real_read(path, made_from)
-
-    monkeypatch.setattr(exports, "_read_cache", reading)
+    # The runs whose cached summary was read.
+    read = record_calls(monkeypatch, exports, "_read_cache", lambda path, _: path.parent.name)
     again = export_results(store, out, [])
     assert sorted(summarised) == ["r2", "r4", "r5"]
     # Deciding what to do, run by run: r2's and r5's files were written from other

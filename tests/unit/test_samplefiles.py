@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_exports import _count_summaries
+from test_exports import _count_summaries, record_calls
 from test_store import RUN, sample
 
 from fleetbench import csvtext
@@ -32,6 +32,11 @@ def store(tmp_path: Path) -> Store:
                 s.add_sample(sample(j, a, run_id=run_id, round=k, latency_s=0.1 * (i + j + 1)))
             s.finish_attempt(run_id, a, COMPLETED, None)
     return s
+
+
+def _run_id(_: object, run_id: str, *rest: object) -> str:
+    """The run a sample-files writer was called for (its second argument)."""
+    return run_id
 
 
 def _files(out: Path) -> dict[str, bytes]:
@@ -137,14 +142,7 @@ def test_a_new_round_is_appended_and_anything_else_rewritten(
 ) -> None:
     out = tmp_path / "out"
     export_results(store, out, [])
-    rewritten: list[str] = []
-    real = samplefiles.write_sample_files
-
-    def counting(conn: object, run_id: str, *args: object) -> dict[str, int]:
-        rewritten.append(run_id)
-        return real(conn, run_id, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(samplefiles, "write_sample_files", counting)
+    rewritten = record_calls(monkeypatch, samplefiles, "write_sample_files", _run_id)
     _add_round(store, "r0", 3)  # a schedule's tick: appended
     store.conn.execute("DELETE FROM samples WHERE run_id = 'r1' AND round = 1 AND sample_index = 0")
     _add_round(store, "r1", 1, range(1))  # re-measured: rewritten
@@ -402,20 +400,8 @@ def test_a_new_version_rewrites_the_task_files_only(
     out = tmp_path / "out"
     export_results(store, out, [])
     lines = {p: p.stat().st_ino for p in out.glob("runs/*/results.jsonl")}
-    rewritten: list[str] = []
-    task_files: list[str] = []
-    real, real_task = samplefiles.write_sample_files, samplefiles._write_task_files
-
-    def counting(conn: object, run_id: str, *args: object) -> dict[str, int]:
-        rewritten.append(run_id)
-        return real(conn, run_id, *args)  # type: ignore[arg-type]
-
-    def counting_task(conn: object, run_id: str, *args: object) -> dict[str, int]:
-        task_files.append(run_id)
-        return real_task(conn, run_id, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(samplefiles, "write_sample_files", counting)
-    monkeypatch.setattr(samplefiles, "_write_task_files", counting_task)
+    rewritten = record_calls(monkeypatch, samplefiles, "write_sample_files", _run_id)
+    task_files = record_calls(monkeypatch, samplefiles, "_write_task_files", _run_id)
     for stamp in out.glob(f"runs/*/{STAMP_FILE}"):  # as an older fleetbench wrote them
         stamp.write_text(json.dumps(json.loads(stamp.read_text()) | {"version": "0.0.1"}))
     export_results(store, out, [])

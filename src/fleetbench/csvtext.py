@@ -1,5 +1,6 @@
 """CSV text made a column at a time: what ``csv.writer`` writes a row at a time, byte
-for byte, for the store's big tables (``samples.csv``, ``master_results.csv``).
+for byte, for the big tables (``samples.csv``; ``master_results.csv`` and the report's
+comparison CSVs through ``report.master.records_csv``).
 
 ``csv`` looks every character of every cell up in the line terminator, 3.5 µs a row
 of ``samples.csv``; a column of one type formats in one C-level ``map``, and a
